@@ -1,0 +1,17 @@
+"""elu_triton: an ELU with a learnable per-channel alpha, with fused Triton kernels.
+
+    y = x                     if x > 0
+      = alpha[c] * expm1(x)   if x <= 0
+
+Public API: ``learnable_elu`` (functional), ``LearnableELUFunction``
+(autograd Function), ``LearnableELU`` (nn.Module), the custom ops
+``torch.ops.elu_triton.forward`` / ``torch.ops.elu_triton.backward``, and
+``elu_triton.reference.learnable_elu`` (pure PyTorch).
+"""
+
+from . import ops as _ops  # registers torch.ops.elu_triton.*
+from .function import LearnableELUFunction, learnable_elu
+from .module import LearnableELU
+
+__all__ = ["LearnableELU", "LearnableELUFunction", "learnable_elu"]
+__version__ = "0.1.0"

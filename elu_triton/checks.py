@@ -1,0 +1,64 @@
+"""Argument checks shared by the ops, the autograd Function and the module.
+
+Every user error is raised here, on the host, before anything is allocated or
+launched, with the expected and the given values in the message.
+"""
+
+import torch
+
+
+def channel_count(x: torch.Tensor) -> int:
+    """Channels of x: dim 1, or 1 for inputs of fewer than 2 dims (as nn.PReLU)."""
+    return x.shape[1] if x.dim() >= 2 else 1
+
+
+def check_num_channels(num_channels: int) -> None:
+    """Raise unless num_channels is a positive int (LearnableELU's constructor)."""
+    if isinstance(num_channels, bool) or not isinstance(num_channels, int):
+        raise TypeError(f"num_channels must be an int, got {type(num_channels).__name__}")
+    if num_channels < 1:
+        raise ValueError(f"num_channels must be at least 1, got {num_channels}")
+
+
+def _check_float_tensor(name: str, t: object) -> None:
+    if not isinstance(t, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
+    if not t.is_floating_point():
+        raise TypeError(f"{name} must have a floating-point dtype, got {t.dtype}")
+
+
+def check_inputs(x: torch.Tensor, alpha: torch.Tensor) -> None:
+    """Validate the (x, alpha) pair of the forward.
+
+    Raises:
+        TypeError: x or alpha is not a floating-point tensor.
+        ValueError: alpha is not 1-D, has neither 1 nor C elements, or lives on
+            another device than x.
+    """
+    _check_float_tensor("x", x)
+    _check_float_tensor("alpha", alpha)
+    channels = channel_count(x)
+    if alpha.dim() != 1:
+        raise ValueError(
+            f"alpha must be 1-D with 1 or C={channels} elements, got shape {tuple(alpha.shape)}"
+        )
+    if alpha.numel() not in (1, channels):
+        raise ValueError(
+            f"alpha must have 1 or C={channels} elements (C is dim 1 of x, whose shape is "
+            f"{tuple(x.shape)}), got {alpha.numel()}"
+        )
+    if x.device != alpha.device:
+        raise ValueError(
+            f"x and alpha must be on the same device, got x on {x.device} and alpha on {alpha.device}"
+        )
+
+
+def check_grad_output(dy: torch.Tensor, x: torch.Tensor) -> None:
+    """Validate the upstream gradient of the backward against x."""
+    _check_float_tensor("grad_output", dy)
+    if dy.shape != x.shape:
+        raise ValueError(f"grad_output must have x's shape {tuple(x.shape)}, got {tuple(dy.shape)}")
+    if dy.device != x.device:
+        raise ValueError(
+            f"grad_output and x must be on the same device, got {dy.device} and {x.device}"
+        )

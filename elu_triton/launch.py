@@ -1,0 +1,116 @@
+"""Launching the Triton kernels: allocation, launch constants, grids.
+
+This is the one place that knows block sizes and warp counts. It runs the
+kernels on CUDA tensors, and on CPU tensors through Triton's interpreter when
+TRITON_INTERPRET=1 was set before import. Inputs are already validated
+(``checks.py``) and non-empty.
+"""
+
+import os
+from contextlib import nullcontext
+from dataclasses import dataclass
+from typing import Optional
+
+import torch
+import triton
+
+from .kernels import learnable_elu_backward_kernel, learnable_elu_forward_kernel
+from .layout import MemoryView, dense, memory_view, same_layout
+
+# Triton reads this when the kernels are decorated, i.e. at import.
+INTERPRET = os.environ.get("TRITON_INTERPRET") == "1"
+
+# Elements per tile. On the GPU: 8 warps move 16 bytes per thread per access,
+# four accesses per thread in flight (4096 fp32 or 8192 16-bit elements),
+# enough bytes in flight per SM for full HBM bandwidth on Hopper.
+# In the interpreter every program costs a Python round trip, so tiles are
+# as large as numpy handles comfortably.
+_GPU_TILE_BYTES = 16 * 4 * 32 * 8
+_GPU_NUM_WARPS = 8
+_INTERPRETER_TILE_ELEMENTS = 1 << 16
+_INT32_LIMIT = 2**31
+
+
+@dataclass(frozen=True)
+class LaunchConfig:
+    block_r: int
+    block_k: int
+    num_warps: int
+    index_64: bool  # 64-bit offsets, only for tensors of 2^31+ elements
+    grid: tuple
+
+
+def launch_config(view: MemoryView, x: torch.Tensor) -> LaunchConfig:
+    """Tile shape, warps and grid for the (R, K) view of x."""
+    if x.device.type == "cuda":
+        tile = _GPU_TILE_BYTES // x.element_size()
+    else:
+        tile = _INTERPRETER_TILE_ELEMENTS
+    block_k = min(triton.next_power_of_2(view.cols), tile)
+    block_r = min(tile // block_k, triton.next_power_of_2(view.rows))
+    grid = (triton.cdiv(view.rows, block_r) * triton.cdiv(view.cols, block_k),)
+    return LaunchConfig(block_r, block_k, _GPU_NUM_WARPS, x.numel() >= _INT32_LIMIT, grid)
+
+
+def _device_guard(x: torch.Tensor):
+    # Triton launches on the current CUDA device; make that x's device.
+    return torch.cuda.device(x.device) if x.device.type == "cuda" else nullcontext()
+
+
+def forward(x: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
+    """y = learnable_elu(x, alpha), in x's dtype and memory format."""
+    x = dense(x)
+    alpha = alpha.contiguous()
+    y = torch.empty_like(x)
+    view = memory_view(x, alpha.numel())
+    cfg = launch_config(view, x)
+    with _device_guard(x):
+        learnable_elu_forward_kernel[cfg.grid](
+            x, alpha, y, view.rows, view.cols, view.channels,
+            CHANNEL_IS_COLUMN=view.channel_is_column,
+            BLOCK_R=cfg.block_r, BLOCK_K=cfg.block_k, INDEX_64=cfg.index_64,
+            num_warps=cfg.num_warps,
+        )  # fmt: skip
+    return y
+
+
+def backward(
+    dy: torch.Tensor, x: torch.Tensor, alpha: torch.Tensor, compute_dalpha: bool
+) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
+    """(dx, dalpha): dx in x's dtype and memory format, dalpha in alpha's dtype or None."""
+    x = dense(x)
+    if not same_layout(dy, x) or dy.dtype != x.dtype:
+        # Expanded (stride-0) or differently laid out gradients: one copy into
+        # x's layout, so the kernel reads x and dy at the same offsets.
+        dy = torch.empty_like(x).copy_(dy)
+    alpha = alpha.contiguous()
+    dx = torch.empty_like(x)
+    view = memory_view(x, alpha.numel())
+    cfg = launch_config(view, x)
+    acc_dtype = torch.float64 if x.dtype == torch.float64 else torch.float32
+    partials_shape = _dalpha_partials_shape(view, cfg) if compute_dalpha else (0,)
+    dalpha_partials = torch.empty(partials_shape, dtype=acc_dtype, device=x.device)
+    with _device_guard(x):
+        learnable_elu_backward_kernel[cfg.grid](
+            dy, x, alpha, dx, dalpha_partials, view.rows, view.cols, view.channels,
+            CHANNEL_IS_COLUMN=view.channel_is_column, COMPUTE_DALPHA=compute_dalpha,
+            BLOCK_R=cfg.block_r, BLOCK_K=cfg.block_k, INDEX_64=cfg.index_64,
+            num_warps=cfg.num_warps,
+        )  # fmt: skip
+    if not compute_dalpha:
+        return dx, None
+    return dx, _reduce_dalpha_partials(dalpha_partials, view).to(alpha.dtype)
+
+
+def _dalpha_partials_shape(view: MemoryView, cfg: LaunchConfig) -> tuple[int, int]:
+    if view.channel_is_column:
+        return (triton.cdiv(view.rows, cfg.block_r), view.cols)
+    return (triton.cdiv(view.cols, cfg.block_k), view.rows)
+
+
+def _reduce_dalpha_partials(partials: torch.Tensor, view: MemoryView) -> torch.Tensor:
+    """Sum the per-tile sums to (C,), in a fixed order (no atomics)."""
+    if view.channel_is_column:
+        return partials.sum(dim=0)
+    # Rows cycle through the channels: (k blocks, R) = (k blocks, outer, C).
+    return partials.view(partials.shape[0], -1, view.channels).sum(dim=(0, 1))

@@ -1,0 +1,108 @@
+"""torch.library custom ops: elu_triton::forward and elu_triton::backward.
+
+Each op validates its arguments, then dispatches by device:
+CUDA tensors (and CPU tensors under TRITON_INTERPRET=1) run the Triton
+kernels through ``launch.py``; everything else runs ``cpu.py``, the same math
+in PyTorch ops. Fake (meta) implementations let torch.compile and
+torch.export trace the ops; forward's autograd formula calls backward, which
+saves only x (and alpha), never y.
+"""
+
+from typing import Optional
+
+import torch
+
+from . import cpu
+from .checks import check_grad_output, check_inputs
+
+_INTERPRET_ON_CPU = None  # resolved on first use, so importing us never imports triton
+
+
+def _runs_triton(x: torch.Tensor) -> bool:
+    global _INTERPRET_ON_CPU
+    if x.device.type == "cuda":
+        return True
+    if x.device.type != "cpu":
+        return False
+    if _INTERPRET_ON_CPU is None:
+        import os
+
+        _INTERPRET_ON_CPU = os.environ.get("TRITON_INTERPRET") == "1"
+    return _INTERPRET_ON_CPU
+
+
+def _backend(x: torch.Tensor):
+    if _runs_triton(x):
+        from . import launch
+
+        return launch
+    return cpu
+
+
+@torch.library.custom_op("elu_triton::forward", mutates_args=())
+def forward(x: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
+    """y = x if x > 0 else alpha[c] * expm1(x); y has x's dtype and memory format."""
+    check_inputs(x, alpha)
+    if x.numel() == 0:
+        return torch.empty_like(x)
+    return _backend(x).forward(x, alpha)
+
+
+@forward.register_fake
+def _forward_fake(x: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
+    check_inputs(x, alpha)
+    return torch.empty_like(x)
+
+
+@torch.library.custom_op("elu_triton::backward", mutates_args=())
+def backward(
+    grad_output: torch.Tensor, x: torch.Tensor, alpha: torch.Tensor, compute_dalpha: bool
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(dx, dalpha) of the forward at (x, alpha) for upstream gradient grad_output.
+
+    dalpha has alpha's shape and dtype; it is an empty (0,) tensor when
+    compute_dalpha is False (custom ops cannot return None).
+    """
+    check_inputs(x, alpha)
+    check_grad_output(grad_output, x)
+    if x.numel() == 0:
+        dalpha = torch.zeros_like(alpha) if compute_dalpha else alpha.new_empty(0)
+        return torch.empty_like(x), dalpha
+    dx, dalpha = _backend(x).backward(grad_output, x, alpha, compute_dalpha)
+    return dx, dalpha if dalpha is not None else alpha.new_empty(0)
+
+
+@backward.register_fake
+def _backward_fake(grad_output, x, alpha, compute_dalpha):
+    check_inputs(x, alpha)
+    check_grad_output(grad_output, x)
+    dalpha = torch.empty_like(alpha) if compute_dalpha else alpha.new_empty(0)
+    return torch.empty_like(x), dalpha
+
+
+def grads_for_inputs(
+    grad_output: torch.Tensor, x: torch.Tensor, alpha: torch.Tensor, needs_input_grad
+) -> tuple[Optional[torch.Tensor], Optional[torch.Tensor]]:
+    """(dx, dalpha) as autograd wants them: None for inputs that need no gradient."""
+    needs_dx, needs_dalpha = needs_input_grad[0], needs_input_grad[1]
+    if not (needs_dx or needs_dalpha):
+        return None, None
+    dx, dalpha = torch.ops.elu_triton.backward(grad_output, x, alpha, bool(needs_dalpha))
+    return (dx if needs_dx else None), (dalpha if needs_dalpha else None)
+
+
+def save_for_backward(ctx, inputs, output) -> None:
+    """Autograd setup: keep x and alpha, never y (no more memory than nn.ELU)."""
+    x, alpha = inputs
+    ctx.save_for_backward(x, alpha)
+
+
+def backward_formula(ctx, grad_output):
+    """Autograd backward of the forward: runs elu_triton::backward."""
+    x, alpha = ctx.saved_tensors
+    return grads_for_inputs(grad_output, x, alpha, ctx.needs_input_grad)
+
+
+torch.library.register_autograd(
+    "elu_triton::forward", backward_formula, setup_context=save_for_backward
+)

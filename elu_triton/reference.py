@@ -1,0 +1,42 @@
+"""Pure-PyTorch reference of the ELU with a learnable per-channel alpha.
+
+    y = x                       if x > 0
+      = alpha[c] * expm1(x)     if x <= 0
+
+Gradients come from autograd. Tests, benchmarks and the demo import this as
+the ground truth; ``learnable_elu`` also routes here under torch.compile so
+that the compiler can fuse the activation with its neighbours.
+
+Written so that autograd gives the intended values at the edges: the
+negative branch sees 0 for x > 0 (so exp(+inf) never makes 0 * inf = NaN in
+the gradient), NaN x stays NaN in y, dx and dalpha, and x = -inf gives
+y = -alpha and dx = 0.
+"""
+
+import torch
+
+from .checks import channel_count, check_inputs
+
+
+def alpha_for_broadcast(alpha: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """alpha viewed as (C,) on dim 1 of x, e.g. (1, C, 1, 1) for 4-D x."""
+    if x.dim() < 2 or alpha.numel() == 1:
+        return alpha.reshape(())
+    return alpha.reshape((1, channel_count(x)) + (1,) * (x.dim() - 2))
+
+
+def learnable_elu(x: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
+    """The reference forward; differentiable in x and alpha by autograd.
+
+    Args:
+        x: (N, C, *) or any shape of fewer than 2 dims (one channel), float.
+        alpha: (C,) or (1,), float; may differ from x's dtype.
+
+    Returns:
+        y of x's shape and dtype, computed in the promoted dtype of x and alpha.
+    """
+    check_inputs(x, alpha)
+    a = alpha_for_broadcast(alpha, x)
+    negative = torch.where(x > 0, torch.zeros_like(x), x)
+    y = torch.where(x > 0, x, a * torch.expm1(negative))
+    return y.to(x.dtype)

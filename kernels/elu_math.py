@@ -1,0 +1,73 @@
+"""Shared device math: an accurate exp/expm1 pair for the negative branch.
+
+Why not ``tl.exp(x) - 1``: for tiny negative x it cancels (x = -1e-7 keeps
+about one correct digit in fp32). Why not libdevice ``expm1``: the Triton
+interpreter, which runs our tests on the CPU, has no libdevice. Why not
+Kahan's ``(u - 1) * x / log(u)`` trick: on the GPU ``tl.log`` is
+``lg2.approx``, whose absolute error near 1 ruins it.
+
+So we do what libm does, in plain arithmetic that runs on both:
+Cody-Waite range reduction x = k*ln2 + r with |r| <= ln2/2, a Taylor
+polynomial p = expm1(r), and an exact power of two s = 2^k built from bits:
+
+    expm1(x) = s*p + (s - 1)     exp(x) = s*p + s
+
+For k = 0 the result is p itself, so tiny |x| keeps full relative accuracy.
+Truncation error of the polynomial, relative: |r|^7/8! < 2e-8 (fp32, degree 7),
+|r|^13/14! < 2e-17 (fp64, degree 13); both under half an ulp.
+"""
+
+import triton
+import triton.language as tl
+
+LOG2E = 1.4426950408889634
+# ln2 split in a head with trailing zero bits (k*head is exact for |k| < 2^8
+# in fp32, 2^11 in fp64) and a tail; the fp32 pair is fdlibm's expf split.
+LN2_HI_F32 = 6.9313812256e-01
+LN2_LO_F32 = 9.0580006145e-06
+LN2_HI_F64 = 6.93147180369123816490e-01
+LN2_LO_F64 = 1.90821492927058770002e-10
+# Below these, exp(x) is below the smallest normal number (we flush it to 0,
+# as the GPU's ftz arithmetic would) and expm1(x) rounds to -1; clamping keeps
+# 2^k a normal number built from its exponent bits.
+CLAMP_F32 = -87.0
+CLAMP_F64 = -708.0
+
+
+@triton.jit
+def _expm1_taylor(r, DEGREE: tl.constexpr):
+    """expm1(r) = r + r^2/2! + ... + r^DEGREE/DEGREE!, by Horner's rule."""
+    # Nested form 1 + r/2*(1 + r/3*(1 + ...)): one multiply by the constant
+    # 1/i and one fma per degree, no division.
+    poly = r * 0.0 + 1.0
+    for i in tl.static_range(DEGREE, 1, -1):
+        poly = poly * (r * (1.0 / i)) + 1.0
+    return r * poly
+
+
+@triton.jit
+def negative_branch(x):
+    """Return (expm1(x), exp(x)) for x <= 0, each with relative error < 1 ulp-ish.
+
+    x must be <= 0 and not NaN (callers replace NaN, +inf and positive values
+    by 0 first, so no NaN reaches the integer conversion below); -inf gives
+    (-1, 0).
+    Computed in x's dtype: call with fp32 or fp64.
+    """
+    if x.dtype == tl.float64:
+        underflow = x < CLAMP_F64
+        x = tl.maximum(x, CLAMP_F64)
+        k = tl.floor(x * LOG2E + 0.5)
+        r = (x - k * LN2_HI_F64) - k * LN2_LO_F64
+        p = _expm1_taylor(r, 13)
+        scale = ((k.to(tl.int64) + 1023) << 52).to(tl.float64, bitcast=True)
+    else:
+        underflow = x < CLAMP_F32
+        x = tl.maximum(x, CLAMP_F32)
+        k = tl.floor(x * LOG2E + 0.5)
+        r = (x - k * LN2_HI_F32) - k * LN2_LO_F32
+        p = _expm1_taylor(r, 7)
+        scale = ((k.to(tl.int32) + 127) << 23).to(tl.float32, bitcast=True)
+    expm1_x = scale * p + (scale - 1.0)
+    exp_x = tl.where(underflow, 0.0, scale * p + scale)
+    return expm1_x, exp_x

@@ -1,0 +1,64 @@
+"""Tiling of a dense tensor seen in memory order as a row-major (R, K) matrix.
+
+The host views the elements of x, in memory order, as a matrix of R rows and
+K columns such that the channel of every element is either a function of its
+row or its column (see ``elu_triton/layout.py``):
+
+- channel per row (``CHANNEL_IS_COLUMN=False``): NCHW-like layouts, K = the
+  extent below the channel dim (H*W for contiguous NCHW), channel = row % C;
+  a shared alpha is the case C = 1, R = 1, K = numel.
+- channel per column (``CHANNEL_IS_COLUMN=True``): channels_last and (N, C)
+  inputs, K = C, channel = column.
+
+A program owns one BLOCK_R x BLOCK_K tile. The 1-D grid walks tiles with the
+column block fastest, so neighbouring programs touch neighbouring memory.
+"""
+
+import triton
+import triton.language as tl
+
+
+@triton.jit
+def tile_offsets(
+    R,  # rows of the (R, K) memory view
+    K,  # columns of the view; also the row stride, in elements
+    BLOCK_R: tl.constexpr,  # rows per tile
+    BLOCK_K: tl.constexpr,  # columns per tile (a power of two, K rounded up or capped)
+    INDEX_64: tl.constexpr,  # whether element offsets may reach 2^31
+):
+    """Return (pid_r, pid_k, rows, cols, offsets, mask) of this program's tile."""
+    pid = tl.program_id(0)
+    if INDEX_64:
+        # Only tensors of 2^31+ elements pay for 64-bit address arithmetic.
+        pid = pid.to(tl.int64)
+    k_blocks = tl.cdiv(K, BLOCK_K)
+    pid_r = pid // k_blocks
+    pid_k = pid % k_blocks
+    rows = pid_r * BLOCK_R + tl.arange(0, BLOCK_R)
+    cols = pid_k * BLOCK_K + tl.arange(0, BLOCK_K)
+    offsets = rows[:, None] * K + cols[None, :]
+    mask = (rows[:, None] < R) & (cols[None, :] < K)
+    return pid_r, pid_k, rows, cols, offsets, mask
+
+
+@triton.jit
+def load_alpha(
+    alpha_ptr,  # (C,) alpha, any float dtype
+    rows,  # (BLOCK_R,) row indices of the tile
+    cols,  # (BLOCK_K,) column indices of the tile
+    R,
+    K,
+    C,  # channel count: alpha.numel()
+    COMPUTE_DTYPE: tl.constexpr,
+    CHANNEL_IS_COLUMN: tl.constexpr,
+):
+    """alpha of each tile element's channel, broadcastable to (BLOCK_R, BLOCK_K)."""
+    if CHANNEL_IS_COLUMN:
+        alpha = tl.load(alpha_ptr + cols, mask=cols < K, other=0.0)
+        alpha = alpha[None, :]
+    else:
+        # One gather per row, not per element: C is at most a few thousand, so
+        # alpha stays in L1 and the modulo runs once per row.
+        alpha = tl.load(alpha_ptr + rows % C, mask=rows < R, other=0.0)
+        alpha = alpha[:, None]
+    return alpha.to(COMPUTE_DTYPE)
