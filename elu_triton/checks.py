@@ -44,8 +44,8 @@ def check_inputs(x: torch.Tensor, alpha: torch.Tensor) -> None:
         )
     if alpha.numel() not in (1, channels):
         raise ValueError(
-            f"alpha must have 1 or C={channels} elements (C is dim 1 of x, whose shape is "
-            f"{tuple(x.shape)}), got {alpha.numel()}"
+            f"alpha must have 1 or C={channels} elements (C: dim 1 of x, or 1 for x of fewer "
+            f"than 2 dims; x has shape {tuple(x.shape)}), got {alpha.numel()}"
         )
     if x.device != alpha.device:
         raise ValueError(

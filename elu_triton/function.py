@@ -14,6 +14,7 @@ one fused kernel with them, forward and backward.
 import torch
 
 from . import reference
+from .checks import check_inputs
 from .ops import backward_formula, save_for_backward
 
 
@@ -26,6 +27,7 @@ class LearnableELUFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(x: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
+        check_inputs(x, alpha)  # before the op's schema, which only says "not a Tensor"
         return torch.ops.elu_triton.forward(x, alpha)
 
     # The same autograd formula the custom op registers.

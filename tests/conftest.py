@@ -1,0 +1,152 @@
+"""Shared fixtures: devices, per-dtype tolerances and the float64 reference check.
+
+Tests run on CPU always (through the Triton interpreter when TRITON_INTERPRET=1,
+as in CI; else through elu_triton/cpu.py) and on CUDA when a GPU is present.
+"""
+
+import math
+import os
+
+import pytest
+import torch
+
+from elu_triton import learnable_elu, reference
+
+INTERPRET = os.environ.get("TRITON_INTERPRET") == "1"
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+# Per-dtype (rtol, atol) for y and dx against float64 math on the same inputs.
+# Inputs are exactly representable in both, so the only error is the kernel's
+# arithmetic and the final rounding to the output dtype:
+# - fp16/bf16: computed in fp32, then rounded: at most half an ulp of the
+#   output dtype; we allow one ulp (2^-10 and 2^-7), because Triton's
+#   interpreter truncates fp32 -> bf16 where the GPU rounds to nearest.
+# - fp32: the issue's promise, relative error below 1e-6 (about 8 ulps:
+#   range reduction, polynomial, the alpha product and dy product each round).
+# - fp64: the same chain in fp64, a few ulps; 1e-14 leaves room.
+# atol is the dtype's smallest normal number: below it, GPUs flush to zero.
+TOLERANCES = {
+    torch.float16: (2.0**-10, torch.finfo(torch.float16).tiny),
+    torch.bfloat16: (2.0**-7, torch.finfo(torch.bfloat16).tiny),
+    torch.float32: (1e-6, torch.finfo(torch.float32).tiny),
+    torch.float64: (1e-14, torch.finfo(torch.float64).tiny),
+}
+
+# dalpha is a sum of up to millions of terms, accumulated in fp32 (fp64 for
+# fp64 inputs) in tiles and then over tiles, so its error scales with the sum
+# of the terms' magnitudes, not with the result (which may cancel to ~0):
+# |err| <= SUM_RTOL * sum(|terms|), with SUM_RTOL covering each term's few
+# ulps plus log2(n) roundings of the tree sum. Then one rounding to alpha's dtype.
+SUM_RTOL = {torch.float32: 1e-5, torch.float64: 1e-13}
+
+
+@pytest.fixture(params=DEVICES)
+def device(request):
+    return request.param
+
+
+def reference_grads(x, alpha, dy):
+    """(y, dx, dalpha, sum of |dalpha terms| per channel), all in float64.
+
+    The reference's dx comes from autograd of expm1, i.e. dy * alpha * (expm1(x) + 1),
+    which is itself off by up to an ulp of |dy * alpha| where exp(x) is small;
+    ``assert_dx_close`` allows for that.
+    """
+    x64 = x.detach().double().requires_grad_()
+    a64 = alpha.detach().double().requires_grad_()
+    y64 = reference.learnable_elu(x64, a64)
+    dx64, da64 = torch.autograd.grad(y64, (x64, a64), dy.double())
+    # The same sum over |terms|, for the dalpha error bound.
+    a_abs = torch.ones_like(a64)
+    _, da_abs = torch.autograd.grad(
+        reference.learnable_elu(x64, a_abs.requires_grad_()), (x64, a_abs),
+        dy.double().abs(), allow_unused=True,
+    )  # fmt: skip
+    return y64.detach(), dx64, da64, da_abs.abs()
+
+
+def assert_close(actual, expected, dtype, what):
+    rtol, atol = TOLERANCES[dtype]
+    torch.testing.assert_close(
+        actual.double(), expected, rtol=rtol, atol=atol, equal_nan=True,
+        msg=lambda m: f"{what} ({dtype}): {m}",
+    )  # fmt: skip
+
+
+def assert_dx_close(actual, expected, dy, alpha, x_dtype):
+    """dx within tolerance, plus the float64 reference's own error of 2^-52 |dy * alpha|."""
+    rtol, atol = TOLERANCES[x_dtype]
+    a = reference.alpha_for_broadcast(alpha.detach().double(), expected)
+    reference_error = 2.0**-52 * (dy.double() * a).abs()
+    err = (actual.double() - expected).abs()
+    bound = rtol * expected.abs() + atol + reference_error
+    assert torch.equal(actual.isnan(), expected.isnan()), "NaN positions differ in dx"
+    ok = (err <= bound) | (actual.double() == expected)
+    assert bool(ok.all()), f"dx ({x_dtype}): max error {(err - bound).max():.3g} over bound"
+
+
+def assert_dalpha_close(actual, expected, term_sums, x_dtype, alpha_dtype):
+    sum_rtol = SUM_RTOL[torch.float64 if x_dtype == torch.float64 else torch.float32]
+    out_rtol, _ = TOLERANCES[alpha_dtype]
+    bound = sum_rtol * term_sums + out_rtol * expected.abs()
+    err = (actual.double() - expected).abs()
+    finite = expected.isfinite()
+    assert torch.equal(actual.isnan(), expected.isnan()), (actual, expected)
+    assert bool((err[finite] <= bound[finite]).all()), (
+        f"dalpha ({x_dtype} x, {alpha_dtype} alpha): max error {err[finite].max():.3g} "
+        f"over bound {bound[finite].min():.3g}"
+    )
+
+
+@pytest.fixture
+def check_against_reference():
+    """Run learnable_elu forward and backward on (x, alpha, dy) and compare with float64."""
+
+    def check(x, alpha, dy=None):
+        x = x.detach().requires_grad_()
+        alpha = alpha.detach().requires_grad_()
+        y = learnable_elu(x, alpha)
+        if dy is None:
+            dy = torch.randn_like(y)
+        dx, dalpha = torch.autograd.grad(y, (x, alpha), dy)
+        y64, dx64, da64, term_sums = reference_grads(x, alpha, dy)
+        assert y.dtype == x.dtype and dx.dtype == x.dtype and dalpha.dtype == alpha.dtype
+        assert_close(y, y64, x.dtype, "y")
+        assert_dx_close(dx, dx64, dy, alpha, x.dtype)
+        assert_dalpha_close(dalpha, da64, term_sums, x.dtype, alpha.dtype)
+        return y, dx, dalpha
+
+    return check
+
+
+def random_alpha(channels, dtype=torch.float32, device="cpu"):
+    """Alphas in [0.5, 2): away from 0, so relative errors mean something."""
+    return torch.rand(channels, dtype=dtype, device=device) * 1.5 + 0.5
+
+
+@pytest.fixture
+def make_alpha():
+    return random_alpha
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "kernels: tests the Triton kernels themselves (CUDA or TRITON_INTERPRET=1)"
+    )
+
+
+def pytest_collection_modifyitems(config, items):
+    if INTERPRET or torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="the Triton kernels run on CUDA or under TRITON_INTERPRET=1")
+    for item in items:
+        if "kernels" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture
+def log_uniform():
+    def draw(n, low, high, dtype=torch.float64):
+        return torch.exp(torch.empty(n, dtype=dtype).uniform_(math.log(low), math.log(high)))
+
+    return draw

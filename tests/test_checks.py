@@ -1,0 +1,71 @@
+"""Bad input gets a clear error on the host, naming what was expected and what was given."""
+
+import pytest
+import torch
+
+from elu_triton import LearnableELU, LearnableELUFunction, learnable_elu
+
+ENTRY_POINTS = [learnable_elu, LearnableELUFunction.apply, torch.ops.elu_triton.forward]
+
+
+@pytest.fixture(params=ENTRY_POINTS, ids=["functional", "function", "op"])
+def forward(request):
+    return request.param
+
+
+def test_alpha_not_1d(forward):
+    with pytest.raises(ValueError, match=r"alpha must be 1-D with 1 or C=4 elements, got shape \(2, 2\)"):
+        forward(torch.randn(2, 4, 3), torch.ones(2, 2))
+
+
+def test_alpha_wrong_size(forward):
+    with pytest.raises(ValueError, match=r"1 or C=4 elements .* got 3"):
+        forward(torch.randn(2, 4, 3), torch.ones(3))
+
+
+def test_alpha_per_channel_on_1d_input(forward):
+    with pytest.raises(ValueError, match=r"1 or C=1 elements .*shape \(5,\)\), got 5"):
+        forward(torch.randn(5), torch.ones(5))
+
+
+@pytest.mark.parametrize("dtype", [torch.int64, torch.bool, torch.complex64], ids=str)
+def test_x_not_float(forward, dtype):
+    with pytest.raises(TypeError, match=f"x must have a floating-point dtype, got {dtype}"):
+        forward(torch.zeros(2, 3, dtype=dtype), torch.ones(3))
+
+
+def test_alpha_not_float(forward):
+    with pytest.raises(TypeError, match="alpha must have a floating-point dtype, got torch.int32"):
+        forward(torch.zeros(2, 3), torch.ones(3, dtype=torch.int32))
+
+
+@pytest.mark.parametrize("forward", ENTRY_POINTS[:2], ids=["functional", "function"])
+def test_not_a_tensor(forward):
+    with pytest.raises(TypeError, match="alpha must be a torch.Tensor, got float"):
+        forward(torch.zeros(2, 3), 1.0)
+
+
+def test_devices_differ(forward):
+    with pytest.raises(ValueError, match=r"same device, got x on cpu and alpha on meta"):
+        forward(torch.zeros(2, 3), torch.ones(3, device="meta"))
+
+
+def test_backward_grad_output_shape():
+    with pytest.raises(ValueError, match=r"grad_output must have x's shape \(2, 3\), got \(3, 2\)"):
+        torch.ops.elu_triton.backward(torch.ones(3, 2), torch.zeros(2, 3), torch.ones(3), True)
+
+
+@pytest.mark.parametrize("count", [0, -3])
+def test_module_channel_count(count):
+    with pytest.raises(ValueError, match=f"num_channels must be at least 1, got {count}"):
+        LearnableELU(count)
+
+
+def test_module_channel_count_type():
+    with pytest.raises(TypeError, match="num_channels must be an int, got float"):
+        LearnableELU(2.0)
+
+
+def test_module_input_channels_mismatch():
+    with pytest.raises(ValueError, match=r"1 or C=8 elements .* got 4"):
+        LearnableELU(4)(torch.randn(2, 8, 3, 3))

@@ -1,0 +1,187 @@
+"""The correctness sweep: forward, dx and dalpha against float64 math.
+
+Through the Triton kernels on CUDA and in the interpreter (TRITON_INTERPRET=1,
+as in CI); through elu_triton/cpu.py on the CPU otherwise. Fresh random
+inputs every run.
+"""
+
+import pytest
+import torch
+
+DTYPES = [torch.float32, torch.float16, torch.bfloat16, torch.float64]
+CHANNELS = [1, 3, 7, 20, 129]
+
+
+def shapes():
+    yield (37,)  # rank 1: one channel
+    for c in CHANNELS:
+        yield (5, c)
+        yield (3, c, 11)
+        yield (2, c, 5, 7)
+        yield (2, c, 3, 5, 3)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("shape", list(shapes()), ids=str)
+@pytest.mark.parametrize("shared_alpha", [False, True], ids=["per_channel", "shared"])
+def test_matches_reference(shape, dtype, shared_alpha, device, check_against_reference, make_alpha):
+    x = torch.randn(shape, device=device).mul_(3).to(dtype)
+    channels = 1 if shared_alpha or len(shape) < 2 else shape[1]
+    check_against_reference(x, make_alpha(channels, device=device))
+
+
+@pytest.mark.parametrize("alpha_dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("x_dtype", DTYPES, ids=str)
+def test_mixed_dtypes(x_dtype, alpha_dtype, device, check_against_reference, make_alpha):
+    x = torch.randn(3, 20, 9, 5, device=device).to(x_dtype)
+    check_against_reference(x, make_alpha(20, alpha_dtype, device))
+
+
+def layouts():
+    """(name, function of a random generator -> x) for each memory layout."""
+    yield "contiguous", lambda d: torch.randn(4, 20, 9, 7, device=d)
+    yield "channels_last", lambda d: torch.randn(4, 20, 9, 7, device=d).to(
+        memory_format=torch.channels_last
+    )
+    yield "channels_last_3d", lambda d: torch.randn(2, 7, 3, 5, 9, device=d).to(
+        memory_format=torch.channels_last_3d
+    )
+    # Dense permutations that are neither: channel dim outermost, and H fastest.
+    yield "channel_outermost", lambda d: torch.randn(20, 4, 9, 7, device=d).transpose(0, 1)
+    yield "permuted", lambda d: torch.randn(7, 4, 20, 9, device=d).permute(1, 2, 3, 0)
+    yield "transposed_2d", lambda d: torch.randn(129, 33, device=d).t()
+    # Not dense: slices, a step, an expanded (stride-0) batch dim.
+    yield "sliced", lambda d: torch.randn(4, 40, 9, 8, device=d)[1:, ::2, :, 1:]
+    yield "expanded", lambda d: torch.randn(1, 20, 9, 7, device=d).expand(3, 20, 9, 7)
+
+
+LAYOUTS = dict(layouts())
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=str)
+@pytest.mark.parametrize("layout", LAYOUTS, ids=str)
+def test_memory_layouts(layout, dtype, device, check_against_reference, make_alpha):
+    x = LAYOUTS[layout](device).to(dtype)
+    y, dx, _ = check_against_reference(x, make_alpha(x.shape[1], device=device))
+    if layout not in ("sliced", "expanded"):
+        # Dense inputs run in place: outputs come back in the input's layout.
+        assert y.stride() == x.stride() and dx.stride() == x.stride()
+
+
+@pytest.mark.parametrize(
+    "make_dy",
+    [
+        lambda y: torch.ones(()).to(y).expand_as(y),  # what y.sum().backward() sends
+        lambda y: torch.randn(y.shape[::-1]).to(y).permute(3, 2, 1, 0),  # other layout
+        lambda y: torch.randn(*y.shape[:-1], 2 * y.shape[-1]).to(y)[..., ::2],  # strided
+        lambda y: torch.randn_like(y).to(memory_format=torch.channels_last),
+    ],
+    ids=["expanded", "permuted", "strided", "channels_last"],
+)
+def test_gradient_layouts(make_dy, device, check_against_reference, make_alpha):
+    x = torch.randn(3, 20, 5, 7, device=device)
+    dy = make_dy(x)
+    assert dy.shape == x.shape
+    check_against_reference(x, make_alpha(20, device=device), dy)
+
+
+def test_sum_backward(device, make_alpha):
+    # The stride-0 gradient of y.sum().backward(), end to end.
+    x = torch.randn(2, 20, 6, 6, device=device, requires_grad=True)
+    alpha = make_alpha(20, device=device).requires_grad_()
+    from elu_triton import learnable_elu, reference
+
+    learnable_elu(x, alpha).sum().backward()
+    x64 = x.detach().double().requires_grad_()
+    a64 = alpha.detach().double().requires_grad_()
+    reference.learnable_elu(x64, a64).sum().backward()
+    torch.testing.assert_close(x.grad.double(), x64.grad, rtol=1e-6, atol=1e-7)
+    torch.testing.assert_close(alpha.grad.double(), a64.grad, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_boundary_values(dtype, device, check_against_reference, make_alpha):
+    # Exact boundaries: x = 0 takes the negative branch (dx = alpha * dy),
+    # x = +-1 sit on either side of it.
+    x = torch.tensor([-1.0, 0.0, -0.0, 1.0] * 5, device=device, dtype=dtype).reshape(5, 4)
+    alpha = make_alpha(4, device=device)
+    y, dx, _ = check_against_reference(x, alpha, torch.ones_like(x))
+    assert torch.all(y[:, 1:3] == 0)
+    assert torch.all(dx[:, 3] == 1) and torch.all(y[:, 3] == 1)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)
+def test_tiny_negative_relative_error(dtype, device, log_uniform):
+    """|x| from 1e-10 to 1e-3, where exp(x) - 1 loses most of its digits."""
+    from elu_triton import learnable_elu
+
+    x64 = -log_uniform(4096, 1e-10, 1e-3)
+    x = x64.to(dtype).to(device)
+    y = learnable_elu(x, torch.ones(1, dtype=dtype, device=device))
+    expected = torch.expm1(x.double().cpu())
+    rel = ((y.double().cpu() - expected) / expected).abs().max().item()
+    assert rel < (1e-6 if dtype == torch.float32 else 1e-14), rel
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)
+def test_whole_negative_range_relative_error(dtype, device, log_uniform):
+    """Every binade from -1e-30 down to the underflow of exp, relative to float64."""
+    from elu_triton import learnable_elu
+
+    x = (-log_uniform(1 << 15, 1e-30, 700.0)).to(dtype).to(device)
+    y = learnable_elu(x, torch.ones(1, dtype=dtype, device=device))
+    expected = torch.expm1(x.double().cpu())
+    rel = ((y.double().cpu() - expected) / expected).abs().max().item()
+    assert rel < (1e-6 if dtype == torch.float32 else 1e-14), rel
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_special_values(dtype, device):
+    from elu_triton import learnable_elu
+
+    inf, nan = float("inf"), float("nan")
+    # Column j holds channel j; channel 2 has a NaN, the others do not.
+    x = torch.tensor(
+        [[inf, -inf, nan, -1.0], [-inf, inf, 1.0, -200.0], [1e-30, -1e-30, 0.5, -0.5]],
+        dtype=dtype, device=device, requires_grad=True,
+    )  # fmt: skip
+    # Alphas exact in every dtype, so -alpha can be compared bit for bit.
+    alpha = torch.tensor([0.75, 1.5, 1.25, 0.5], device=device, requires_grad=True)
+    y = learnable_elu(x, alpha)
+    y.backward(torch.ones_like(y))
+    assert y[0, 0] == inf and y[1, 1] == inf
+    assert y[0, 1] == -1.5 and y[1, 0] == -0.75  # x = -inf gives -alpha
+    assert y[0, 2].isnan() and not y[[0, 1, 2], [0, 1, 3]].isnan().any()
+    assert x.grad[0, 1] == 0 and x.grad[1, 0] == 0  # d/dx at -inf
+    assert x.grad[0, 0] == 1 and x.grad[1, 1] == 1  # d/dx at +inf
+    assert x.grad[0, 2].isnan() and not x.grad[:, [0, 1, 3]].isnan().any()
+    # NaN poisons its own channel's dalpha only; +-inf give expm1 = -1 and 0.
+    assert alpha.grad[2].isnan()
+    assert alpha.grad[0] == -1 and alpha.grad[1] == -1
+    expected = torch.expm1(x.detach()[:, 3].double()).sum().float()
+    torch.testing.assert_close(alpha.grad[3], expected, rtol=2.0**-7, atol=0)
+
+
+def test_no_overflow_warnings(device, make_alpha, recwarn):
+    from elu_triton import learnable_elu
+
+    x = torch.tensor([-1e38, -1e5, -800.0, 80.0, 1e38, float("inf"), -float("inf")],
+                     device=device, requires_grad=True)  # fmt: skip
+    learnable_elu(x, make_alpha(1, device=device)).sum().backward()
+    assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)], [
+        str(w.message) for w in recwarn
+    ]
+
+
+@pytest.mark.parametrize("shape", [(0,), (0, 3, 4), (2, 3, 0), (2, 0)], ids=str)
+def test_empty(shape, device):
+    from elu_triton import learnable_elu
+
+    x = torch.randn(shape, device=device, requires_grad=True)
+    channels = shape[1] if len(shape) > 1 else 1
+    alpha = torch.rand(max(channels, 1) if channels else 1, device=device, requires_grad=True)
+    y = learnable_elu(x, alpha)
+    assert y.shape == x.shape
+    y.sum().backward()
+    assert x.grad.shape == x.shape
+    assert torch.equal(alpha.grad, torch.zeros_like(alpha))

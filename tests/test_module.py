@@ -1,0 +1,69 @@
+"""LearnableELU follows nn.PReLU's conventions, and compiles without a graph break."""
+
+import pytest
+import torch
+from torch import nn
+
+from elu_triton import LearnableELU, reference
+
+
+def test_parameter_and_conventions():
+    act = LearnableELU(20, init=0.25)
+    assert isinstance(act.alpha, nn.Parameter) and act.alpha.shape == (20,)
+    assert torch.all(act.alpha == 0.25)
+    assert list(act.state_dict()) == ["alpha"]
+    assert repr(act) == "LearnableELU(num_channels=20, init=0.25)"
+    with torch.no_grad():
+        act.alpha.fill_(3.0)
+    act.reset_parameters()
+    assert torch.all(act.alpha == 0.25)
+
+
+def test_defaults_match_prelu():
+    act, prelu = LearnableELU(), nn.PReLU()
+    assert act.alpha.shape == prelu.weight.shape == (1,)
+    assert act.alpha.dtype == prelu.weight.dtype
+
+
+def test_device_and_dtype(device):
+    act = LearnableELU(3, device=device, dtype=torch.float64)
+    assert act.alpha.device.type == device and act.alpha.dtype == torch.float64
+
+
+def test_shared_alpha_applies_to_every_channel(device):
+    x = torch.randn(2, 5, 3, device=device)
+    act = LearnableELU(1, init=0.5).to(device)
+    torch.testing.assert_close(act(x), reference.learnable_elu(x, torch.full((5,), 0.5, device=device)))
+
+
+def test_learns_alpha(device):
+    torch.manual_seed(0)
+    act = LearnableELU(4, init=1.0).to(device)
+    x = -torch.rand(64, 4, 8, device=device) * 3
+    target = reference.learnable_elu(x, torch.tensor([0.2, 0.5, 1.5, 2.0], device=device))
+    opt = torch.optim.SGD(act.parameters(), lr=0.5)
+    for _ in range(200):
+        opt.zero_grad()
+        nn.functional.mse_loss(act(x), target).backward()
+        opt.step()
+    torch.testing.assert_close(act.alpha.detach().cpu(), torch.tensor([0.2, 0.5, 1.5, 2.0]), atol=1e-3, rtol=0)
+
+
+def _conv_model(act):
+    return nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), act, nn.Flatten(), nn.Linear(4 * 6 * 6, 3))
+
+
+def test_compile_fullgraph_matches_eager():
+    torch.manual_seed(0)
+    model = _conv_model(LearnableELU(4, init=0.7))
+    compiled = torch.compile(model, fullgraph=True)
+    x = torch.randn(5, 1, 8, 8)
+    eager_out = model(x)
+    eager_out.sum().backward()
+    eager_grads = [p.grad.clone() for p in model.parameters()]
+    model.zero_grad()
+    compiled_out = compiled(x)
+    compiled_out.sum().backward()
+    torch.testing.assert_close(compiled_out, eager_out, rtol=1e-5, atol=1e-5)
+    for p, g in zip(model.parameters(), eager_grads):
+        torch.testing.assert_close(p.grad, g, rtol=1e-4, atol=1e-5)
