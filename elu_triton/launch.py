@@ -42,14 +42,30 @@ class LaunchConfig:
 
 def launch_config(view: MemoryView, x: torch.Tensor) -> LaunchConfig:
     """Tile shape, warps and grid for the (R, K) view of x."""
-    if x.device.type == "cuda":
-        tile = _GPU_TILE_BYTES // x.element_size()
+    assert view.rows * view.cols == x.numel(), (view, tuple(x.shape))
+    return launch_config_for(view, x.element_size(), on_gpu=x.device.type == "cuda")
+
+
+def launch_config_for(view: MemoryView, element_size: int, on_gpu: bool) -> LaunchConfig:
+    """Tile shape, warps and grid for the (R, K) view of a dense tensor.
+
+    Args:
+        view: the (R, K) memory view; R*K is the tensor's element count.
+        element_size: bytes per element of the tensor.
+        on_gpu: a CUDA tensor (else the interpreter runs the kernels).
+
+    Pure host arithmetic, so ``codegen.py`` can compile exactly what a launch
+    on a CUDA tensor would run, on a machine without one.
+    """
+    if on_gpu:
+        tile = _GPU_TILE_BYTES // element_size
     else:
         tile = _INTERPRETER_TILE_ELEMENTS
     block_k = min(triton.next_power_of_2(view.cols), tile)
     block_r = min(tile // block_k, triton.next_power_of_2(view.rows))
     grid = (triton.cdiv(view.rows, block_r) * triton.cdiv(view.cols, block_k),)
-    return LaunchConfig(block_r, block_k, _GPU_NUM_WARPS, x.numel() >= _INT32_LIMIT, grid)
+    index_64 = view.rows * view.cols >= _INT32_LIMIT
+    return LaunchConfig(block_r, block_k, _GPU_NUM_WARPS, index_64, grid)
 
 
 def _device_guard(x: torch.Tensor):

@@ -20,18 +20,20 @@ Truncation error of the polynomial, relative: |r|^7/8! < 2e-8 (fp32, degree 7),
 import triton
 import triton.language as tl
 
-LOG2E = 1.4426950408889634
+# tl.constexpr: a @triton.jit function compiled for the GPU may only read
+# globals that are constexpr (plain floats work only in the interpreter).
+LOG2E = tl.constexpr(1.4426950408889634)
 # ln2 split in a head with trailing zero bits (k*head is exact for |k| < 2^8
 # in fp32, 2^11 in fp64) and a tail; the fp32 pair is fdlibm's expf split.
-LN2_HI_F32 = 6.9313812256e-01
-LN2_LO_F32 = 9.0580006145e-06
-LN2_HI_F64 = 6.93147180369123816490e-01
-LN2_LO_F64 = 1.90821492927058770002e-10
+LN2_HI_F32 = tl.constexpr(6.9313812256e-01)
+LN2_LO_F32 = tl.constexpr(9.0580006145e-06)
+LN2_HI_F64 = tl.constexpr(6.93147180369123816490e-01)
+LN2_LO_F64 = tl.constexpr(1.90821492927058770002e-10)
 # Below these, exp(x) is below the smallest normal number (we flush it to 0,
 # as the GPU's ftz arithmetic would) and expm1(x) rounds to -1; clamping keeps
 # 2^k a normal number built from its exponent bits.
-CLAMP_F32 = -87.0
-CLAMP_F64 = -708.0
+CLAMP_F32 = tl.constexpr(-87.0)
+CLAMP_F64 = tl.constexpr(-708.0)
 
 
 @triton.jit
