@@ -29,12 +29,20 @@ _GPU_TILE_BYTES = 16 * 4 * 32 * 8
 _GPU_NUM_WARPS = 8
 _INTERPRETER_TILE_ELEMENTS = 1 << 16
 _INT32_LIMIT = 2**31
+# Column blocks are powers of two; a K that is not one pads the last block
+# with masked lanes. Narrower blocks waste less: take the widest that wastes
+# at most an eighth (masked lanes still cost issue slots, which bound the
+# 16-bit kernels).
+_MAX_PADDING = 1 / 8
+# Largest alignment hint: 16 elements is 128 bits even for 8-bit types.
+_MAX_K_MULTIPLE = 16
 
 
 @dataclass(frozen=True)
 class LaunchConfig:
     block_r: int
     block_k: int
+    k_multiple: int  # a power of two dividing K: rows start that aligned
     num_warps: int
     index_64: bool  # 64-bit offsets, only for tensors of 2^31+ elements
     grid: tuple
@@ -61,11 +69,35 @@ def launch_config_for(view: MemoryView, element_size: int, on_gpu: bool) -> Laun
         tile = _GPU_TILE_BYTES // element_size
     else:
         tile = _INTERPRETER_TILE_ELEMENTS
-    block_k = min(triton.next_power_of_2(view.cols), tile)
+    vector = max(16 // element_size, 1)  # elements in one 128-bit access
+    block_k = _column_block(view.cols, tile, vector)
     block_r = min(tile // block_k, triton.next_power_of_2(view.rows))
     grid = (triton.cdiv(view.rows, block_r) * triton.cdiv(view.cols, block_k),)
     index_64 = view.rows * view.cols >= _INT32_LIMIT
-    return LaunchConfig(block_r, block_k, _GPU_NUM_WARPS, index_64, grid)
+    k_multiple = min(view.cols & -view.cols, _MAX_K_MULTIPLE)  # lowest set bit
+    return LaunchConfig(block_r, block_k, k_multiple, _GPU_NUM_WARPS, index_64, grid)
+
+
+def _column_block(cols: int, tile: int, vector: int) -> int:
+    """The widest power-of-two column block padding at most _MAX_PADDING of its lanes.
+
+    Never narrower than one 128-bit vector; if no width pads little enough,
+    the one that pads least.
+    """
+    widest = min(triton.next_power_of_2(cols), tile)
+    candidates = []
+    block = widest
+    while True:
+        candidates.append(block)
+        if block <= vector:
+            break
+        block //= 2
+    def padding(b):
+        return triton.cdiv(cols, b) * b / cols - 1
+    for block in candidates:
+        if padding(block) <= _MAX_PADDING:
+            return block
+    return min(candidates, key=lambda b: (padding(b), -b))
 
 
 def _device_guard(x: torch.Tensor):
@@ -84,7 +116,8 @@ def forward(x: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
         learnable_elu_forward_kernel[cfg.grid](
             x, alpha, y, view.rows, view.cols, view.channels,
             CHANNEL_IS_COLUMN=view.channel_is_column,
-            BLOCK_R=cfg.block_r, BLOCK_K=cfg.block_k, INDEX_64=cfg.index_64,
+            BLOCK_R=cfg.block_r, BLOCK_K=cfg.block_k, K_MULTIPLE=cfg.k_multiple,
+            INDEX_64=cfg.index_64,
             num_warps=cfg.num_warps,
         )  # fmt: skip
     return y
@@ -110,7 +143,8 @@ def backward(
         learnable_elu_backward_kernel[cfg.grid](
             dy, x, alpha, dx, dalpha_partials, view.rows, view.cols, view.channels,
             CHANNEL_IS_COLUMN=view.channel_is_column, COMPUTE_DALPHA=compute_dalpha,
-            BLOCK_R=cfg.block_r, BLOCK_K=cfg.block_k, INDEX_64=cfg.index_64,
+            BLOCK_R=cfg.block_r, BLOCK_K=cfg.block_k, K_MULTIPLE=cfg.k_multiple,
+            INDEX_64=cfg.index_64,
             num_warps=cfg.num_warps,
         )  # fmt: skip
     if not compute_dalpha:

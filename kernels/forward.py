@@ -28,9 +28,10 @@ def learnable_elu_forward_kernel(
     CHANNEL_IS_COLUMN: tl.constexpr,  # channel = column (else row % C)
     BLOCK_R: tl.constexpr,
     BLOCK_K: tl.constexpr,
+    K_MULTIPLE: tl.constexpr,  # a power of two dividing K, for aligned vector access
     INDEX_64: tl.constexpr,
 ):
-    _, _, rows, cols, offsets, mask = tile_offsets(R, K, BLOCK_R, BLOCK_K, INDEX_64)
+    _, _, rows, cols, offsets, mask = tile_offsets(R, K, BLOCK_R, BLOCK_K, K_MULTIPLE, INDEX_64)
     x_raw = tl.load(x_ptr + offsets, mask=mask, other=0.0)
     compute_dtype = tl.float64 if x_raw.dtype == tl.float64 else tl.float32
     x = x_raw.to(compute_dtype)

@@ -23,7 +23,8 @@ def tile_offsets(
     R,  # rows of the (R, K) memory view
     K,  # columns of the view; also the row stride, in elements
     BLOCK_R: tl.constexpr,  # rows per tile
-    BLOCK_K: tl.constexpr,  # columns per tile (a power of two, K rounded up or capped)
+    BLOCK_K: tl.constexpr,  # columns per tile (a power of two)
+    K_MULTIPLE: tl.constexpr,  # a power of two that divides K (at most 16)
     INDEX_64: tl.constexpr,  # whether element offsets may reach 2^31
 ):
     """Return (pid_r, pid_k, rows, cols, offsets, mask) of this program's tile."""
@@ -36,7 +37,15 @@ def tile_offsets(
     pid_k = pid % k_blocks
     rows = pid_r * BLOCK_R + tl.arange(0, BLOCK_R)
     cols = pid_k * BLOCK_K + tl.arange(0, BLOCK_K)
-    offsets = rows[:, None] * K + cols[None, :]
+    row_starts = rows * K
+    if K_MULTIPLE > 1:
+        # Triton only learns divisibility by 16 from arguments. Telling it that
+        # rows start at multiples of K_MULTIPLE, and writing the column bound
+        # as a visible multiple of it (the same value), lets 14x14 or 7x7 maps
+        # and odd channel counts keep 128-bit accesses.
+        row_starts = tl.multiple_of(row_starts, K_MULTIPLE)
+        K = (K // K_MULTIPLE) * K_MULTIPLE
+    offsets = row_starts[:, None] + cols[None, :]
     mask = (rows[:, None] < R) & (cols[None, :] < K)
     return pid_r, pid_k, rows, cols, offsets, mask
 
