@@ -1,0 +1,162 @@
+"""Generated code for Hopper (sm_90): the kernels' performance properties, no GPU needed.
+
+Every kernel is compiled ahead of time, specialized as a launch on a contiguous
+CUDA tensor would be (``elu_triton/codegen.py``), and its PTX and cubin must show:
+
+- x and dy loads, y and dx stores: 128-bit vector accesses only, exactly as
+  many as the tile needs (tile bytes / 16 bytes / threads); alpha loads and
+  dalpha partial-sum stores are the only other global accesses, a few each;
+- no local memory (so no register spills);
+- no atomics in the backward;
+- no per-element integer division, and no 64-bit integer arithmetic besides
+  address formation when INDEX_64 is off;
+- fp64 constants emitted at full fp64 precision.
+
+Runs under TRITON_INTERPRET=1 too: compilation happens in child processes
+started without it. ``pytest -s`` prints the register counts.
+"""
+
+import math
+import re
+import struct
+
+import pytest
+import torch
+
+from elu_triton import codegen
+from elu_triton.kernels import elu_math
+
+CASES = codegen.all_cases()
+BIG_LOADS = {"forward": {"x_ptr"}, "backward": {"x_ptr", "dy_ptr"}}
+BIG_STORES = {"forward": {"y_ptr"}, "backward": {"dx_ptr"}}
+SMALL_ACCESSES = {("ld", "alpha_ptr"), ("st", "dalpha_partials_ptr")}
+REGISTERS_PER_SM = 65536
+VECTOR_BYTES = 16
+THREADS_PER_WARP = 32
+
+
+def _case_id(case: codegen.CodegenCase) -> str:
+    dalpha = "" if case.compute_dalpha else "-no_dalpha"
+    return f"{case.kernel}{dalpha}-{case.dtype}-{case.layout}"
+
+
+@pytest.fixture(scope="module")
+def compiled() -> dict:
+    """All cases compiled once for the module (two child processes)."""
+    return {c.case: c for c in codegen.compile_cases(CASES)}
+
+
+def _threads(c: codegen.CompiledCase) -> int:
+    return c.num_warps * THREADS_PER_WARP
+
+
+def _vector_accesses_per_tensor(c: codegen.CompiledCase) -> int:
+    """128-bit accesses per thread that cover one tile of one big tensor."""
+    tile_bytes = c.block_r * c.block_k * getattr(torch, c.case.dtype).itemsize
+    assert tile_bytes % (VECTOR_BYTES * _threads(c)) == 0, "tile smaller than one vector per thread"
+    return tile_bytes // (VECTOR_BYTES * _threads(c))
+
+
+def _opcodes(ptx: str) -> list[str]:
+    return [opcode for opcode, _ in codegen.ptx_instructions(ptx)]
+
+
+@pytest.mark.parametrize("case", CASES, ids=_case_id)
+def test_big_tensors_move_in_128_bit_accesses(compiled, case):
+    c = compiled[case]
+    accesses = codegen.global_accesses(c)
+    unattributed = [a for a in accesses if a.pointer is None]
+    assert not unattributed, f"global accesses not traced to one pointer argument: {unattributed}"
+    expected = _vector_accesses_per_tensor(c)
+    for op, pointers in (("ld", BIG_LOADS[case.kernel]), ("st", BIG_STORES[case.kernel])):
+        for pointer in sorted(pointers):
+            bits = [a.bits for a in accesses if (a.op, a.pointer) == (op, pointer)]
+            assert bits == [128] * expected, (
+                f"{op} of {pointer}: expected {expected} 128-bit accesses per thread "
+                f"(tile {c.block_r}x{c.block_k}, {_threads(c)} threads), got widths {bits}"
+            )
+    big = {("ld", p) for p in BIG_LOADS[case.kernel]} | {("st", p) for p in BIG_STORES[case.kernel]}
+    others = [a for a in accesses if (a.op, a.pointer) not in big]
+    assert {(a.op, a.pointer) for a in others} <= SMALL_ACCESSES, f"unexpected accesses: {others}"
+    # alpha: at most one gather per vector access (one per row or per column block).
+    for op, pointer in SMALL_ACCESSES:
+        count = sum(1 for a in others if (a.op, a.pointer) == (op, pointer))
+        assert count <= expected, f"{count} {op} of {pointer} per thread, more than {expected}"
+
+
+@pytest.mark.parametrize("case", CASES, ids=_case_id)
+def test_no_local_memory_so_no_spills(compiled, case):
+    c = compiled[case]
+    assert c.local_bytes == 0, f"{c.local_bytes} bytes of local memory (spills or stack) per thread"
+    assert not re.search(r"\b(ld|st)\.local\b", c.ptx), "PTX uses local memory"
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if c.kernel == "backward"], ids=_case_id)
+def test_backward_has_no_atomics(compiled, case):
+    ptx = compiled[case].ptx
+    atomics = [op for op in _opcodes(ptx) if op.startswith(("atom.", "red."))]
+    assert not atomics, f"backward uses atomics: {atomics}"
+
+
+@pytest.mark.parametrize("case", CASES, ids=_case_id)
+def test_no_per_element_integer_division(compiled, case):
+    c = compiled[case]
+    divisions = [op for op in _opcodes(c.ptx) if re.match(r"(div|rem)\.[su](32|64)$", op)]
+    # One pid // k_blocks per program, one row % C per row segment at most.
+    limit = 1 + _vector_accesses_per_tensor(c)
+    assert len(divisions) <= limit, f"{len(divisions)} integer divisions per thread: {divisions}"
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if c.dtype != "float64"], ids=_case_id)
+def test_32_bit_index_math_without_index_64(compiled, case):
+    # The example tensor is far below 2^31 elements, so INDEX_64 is off: the
+    # only 64-bit integer work left is adding the widened offset to a pointer.
+    ops = _opcodes(compiled[case].ptx)
+    wide = [op for op in ops if re.search(r"\.[su]64\b", op) and op != "add.s64"]
+    assert not wide, f"64-bit integer arithmetic with INDEX_64=False: {sorted(set(wide))}"
+
+
+def _fp64_literals(ptx: str) -> set[float]:
+    return {struct.unpack(">d", bytes.fromhex(h))[0] for h in re.findall(r"\b0d([0-9A-Fa-f]{16})\b", ptx)}
+
+
+def _fp32_rounded(value: float) -> float:
+    return struct.unpack("<f", struct.pack("<f", value))[0]
+
+
+def _significant_bits(value: float) -> int:
+    mantissa, bits = abs(math.frexp(value)[0]), 0
+    while mantissa != int(mantissa):
+        mantissa, bits = mantissa * 2, bits + 1
+    return bits
+
+
+@pytest.mark.parametrize("kernel", codegen.KERNELS)
+def test_fp64_constants_are_not_rounded_to_fp32(compiled, kernel):
+    literals = _fp64_literals(compiled[codegen.CodegenCase(kernel, "float64", "channel_per_row")].ptx)
+    for name in ("LOG2E", "LN2_HI_F64", "LN2_LO_F64", "CLAMP_F64"):
+        value = getattr(elu_math, name)
+        value = getattr(value, "value", value)  # tl.constexpr
+        # The compiler may fold a sign in: x - k*c becomes fma(k, -c, x).
+        assert {value, -value} & literals, f"{name} = {value!r} missing from the fp64 PTX"
+    # A constant that went through fp32 is an fp32 value with a long mantissa
+    # (short ones, such as 0.5 or -708, are exact in both).
+    rounded = [v for v in literals if v == _fp32_rounded(v) and _significant_bits(v) > 12]
+    assert not rounded, f"fp64 literals with only fp32 precision: {rounded}"
+
+
+def test_report_register_counts(compiled, record_property):
+    # Reported, not asserted: the count depends on the ptxas Triton bundles
+    # (Triton 3.9's gives the 16-bit backward up to ~150, 3.6's ~125), and
+    # 32 elements per thread keep enough bytes in flight even at one CTA per SM.
+    print(f"\nsm_90 registers per thread, x of shape {codegen.EXAMPLE_SHAPE}:")
+    for c in compiled.values():
+        record_property(f"n_regs[{_case_id(c.case)}]", c.n_regs)
+        ctas = REGISTERS_PER_SM // (_register_allocation(c.n_regs) * _threads(c))
+        print(f"  {_case_id(c.case):<45} tile {c.block_r}x{c.block_k}, "
+              f"{c.num_warps} warps: {c.n_regs:3d} regs, {ctas} CTAs/SM by registers")  # fmt: skip
+
+
+def _register_allocation(n_regs: int) -> int:
+    # Registers are allocated per warp in units of 256, i.e. 8 per thread.
+    return -(-n_regs // 8) * 8
