@@ -1,8 +1,10 @@
 """The autograd Function and the functional form.
 
-``LearnableELUFunction`` wraps the custom ops for eager use: its forward runs
-elu_triton::forward and saves x and alpha (never y), its backward runs
-elu_triton::backward, asking for dalpha only when alpha needs a gradient.
+``LearnableELUFunction`` is the eager path: its forward runs the body of
+elu_triton::forward without the dispatcher's overhead and saves x and alpha
+(never y); its backward runs the body of elu_triton::backward, asking for
+dalpha only when alpha needs a gradient, and goes through the op itself
+under create_graph=True so that second-order gradients are recorded.
 
 ``learnable_elu`` is what the module calls. In eager mode it applies the
 Function. Under torch.compile it returns the reference composite instead:
@@ -15,7 +17,7 @@ import torch
 
 from . import reference
 from .checks import check_inputs
-from .ops import backward_formula, save_for_backward
+from .ops import backward_formula, can_skip_dispatcher, run_forward, save_for_backward
 
 
 class LearnableELUFunction(torch.autograd.Function):
@@ -28,6 +30,8 @@ class LearnableELUFunction(torch.autograd.Function):
     @staticmethod
     def forward(x: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
         check_inputs(x, alpha)  # before the op's schema, which only says "not a Tensor"
+        if can_skip_dispatcher(x, alpha):
+            return run_forward(x, alpha)
         return torch.ops.elu_triton.forward(x, alpha)
 
     # The same autograd formula the custom op registers.
