@@ -34,6 +34,10 @@ _INT32_LIMIT = 2**31
 # at most an eighth (masked lanes still cost issue slots, which bound the
 # 16-bit kernels).
 _MAX_PADDING = 1 / 8
+# With the channel per column, each tile writes one dalpha partial per
+# column: at least this many rows per tile keep the partials at 1/32 of x
+# (one row per tile would make them as large as x, for C = 4096).
+_MIN_ROWS_CHANNEL_PER_COLUMN = 32
 # Largest alignment hint: 16 elements is 128 bits even for 8-bit types.
 _MAX_K_MULTIPLE = 16
 
@@ -70,7 +74,8 @@ def launch_config_for(view: MemoryView, element_size: int, on_gpu: bool) -> Laun
     else:
         tile = _INTERPRETER_TILE_ELEMENTS
     vector = max(16 // element_size, 1)  # elements in one 128-bit access
-    block_k = _column_block(view.cols, tile, vector)
+    widest = tile // _MIN_ROWS_CHANNEL_PER_COLUMN if view.channel_is_column else tile
+    block_k = _column_block(view.cols, widest, vector)
     block_r = min(tile // block_k, triton.next_power_of_2(view.rows))
     grid = (triton.cdiv(view.rows, block_r) * triton.cdiv(view.cols, block_k),)
     index_64 = view.rows * view.cols >= _INT32_LIMIT
@@ -78,15 +83,14 @@ def launch_config_for(view: MemoryView, element_size: int, on_gpu: bool) -> Laun
     return LaunchConfig(block_r, block_k, k_multiple, _GPU_NUM_WARPS, index_64, grid)
 
 
-def _column_block(cols: int, tile: int, vector: int) -> int:
+def _column_block(cols: int, widest: int, vector: int) -> int:
     """The widest power-of-two column block padding at most _MAX_PADDING of its lanes.
 
     Never narrower than one 128-bit vector; if no width pads little enough,
     the one that pads least.
     """
-    widest = min(triton.next_power_of_2(cols), tile)
     candidates = []
-    block = widest
+    block = min(triton.next_power_of_2(cols), widest)
     while True:
         candidates.append(block)
         if block <= vector:
