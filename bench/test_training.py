@@ -1,0 +1,52 @@
+"""The activation inside training (pytest-benchmark): memory kept, a compiled net.
+
+``test_activation_memory`` times elu_triton's forward+backward on the
+memory case and asserts it keeps no more for the backward than nn.ELU
+(saved-tensor hooks). ``test_conv_net_step`` times a training step of the
+small conv net with LearnableELU and with the hand-written composite, eager
+and compiled; the compiled LearnableELU net must compile without a graph
+break and agree with the others.
+"""
+
+import pytest
+import torch
+
+import cases
+import providers
+import timing
+import training
+
+
+def _synchronized(fn, device):
+    def call():
+        fn()
+        timing.sync(device)
+
+    return call
+
+
+def test_activation_memory(benchmark, device):
+    case = next(c for c in cases.cases_for(device) if c.name == cases.CPU_TARGET_CASE)
+    inputs = cases.make_inputs(case, torch.float32, device)
+    saved = training.activation_memory(inputs.x, inputs.alpha)
+    benchmark.extra_info.update(
+        device=timing.device_name(device), case=case.describe(), saved_bytes=saved
+    )
+    fn = providers.build_checked(providers.OURS, inputs, "fwd+bwd")
+    benchmark.pedantic(_synchronized(fn, device), rounds=5, iterations=1, warmup_rounds=1)
+    assert saved["elu_triton"] <= saved["nn.ELU"], saved
+
+
+@pytest.fixture(scope="module")
+def conv_nets(device):
+    return training.conv_net_steps(device)
+
+
+@pytest.mark.parametrize("net", training.NET_NAMES)
+def test_conv_net_step(benchmark, device, conv_nets, net):
+    steps, facts = conv_nets
+    assert facts["outputs_agree"], facts
+    assert facts["graph_breaks_learnable"] == 0, facts
+    assert facts["same_graph"], facts
+    benchmark.extra_info.update(device=timing.device_name(device), net=net, **facts)
+    benchmark.pedantic(_synchronized(steps[net], device), rounds=5, iterations=1, warmup_rounds=1)

@@ -1,0 +1,188 @@
+"""The activation inside training: the memory it keeps, and a compiled model.
+
+``saved_activation_bytes`` counts what autograd keeps for the backward of
+one activation call (saved-tensor hooks; each storage once; parameters such
+as alpha not counted: they exist whether or not a graph does).
+
+``model_step_times`` times a training step (forward, backward) of a small
+conv net whose activations are LearnableELU, against the same net with the
+hand-written composite (``elu_triton.reference``), both eager and under
+``torch.compile``. Under the compiler LearnableELU hands the composite to
+inductor, so the two compiled nets should run the same fused code.
+"""
+
+import copy
+import statistics
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import elu_triton
+from elu_triton import reference
+
+import timing
+
+
+def saved_activation_bytes(
+    forward: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    x: torch.Tensor,
+    alpha: torch.Tensor,
+) -> int:
+    """Bytes of the tensors autograd saves for forward(x, alpha)'s backward, alpha excluded."""
+    x = x.detach().requires_grad_()
+    alpha = alpha.detach().requires_grad_()
+    param_storages = {alpha.untyped_storage().data_ptr()}
+    saved: dict[int, int] = {}
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        storage = t.untyped_storage()
+        if storage.data_ptr() not in param_storages:
+            saved[storage.data_ptr()] = storage.nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        y = forward(x, alpha)
+    del y
+    return sum(saved.values())
+
+
+ACTIVATIONS = {
+    "elu_triton": elu_triton.learnable_elu,
+    "nn.ELU": lambda x, alpha: F.elu(x),
+    "reference, eager": reference.learnable_elu,
+    "nn.PReLU(C)": lambda x, alpha: F.prelu(x, alpha),
+}
+
+
+def activation_memory(x: torch.Tensor, alpha: torch.Tensor) -> dict[str, int]:
+    """saved_activation_bytes of each activation in ACTIVATIONS, for x and alpha."""
+    return {name: saved_activation_bytes(fn, x, alpha) for name, fn in ACTIVATIONS.items()}
+
+
+class CompositeELU(nn.Module):
+    """What a user writes without this package: the reference as a module."""
+
+    def __init__(self, num_channels: int, init: float = 1.0):
+        super().__init__()
+        self.alpha = nn.Parameter(torch.full((num_channels,), float(init)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return reference.learnable_elu(x, self.alpha)
+
+
+def small_conv_net(activation: Callable[[int], nn.Module], channels: int) -> nn.Sequential:
+    """1x1 convs with batch norm: cheap convs, so the activations' cost shows."""
+    return nn.Sequential(
+        nn.Conv2d(channels, channels, 1), nn.BatchNorm2d(channels), activation(channels),
+        nn.Conv2d(channels, channels, 1), nn.BatchNorm2d(channels), activation(channels),
+        nn.Conv2d(channels, channels, 1), activation(channels),
+    )  # fmt: skip
+
+
+# Few channels: the convs cost C^2 per pixel, the activations C.
+MODEL_INPUT = {"cpu": (4, 16, 112, 112), "cuda": (64, 32, 112, 112)}
+
+
+def _step(model: nn.Module, x: torch.Tensor) -> Callable[[], torch.Tensor]:
+    def step() -> torch.Tensor:
+        model.zero_grad(set_to_none=True)
+        loss = model(x).float().square().mean()
+        loss.backward()
+        return loss
+
+    return step
+
+
+def same_dynamo_graph(net_a: nn.Module, net_b: nn.Module, x: torch.Tensor) -> bool:
+    """Whether torch.compile captures the same FX graph (code) from both nets."""
+    codes = []
+
+    def capture(gm: torch.fx.GraphModule, example_inputs) -> Callable:
+        codes.append(gm.code)
+        return gm.forward
+
+    for net in (net_a, net_b):
+        torch.compile(copy.deepcopy(net), backend=capture, dynamic=False)(x)
+    return len(codes) == 2 and codes[0] == codes[1]
+
+
+def _graph_breaks() -> int:
+    from torch._dynamo.utils import counters
+
+    return sum(counters["graph_break"].values())
+
+
+NET_NAMES = ("learnable, eager", "composite, eager", "learnable, compiled", "composite, compiled")
+
+
+def conv_net_steps(device: torch.device) -> tuple[dict[str, Callable[[], torch.Tensor]], dict]:
+    """The four nets' training steps, each run twice (compiled, warm), and facts about them.
+
+    The nets start from the same weights: "learnable" uses LearnableELU,
+    "composite" the reference composite; the compiled ones are copies under
+    torch.compile. The facts: the input shape, the graph breaks dynamo saw
+    compiling the LearnableELU net, whether dynamo captured the same graph
+    from both nets, the first losses, and whether all four nets' parameter
+    gradients agree.
+    """
+    torch.manual_seed(0)
+    channels = MODEL_INPUT[device.type][1]
+    learnable = small_conv_net(lambda c: elu_triton.LearnableELU(c, init=0.8), channels).to(device)
+    composite = small_conv_net(lambda c: CompositeELU(c, init=0.8), channels).to(device)
+    composite.load_state_dict(learnable.state_dict())
+    x = torch.randn(MODEL_INPUT[device.type], device=device)
+    nets = dict(zip(NET_NAMES, (
+        learnable, composite,
+        torch.compile(copy.deepcopy(learnable), dynamic=False),
+        torch.compile(copy.deepcopy(composite), dynamic=False),
+    )))  # fmt: skip
+    steps = {name: _step(net, x) for name, net in nets.items()}
+    breaks_before = _graph_breaks()
+    steps["learnable, compiled"]()  # compiles the LearnableELU net alone
+    graph_breaks = _graph_breaks() - breaks_before
+    losses = {name: step().item() for name, step in steps.items()}  # compiles, warms up
+    timing.sync(device)
+    facts = {
+        "input": list(MODEL_INPUT[device.type]),
+        "graph_breaks_learnable": graph_breaks,
+        "same_graph": same_dynamo_graph(learnable, composite, x),
+        "losses": losses,
+        "outputs_agree": _nets_agree(nets),
+    }
+    return steps, facts
+
+
+def model_step_times(device: torch.device, rounds: int = 3) -> dict:
+    """conv_net_steps' facts, plus each net's step time (ms) from interleaved rounds.
+
+    "ms" holds the median of the rounds' medians per net, "min_ms" the minimum.
+    """
+    steps, facts = conv_net_steps(device)
+    samples: dict[str, list[float]] = {name: [] for name in steps}
+    for _ in range(rounds):
+        for name, step in steps.items():
+            samples[name].append(timing.time_ms(step, device, min_calls=3)["ms"])
+    return {
+        **facts,
+        "ms": {name: statistics.median(s) for name, s in samples.items()},
+        "min_ms": {name: min(s) for name, s in samples.items()},
+    }
+
+
+def _nets_agree(nets: dict[str, nn.Module]) -> bool:
+    """Whether every net's parameter gradients match the first's (same weights, same step).
+
+    Within 1% of each gradient's largest entry, plus 1e-5 of the largest
+    entry of all (a conv bias before a batch norm has a zero gradient, made
+    of rounding noise): fused kernels and TF32 convs round differently, while
+    a wrong formula (a sign, a channel) is off by far more.
+    """
+    grads = [[p.grad for p in net.parameters()] for net in nets.values()]
+    overall = max(g.abs().max() for g in grads[0])
+
+    def close(a: torch.Tensor, b: torch.Tensor) -> bool:
+        return bool(((a - b).abs() <= 1e-2 * a.abs().max() + 1e-5 * overall).all())
+
+    return all(all(close(a, b) for a, b in zip(grads[0], other)) for other in grads[1:])
