@@ -29,9 +29,9 @@ class LearnableELUFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(x: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
-        check_inputs(x, alpha)  # before the op's schema, which only says "not a Tensor"
         if can_skip_dispatcher(x, alpha):
-            return run_forward(x, alpha)
+            return run_forward(x, alpha)  # checks its arguments
+        check_inputs(x, alpha)  # before the op's schema, which only says "not a Tensor"
         return torch.ops.elu_triton.forward(x, alpha)
 
     # The same autograd formula the custom op registers.

@@ -6,6 +6,7 @@ TRITON_INTERPRET=1 was set before import. Inputs are already validated
 (``checks.py``) and non-empty.
 """
 
+import functools
 import os
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -20,12 +21,16 @@ from .layout import MemoryView, dense, memory_view, same_layout
 # Triton reads this when the kernels are decorated, i.e. at import.
 INTERPRET = os.environ.get("TRITON_INTERPRET") == "1"
 
-# Elements per tile. On the GPU: 8 warps move 16 bytes per thread per access,
-# four accesses per thread in flight (4096 fp32 or 8192 16-bit elements),
-# enough bytes in flight per SM for full HBM bandwidth on Hopper.
+# Elements per tile. On the GPU: 8 warps of 16 elements per thread (4096),
+# at most 16 KiB of each tensor (2048 fp64). Measured on an H200: fp32 at this
+# size reaches the copy bandwidth with 2-3 blocks per SM; 16-bit tiles of
+# 8192 (the same bytes as fp32) needed 117-150 registers, one block per SM,
+# and fell to 39-89%: the fp32 arithmetic per element, not the bytes, sets
+# the registers, so tiles are sized in elements.
 # In the interpreter every program costs a Python round trip, so tiles are
 # as large as numpy handles comfortably.
-_GPU_TILE_BYTES = 16 * 4 * 32 * 8
+_GPU_TILE_ELEMENTS = 4096
+_GPU_TILE_MAX_BYTES = 16 * 1024
 _GPU_NUM_WARPS = 8
 _INTERPRETER_TILE_ELEMENTS = 1 << 16
 _INT32_LIMIT = 2**31
@@ -52,10 +57,20 @@ class LaunchConfig:
     grid: tuple
 
 
-def launch_config(view: MemoryView, x: torch.Tensor) -> LaunchConfig:
-    """Tile shape, warps and grid for the (R, K) view of x."""
-    assert view.rows * view.cols == x.numel(), (view, tuple(x.shape))
-    return launch_config_for(view, x.element_size(), on_gpu=x.device.type == "cuda")
+def plan(x: torch.Tensor, num_alpha: int) -> tuple[MemoryView, LaunchConfig]:
+    """The memory view and launch configuration of dense x, cached per layout.
+
+    Small activations cost more on the host than on the GPU, so the Python
+    that derives a launch runs once per (shape, strides, dtype size, device
+    kind, alpha size).
+    """
+    return _plan(tuple(x.shape), x.stride(), x.element_size(), x.device.type == "cuda", num_alpha)
+
+
+@functools.lru_cache(maxsize=4096)
+def _plan(shape, strides, element_size, on_gpu, num_alpha):
+    view = memory_view(torch.empty_strided(shape, strides, device="meta"), num_alpha)
+    return view, launch_config_for(view, element_size, on_gpu)
 
 
 def launch_config_for(view: MemoryView, element_size: int, on_gpu: bool) -> LaunchConfig:
@@ -70,7 +85,7 @@ def launch_config_for(view: MemoryView, element_size: int, on_gpu: bool) -> Laun
     on a CUDA tensor would run, on a machine without one.
     """
     if on_gpu:
-        tile = _GPU_TILE_BYTES // element_size
+        tile = min(_GPU_TILE_ELEMENTS, _GPU_TILE_MAX_BYTES // element_size)
     else:
         tile = _INTERPRETER_TILE_ELEMENTS
     vector = max(16 // element_size, 1)  # elements in one 128-bit access
@@ -114,8 +129,7 @@ def forward(x: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
     x = dense(x)
     alpha = alpha.contiguous()
     y = torch.empty_like(x)
-    view = memory_view(x, alpha.numel())
-    cfg = launch_config(view, x)
+    view, cfg = plan(x, alpha.numel())
     with _device_guard(x):
         learnable_elu_forward_kernel[cfg.grid](
             x, alpha, y, view.rows, view.cols, view.channels,
@@ -138,8 +152,7 @@ def backward(
         dy = torch.empty_like(x).copy_(dy)
     alpha = alpha.contiguous()
     dx = torch.empty_like(x)
-    view = memory_view(x, alpha.numel())
-    cfg = launch_config(view, x)
+    view, cfg = plan(x, alpha.numel())
     acc_dtype = torch.float64 if x.dtype == torch.float64 else torch.float32
     partials_shape = _dalpha_partials_shape(view, cfg) if compute_dalpha else (0,)
     dalpha_partials = torch.empty(partials_shape, dtype=acc_dtype, device=x.device)
@@ -153,18 +166,12 @@ def backward(
         )  # fmt: skip
     if not compute_dalpha:
         return dx, None
-    return dx, _reduce_dalpha_partials(dalpha_partials, view).to(alpha.dtype)
+    # Fixed-order sum along contiguous rows of (C, sums per channel): no atomics.
+    return dx, dalpha_partials.sum(dim=1).to(alpha.dtype)
 
 
 def _dalpha_partials_shape(view: MemoryView, cfg: LaunchConfig) -> tuple[int, int]:
+    """(C, sums per channel): see kernels/backward.py."""
     if view.channel_is_column:
-        return (triton.cdiv(view.rows, cfg.block_r), view.cols)
-    return (triton.cdiv(view.cols, cfg.block_k), view.rows)
-
-
-def _reduce_dalpha_partials(partials: torch.Tensor, view: MemoryView) -> torch.Tensor:
-    """Sum the per-tile sums to (C,), in a fixed order (no atomics)."""
-    if view.channel_is_column:
-        return partials.sum(dim=0)
-    # Rows cycle through the channels: (k blocks, R) = (k blocks, outer, C).
-    return partials.view(partials.shape[0], -1, view.channels).sum(dim=(0, 1))
+        return (view.channels, triton.cdiv(view.rows, cfg.block_r))
+    return (view.channels, triton.cdiv(view.cols, cfg.block_k) * (view.rows // view.channels))

@@ -12,16 +12,19 @@ row or per column, into ``dalpha_partials``, and the host sums those in a
 fixed order, so dalpha is bitwise reproducible run to run.
 
 Layout: x, dy and dx share one dense memory layout, viewed as the row-major
-(R, K) matrix described in ``tiles.py``. dalpha_partials is row-major:
-(cdiv(K, BLOCK_K), R) when the channel is per row, (cdiv(R, BLOCK_R), K)
-when it is per column.
+(R, K) matrix described in ``tiles.py``. dalpha_partials is a row-major
+(C, sums per channel) matrix, so that the host's final sum runs along
+contiguous rows: with the channel per column, tile row-block i of column c
+goes to [c, i] (cdiv(R, BLOCK_R) sums per channel); with the channel per row,
+the sum of row r = o*C + c over column block j goes to [c, j*(R//C) + o]
+(cdiv(K, BLOCK_K) * R // C sums per channel).
 """
 
 import triton
 import triton.language as tl
 
 from .elu_math import negative_branch
-from .tiles import load_alpha, tile_offsets
+from .tiles import channel_of_rows, load_alpha, tile_offsets
 
 
 @triton.jit
@@ -46,7 +49,11 @@ def learnable_elu_backward_kernel(
     compute_dtype = tl.float64 if x_raw.dtype == tl.float64 else tl.float32
     x = x_raw.to(compute_dtype)
     dy = tl.load(dy_ptr + offsets, mask=mask, other=0.0).to(compute_dtype)
-    alpha = load_alpha(alpha_ptr, rows, cols, R, K, C, compute_dtype, CHANNEL_IS_COLUMN)
+    if CHANNEL_IS_COLUMN:
+        alpha = load_alpha(alpha_ptr, cols, cols < K, compute_dtype, CHANNEL_IS_COLUMN)
+    else:
+        channels, index_in_channel = channel_of_rows(rows, C)
+        alpha = load_alpha(alpha_ptr, channels, rows < R, compute_dtype, CHANNEL_IS_COLUMN)
 
     expm1_x, exp_x = negative_branch(tl.where(x < 0, x, 0.0))
     # NaN x must poison dx and dalpha, but the negative branch saw 0 for it:
@@ -64,7 +71,11 @@ def learnable_elu_backward_kernel(
         dalpha_terms = tl.where(x > 0, 0.0, dy * expm1_x)
         if CHANNEL_IS_COLUMN:
             sums = tl.sum(dalpha_terms, axis=0)
-            tl.store(dalpha_partials_ptr + pid_r * K + cols, sums, mask=cols < K)
+            row_blocks = tl.cdiv(R, BLOCK_R)
+            tl.store(dalpha_partials_ptr + cols * row_blocks + pid_r, sums, mask=cols < K)
         else:
             sums = tl.sum(dalpha_terms, axis=1)
-            tl.store(dalpha_partials_ptr + pid_k * R + rows, sums, mask=rows < R)
+            rows_per_channel = R // C
+            sums_per_channel = tl.cdiv(K, BLOCK_K) * rows_per_channel
+            index = channels * sums_per_channel + pid_k * rows_per_channel + index_in_channel
+            tl.store(dalpha_partials_ptr + index, sums, mask=rows < R)

@@ -34,7 +34,7 @@ def tile_offsets(
         pid = pid.to(tl.int64)
     k_blocks = tl.cdiv(K, BLOCK_K)
     pid_r = pid // k_blocks
-    pid_k = pid % k_blocks
+    pid_k = pid - pid_r * k_blocks  # pid % k_blocks without a second division
     rows = pid_r * BLOCK_R + tl.arange(0, BLOCK_R)
     cols = pid_k * BLOCK_K + tl.arange(0, BLOCK_K)
     row_starts = rows * K
@@ -51,23 +51,31 @@ def tile_offsets(
 
 
 @triton.jit
+def channel_of_rows(rows, C):
+    """(channel, index among the rows of that channel) of each row: row = index*C + channel.
+
+    One integer division per row (not per element), for the channel-per-row view.
+    """
+    index = rows // C
+    return rows - index * C, index
+
+
+@triton.jit
 def load_alpha(
     alpha_ptr,  # (C,) alpha, any float dtype
-    rows,  # (BLOCK_R,) row indices of the tile
-    cols,  # (BLOCK_K,) column indices of the tile
-    R,
-    K,
-    C,  # channel count: alpha.numel()
+    channels,  # (BLOCK_R,) channel per row, or (BLOCK_K,) per column
+    in_bounds,  # mask of the same shape
     COMPUTE_DTYPE: tl.constexpr,
     CHANNEL_IS_COLUMN: tl.constexpr,
 ):
-    """alpha of each tile element's channel, broadcastable to (BLOCK_R, BLOCK_K)."""
+    """alpha of each tile element's channel, broadcastable to (BLOCK_R, BLOCK_K).
+
+    A gather per row or column, not per element: C is at most a few
+    thousand, so alpha stays in L1.
+    """
+    alpha = tl.load(alpha_ptr + channels, mask=in_bounds, other=0.0).to(COMPUTE_DTYPE)
     if CHANNEL_IS_COLUMN:
-        alpha = tl.load(alpha_ptr + cols, mask=cols < K, other=0.0)
         alpha = alpha[None, :]
     else:
-        # One gather per row, not per element: C is at most a few thousand, so
-        # alpha stays in L1 and the modulo runs once per row.
-        alpha = tl.load(alpha_ptr + rows % C, mask=rows < R, other=0.0)
         alpha = alpha[:, None]
-    return alpha.to(COMPUTE_DTYPE)
+    return alpha
