@@ -24,7 +24,7 @@ import triton
 import triton.language as tl
 
 from .elu_math import negative_branch
-from .tiles import channel_of_rows, load_alpha, tile_offsets
+from .tiles import load_tile_alpha, tile_offsets
 
 
 @triton.jit
@@ -49,11 +49,9 @@ def learnable_elu_backward_kernel(
     compute_dtype = tl.float64 if x_raw.dtype == tl.float64 else tl.float32
     x = x_raw.to(compute_dtype)
     dy = tl.load(dy_ptr + offsets, mask=mask, other=0.0).to(compute_dtype)
-    if CHANNEL_IS_COLUMN:
-        alpha = load_alpha(alpha_ptr, cols, cols < K, compute_dtype, CHANNEL_IS_COLUMN)
-    else:
-        channels, index_in_channel = channel_of_rows(rows, C)
-        alpha = load_alpha(alpha_ptr, channels, rows < R, compute_dtype, CHANNEL_IS_COLUMN)
+    alpha, channels, index_in_channel = load_tile_alpha(
+        alpha_ptr, rows, cols, R, K, C, compute_dtype, CHANNEL_IS_COLUMN
+    )
 
     expm1_x, exp_x = negative_branch(tl.where(x < 0, x, 0.0))
     # NaN x must poison dx and dalpha, but the negative branch saw 0 for it:

@@ -14,7 +14,7 @@ import triton
 import triton.language as tl
 
 from .elu_math import negative_branch
-from .tiles import channel_of_rows, load_alpha, tile_offsets
+from .tiles import load_tile_alpha, tile_offsets
 
 
 @triton.jit
@@ -35,11 +35,7 @@ def learnable_elu_forward_kernel(
     x_raw = tl.load(x_ptr + offsets, mask=mask, other=0.0)
     compute_dtype = tl.float64 if x_raw.dtype == tl.float64 else tl.float32
     x = x_raw.to(compute_dtype)
-    if CHANNEL_IS_COLUMN:
-        alpha = load_alpha(alpha_ptr, cols, cols < K, compute_dtype, CHANNEL_IS_COLUMN)
-    else:
-        channels, _ = channel_of_rows(rows, C)
-        alpha = load_alpha(alpha_ptr, channels, rows < R, compute_dtype, CHANNEL_IS_COLUMN)
+    alpha, _, _ = load_tile_alpha(alpha_ptr, rows, cols, R, K, C, compute_dtype, CHANNEL_IS_COLUMN)
     # The negative branch sees 0 for x > 0, +inf and NaN, so it never makes
     # an inf or NaN of its own; the select below restores NaN and +inf.
     expm1_x, _ = negative_branch(tl.where(x < 0, x, 0.0))

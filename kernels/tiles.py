@@ -51,31 +51,31 @@ def tile_offsets(
 
 
 @triton.jit
-def channel_of_rows(rows, C):
-    """(channel, index among the rows of that channel) of each row: row = index*C + channel.
-
-    One integer division per row (not per element), for the channel-per-row view.
-    """
-    index = rows // C
-    return rows - index * C, index
-
-
-@triton.jit
-def load_alpha(
+def load_tile_alpha(
     alpha_ptr,  # (C,) alpha, any float dtype
-    channels,  # (BLOCK_R,) channel per row, or (BLOCK_K,) per column
-    in_bounds,  # mask of the same shape
+    rows,  # (BLOCK_R,) row indices of the tile
+    cols,  # (BLOCK_K,) column indices of the tile
+    R,
+    K,
+    C,  # channel count: alpha.numel()
     COMPUTE_DTYPE: tl.constexpr,
     CHANNEL_IS_COLUMN: tl.constexpr,
 ):
-    """alpha of each tile element's channel, broadcastable to (BLOCK_R, BLOCK_K).
+    """(alpha, channels, index_in_channel) of the tile.
 
-    A gather per row or column, not per element: C is at most a few
-    thousand, so alpha stays in L1.
+    alpha is broadcastable to (BLOCK_R, BLOCK_K); channels holds the channel
+    of each column (channel per column) or row (row = index_in_channel*C +
+    channel). One gather and, per row, one integer division, never per
+    element: C is at most a few thousand, so alpha stays in L1.
     """
-    alpha = tl.load(alpha_ptr + channels, mask=in_bounds, other=0.0).to(COMPUTE_DTYPE)
     if CHANNEL_IS_COLUMN:
+        channels = cols
+        index_in_channel = cols  # unused: the sums are per column
+        alpha = tl.load(alpha_ptr + cols, mask=cols < K, other=0.0).to(COMPUTE_DTYPE)
         alpha = alpha[None, :]
     else:
+        index_in_channel = rows // C
+        channels = rows - index_in_channel * C
+        alpha = tl.load(alpha_ptr + channels, mask=rows < R, other=0.0).to(COMPUTE_DTYPE)
         alpha = alpha[:, None]
-    return alpha
+    return alpha, channels, index_in_channel
