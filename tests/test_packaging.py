@@ -31,6 +31,7 @@ def test_kernels_are_a_subpackage(wheel_names):
     assert "elu_triton/kernels/__init__.py" in wheel_names
     assert "elu_triton/kernels/forward.py" in wheel_names
     assert "elu_triton/kernels/backward.py" in wheel_names
+    assert "elu_triton/demo/cli.py" in wheel_names
 
 
 def test_no_top_level_kernels(wheel_names):
