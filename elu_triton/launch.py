@@ -7,7 +7,6 @@ TRITON_INTERPRET=1 was set before import. Inputs are already validated
 """
 
 import functools
-import os
 from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Optional
@@ -17,9 +16,6 @@ import triton
 
 from .kernels import learnable_elu_backward_kernel, learnable_elu_forward_kernel
 from .layout import MemoryView, dense, memory_view, same_layout
-
-# Triton reads this when the kernels are decorated, i.e. at import.
-INTERPRET = os.environ.get("TRITON_INTERPRET") == "1"
 
 # Elements per tile. On the GPU: 8 warps of 16 elements per thread (4096),
 # at most 16 KiB of each tensor (2048 fp64). Measured on an H200: fp32 at this

@@ -10,6 +10,7 @@ saves only x (and alpha), never y. Backward has an autograd formula of its own
 second-order gradients.
 """
 
+import os
 from typing import Optional
 
 import torch
@@ -18,24 +19,19 @@ from . import cpu
 from .checks import check_grad_output, check_inputs
 from .second_order import double_backward, save_for_double_backward
 
-_INTERPRET_ON_CPU = None  # resolved on first use, so importing us never imports triton
+# Read at import, as Triton reads it when the kernels are decorated.
+_INTERPRET_ON_CPU = os.environ.get("TRITON_INTERPRET") == "1"
 
 
-def _runs_triton(x: torch.Tensor) -> bool:
-    global _INTERPRET_ON_CPU
+def runs_triton_kernels(x: torch.Tensor) -> bool:
+    """Whether x is served by the Triton kernels (CUDA, or CPU under TRITON_INTERPRET=1)."""
     if x.device.type == "cuda":
         return True
-    if x.device.type != "cpu":
-        return False
-    if _INTERPRET_ON_CPU is None:
-        import os
-
-        _INTERPRET_ON_CPU = os.environ.get("TRITON_INTERPRET") == "1"
-    return _INTERPRET_ON_CPU
+    return x.device.type == "cpu" and _INTERPRET_ON_CPU
 
 
 def _backend(x: torch.Tensor):
-    if _runs_triton(x):
+    if runs_triton_kernels(x):
         from . import launch
 
         return launch
