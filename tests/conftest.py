@@ -13,7 +13,14 @@ import torch
 from elu_triton import learnable_elu, reference
 
 INTERPRET = os.environ.get("TRITON_INTERPRET") == "1"
-DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+# Under the interpreter (CI) "cpu" runs the Triton kernels; "cpu-pytorch" then
+# also runs every device test through elu_triton/cpu.py, the path that CPU
+# users without TRITON_INTERPRET get.
+DEVICES = (
+    ["cpu"]
+    + (["cpu-pytorch"] if INTERPRET else [])
+    + (["cuda"] if torch.cuda.is_available() else [])
+)
 
 # Per-dtype (rtol, atol) for y and dx against float64 math on the same inputs.
 # Inputs are exactly representable in both, so the only error is the kernel's
@@ -41,7 +48,12 @@ SUM_RTOL = {torch.float32: 1e-5, torch.float64: 1e-13}
 
 
 @pytest.fixture(params=DEVICES)
-def device(request):
+def device(request, monkeypatch):
+    if request.param == "cpu-pytorch":
+        import elu_triton.ops
+
+        monkeypatch.setattr(elu_triton.ops, "_INTERPRET_ON_CPU", False)
+        return "cpu"
     return request.param
 
 
