@@ -98,21 +98,18 @@ def _column_block(cols: int, widest: int, vector: int) -> int:
     """The widest power-of-two column block padding at most _MAX_PADDING of its lanes.
 
     Never narrower than one 128-bit vector; if no width pads little enough,
-    the one that pads least.
+    the one that pads least (the wider of equals).
     """
-    candidates = []
-    block = min(triton.next_power_of_2(cols), widest)
-    while True:
-        candidates.append(block)
-        if block <= vector:
-            break
+
+    def padding(block: int) -> float:
+        return triton.cdiv(cols, block) * block / cols - 1
+
+    block = least_padded = min(triton.next_power_of_2(cols), widest)
+    while padding(block) > _MAX_PADDING and block > vector:
         block //= 2
-    def padding(b):
-        return triton.cdiv(cols, b) * b / cols - 1
-    for block in candidates:
-        if padding(block) <= _MAX_PADDING:
-            return block
-    return min(candidates, key=lambda b: (padding(b), -b))
+        if padding(block) < padding(least_padded):
+            least_padded = block
+    return block if padding(block) <= _MAX_PADDING else least_padded
 
 
 def _device_guard(x: torch.Tensor):
