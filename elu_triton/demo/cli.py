@@ -428,6 +428,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         _print_setup(args, device, train_set, test_set, data_name, data_seconds)
     try:
         run(args, device, train_set, test_set, data_name)
+        distributed.wait_for_all_ranks()
     finally:
         if torch.distributed.is_initialized():
             torch.distributed.destroy_process_group()

@@ -81,6 +81,17 @@ def parameters_identical(model: nn.Module) -> bool:
     return all(torch.equal(flat, other) for other in gathered)
 
 
+def wait_for_all_ranks() -> None:
+    """Barrier before the group is torn down (a no-op without torch.distributed).
+
+    Rank 0 evaluates and writes after training while the others have nothing
+    left to do; a rank that tore down its gloo group then could abort
+    ("terminate called without an active exception") and take the run down.
+    """
+    if dist.is_initialized():
+        dist.barrier()
+
+
 def is_main_process() -> bool:
     """Rank 0, or a run without torch.distributed: the process that prints and writes."""
     return not dist.is_initialized() or dist.get_rank() == 0
