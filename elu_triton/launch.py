@@ -15,7 +15,8 @@ import torch
 import triton
 
 from .kernels import learnable_elu_backward_kernel, learnable_elu_forward_kernel
-from .layout import MemoryView, dense, memory_view, same_layout
+from .layout import MemoryView, dense, memory_view, with_layout_of
+from .precision import compute_dtype
 
 # Elements per tile. On the GPU: 8 warps of 16 elements per thread (4096),
 # at most 16 KiB of each tensor (2048 fp64). Measured on an H200: fp32 at this
@@ -139,16 +140,12 @@ def backward(
 ) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
     """(dx, dalpha): dx in x's dtype and memory format, dalpha in alpha's dtype or None."""
     x = dense(x)
-    if not same_layout(dy, x) or dy.dtype != x.dtype:
-        # Expanded (stride-0) or differently laid out gradients: one copy into
-        # x's layout, so the kernel reads x and dy at the same offsets.
-        dy = torch.empty_like(x).copy_(dy)
+    dy = with_layout_of(dy, x)  # the kernel reads x and dy at the same offsets
     alpha = alpha.contiguous()
     dx = torch.empty_like(x)
     view, cfg = plan(x, alpha.numel())
-    acc_dtype = torch.float64 if x.dtype == torch.float64 else torch.float32
     partials_shape = _dalpha_partials_shape(view, cfg) if compute_dalpha else (0,)
-    dalpha_partials = torch.empty(partials_shape, dtype=acc_dtype, device=x.device)
+    dalpha_partials = torch.empty(partials_shape, dtype=compute_dtype(x.dtype), device=x.device)
     with _device_guard(x):
         learnable_elu_backward_kernel[cfg.grid](
             dy, x, alpha, dx, dalpha_partials, view.rows, view.cols, view.channels,

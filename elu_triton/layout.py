@@ -71,3 +71,14 @@ def same_layout(a: torch.Tensor, b: torch.Tensor) -> bool:
     return all(
         size == 1 or sa == sb for size, sa, sb in zip(a.shape, a.stride(), b.stride())
     )
+
+
+def with_layout_of(t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """t with dense x's layout and dtype: t itself if it has them, else one copy.
+
+    Gradients may arrive expanded (stride 0, from a sum) or in another memory
+    format than x; code that walks x's memory in order needs them at x's offsets.
+    """
+    if same_layout(t, x) and t.dtype == x.dtype:
+        return t
+    return torch.empty_like(x).copy_(t)

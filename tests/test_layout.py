@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from elu_triton.layout import MemoryView, dense, is_dense, memory_view, same_layout
+from elu_triton.layout import MemoryView, dense, is_dense, memory_view, same_layout, with_layout_of
 
 
 def channel_of_each_offset(x: torch.Tensor, view: MemoryView) -> torch.Tensor:
@@ -60,3 +60,13 @@ def test_same_layout_ignores_size_one_dims():
     a = torch.empty(1, 3, 4)
     assert same_layout(a, torch.empty(12).as_strided((1, 3, 4), (999, 4, 1)))
     assert not same_layout(a, torch.empty(1, 4, 3).transpose(1, 2))
+
+
+def test_with_layout_of_copies_only_when_needed():
+    x = torch.randn(2, 3, 4, 5).to(memory_format=torch.channels_last)
+    same = torch.randn(2, 3, 4, 5).to(memory_format=torch.channels_last)
+    assert with_layout_of(same, x) is same
+    for other in (torch.randn(2, 3, 4, 5), torch.randn(1, 3, 4, 5).expand(2, 3, 4, 5), same.double()):
+        moved = with_layout_of(other, x)
+        assert moved.stride() == x.stride() and moved.dtype == x.dtype
+        assert torch.equal(moved, other.to(x.dtype))

@@ -1,0 +1,13 @@
+"""The arithmetic dtype, the same for the kernels and both CPU paths.
+
+16- and 32-bit inputs are computed in fp32 and rounded once to their own
+dtype at the end; fp64 inputs in fp64. dalpha is accumulated in that dtype
+too, then rounded to alpha's.
+"""
+
+import torch
+
+
+def compute_dtype(dtype: torch.dtype) -> torch.dtype:
+    """fp64 for fp64 inputs, else fp32."""
+    return torch.float64 if dtype == torch.float64 else torch.float32
