@@ -15,10 +15,12 @@ from elu_triton import learnable_elu, reference
 INTERPRET = os.environ.get("TRITON_INTERPRET") == "1"
 # Under the interpreter (CI) "cpu" runs the Triton kernels; "cpu-pytorch" then
 # also runs every device test through elu_triton/cpu.py, the path that CPU
-# users without TRITON_INTERPRET get.
+# users without TRITON_INTERPRET get (compiled by inductor), and "cpu-eager"
+# through its fallback in eager ops (ELU_TRITON_CPU_COMPILE=0, no compiler).
 DEVICES = (
     ["cpu"]
     + (["cpu-pytorch"] if INTERPRET else [])
+    + ["cpu-eager"]
     + (["cuda"] if torch.cuda.is_available() else [])
 )
 
@@ -49,10 +51,13 @@ SUM_RTOL = {torch.float32: 1e-5, torch.float64: 1e-13}
 
 @pytest.fixture(params=DEVICES)
 def device(request, monkeypatch):
-    if request.param == "cpu-pytorch":
+    if request.param in ("cpu-pytorch", "cpu-eager"):
+        import elu_triton.cpu_compiled
         import elu_triton.ops
 
         monkeypatch.setattr(elu_triton.ops, "_INTERPRET_ON_CPU", False)
+        if request.param == "cpu-eager":
+            monkeypatch.setattr(elu_triton.cpu_compiled, "ENABLED", False)
         return "cpu"
     return request.param
 

@@ -45,3 +45,15 @@ def test_gradient_only_for_alpha(device):
     alpha = torch.rand(4, device=device, requires_grad=True)
     learnable_elu(x, alpha).sum().backward()
     assert alpha.grad is not None and alpha.grad.shape == (4,)
+
+
+def test_output_can_be_modified_in_place(device):
+    # A Function must not return a view (autograd then forbids in-place ops).
+    x = torch.randn(2, 3, 4, 5, device=device).to(memory_format=torch.channels_last)
+    x.requires_grad_()
+    alpha = torch.rand(3, device=device, requires_grad=True)
+    y = learnable_elu(x, alpha)
+    y.mul_(2).sum().backward()
+    expected_x, expected_alpha = x.detach().clone().requires_grad_(), alpha.detach().clone().requires_grad_()
+    (learnable_elu(expected_x, expected_alpha) * 2).sum().backward()
+    assert torch.equal(x.grad, expected_x.grad) and torch.equal(alpha.grad, expected_alpha.grad)

@@ -18,6 +18,7 @@ from typing import Optional, Sequence
 
 import torch
 
+from .. import cpu
 from ..ops import runs_triton_kernels
 from . import digits, distributed, figures, mnist, report
 from .baseline import linear_softmax_accuracy
@@ -153,7 +154,7 @@ def load_data(args: argparse.Namespace) -> tuple[DigitSet, DigitSet, str]:
 def activation_backend(device: torch.device) -> str:
     """Which implementation LearnableELU runs on device (the ops' own dispatch rule)."""
     if not runs_triton_kernels(torch.empty(0, device=device)):
-        return "PyTorch ops (elu_triton.cpu)"
+        return cpu.describe(device)
     return "Triton kernels" if device.type == "cuda" else "Triton kernels in the interpreter"
 
 
