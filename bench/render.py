@@ -34,7 +34,8 @@ def _environment_lines(report: dict) -> list[str]:
         f"- command: `{report['command']}` ({report['elapsed_s']:.0f} s)",
     ]
     if env["device_type"] == "cpu":
-        lines.append("- CPU run: the PyTorch path (`elu_triton/cpu.py`), no Triton interpreter")
+        path = env.get("cpu_path", "the PyTorch path (`elu_triton/cpu.py`)")
+        lines.append(f"- CPU run: elu_triton runs {path}, no Triton interpreter")
     return lines
 
 

@@ -147,6 +147,10 @@ def environment(device: torch.device) -> dict:
         "cpu_threads": torch.get_num_threads(),
         "load_average": _load_average(),
     }
+    if device.type == "cpu":
+        from elu_triton import cpu
+
+        env["cpu_path"] = cpu.describe(device)
     if device.type == "cuda":
         env["driver"] = _nvidia_driver()
         env["cuda"] = torch.version.cuda

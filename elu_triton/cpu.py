@@ -3,7 +3,7 @@
 Runs for CPU tensors without TRITON_INTERPRET=1, and for devices other than
 CUDA. On the CPU it is compiled by inductor into one loop per pass
 (``cpu_compiled.py``); where that is switched off (ELU_TRITON_CPU_COMPILE=0)
-or has failed, and on other devices, eager ops serve (``cpu_eager.py``).
+or has failed, for fp64, and on other devices, eager ops serve (``cpu_eager.py``).
 Both give the kernels' results: arithmetic in fp32 (fp64 for fp64), the same
 edge values, and only x needed by the backward.
 """
@@ -15,20 +15,16 @@ import torch
 from . import cpu_compiled, cpu_eager
 
 
-def _compiled_path(x: torch.Tensor) -> bool:
-    return x.device.type == "cpu" and cpu_compiled.ENABLED
-
-
 def describe(device: torch.device) -> str:
-    """Which of the two serves tensors on device now, for reports."""
-    if device.type == "cpu" and cpu_compiled.ENABLED:
+    """Which of the two serves (fp32) tensors on device now, for reports."""
+    if cpu_compiled.serves(torch.empty(0, device=device)):
         return "PyTorch ops compiled by inductor (elu_triton.cpu_compiled)"
     return "eager PyTorch ops (elu_triton.cpu_eager)"
 
 
 def forward(x: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
     """y in x's dtype and memory format."""
-    if _compiled_path(x):
+    if cpu_compiled.serves(x):
         try:
             return cpu_compiled.forward(x, alpha)
         except cpu_compiled.CompileFailed:
@@ -40,7 +36,7 @@ def backward(
     dy: torch.Tensor, x: torch.Tensor, alpha: torch.Tensor, compute_dalpha: bool
 ) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
     """(dx, dalpha): dx in x's dtype and memory format, dalpha in alpha's dtype or None."""
-    if _compiled_path(x):
+    if cpu_compiled.serves(x):
         try:
             return cpu_compiled.backward(dy, x, alpha, compute_dalpha)
         except cpu_compiled.CompileFailed:

@@ -3,24 +3,29 @@
 Eager PyTorch runs the backward as about ten passes over memory
 (``cpu_eager.py``), where nn.ELU's aten kernels take one each way. Here each
 pass is written once with ``torch.where``, as plainly as the reference, and
-torch.compile turns it into one vectorized C++ loop: x (and dy) are read
-once, y (or dx and the dalpha sums) written once, so that a training step
-with LearnableELU costs about what it costs with nn.ELU
+torch.compile turns it into one vectorized, multi-threaded C++ loop: x (and
+dy) read once, y (or dx and the dalpha sums) written once, so that a
+training step with LearnableELU costs about what it costs with nn.ELU
 (``bench/demo_epoch_time.py``).
 
 The math sees a dense tensor's memory as the kernels do (``layout.py``): an
 (R, K) matrix whose channel is row % C, the column, or one shared alpha.
 Each placement has its own function, compiled on first use with dynamic
-shapes, so that every size shares one compiled loop per dtype; separate
-functions keep each one's variants (and dynamo's count of them) small.
-Channel-per-row inputs stay 2-D with alpha[row % C] taken inside, rather
-than (N, C, K) against a (1, C, 1) alpha, so that a batch of one is no
+shapes, so that sizes share compiled loops and each function's variants
+(which dynamo counts against a limit) stay few. Channel-per-row inputs stay
+2-D with alpha[row % C] taken inside, and their dalpha leaves as one sum
+per row, finished outside: an (N, C, K) view would make a batch of one a
 size-1 special case to compile again.
+
+The dalpha sums accumulate in fp64: inductor adds up to 4096 fp32 terms
+one after another per vector lane, 3e-5 off when the terms share a sign.
+For the same reason fp64 inputs take the eager path (aten's cascade sum
+keeps their dalpha to the last bits; inductor adds doubles sequentially).
 
 The first call of each function compiles it: seconds (on a 2-core CPU about
 15 s in a fresh process, 1-4 s after that; inductor caches on disk). If
 compiling fails, for want of a C++ compiler say, ``CompileFailed`` is
-raised once and ``cpu.py`` turns to the eager path for good.
+raised and ``cpu.py`` turns to the eager path for good.
 """
 
 import functools
@@ -38,6 +43,11 @@ from .precision import compute_dtype
 ENABLED = os.environ.get("ELU_TRITON_CPU_COMPILE", "1") != "0"
 
 
+def serves(x: torch.Tensor) -> bool:
+    """Whether x goes through the compiled path (else cpu_eager)."""
+    return ENABLED and x.device.type == "cpu" and x.dtype != torch.float64
+
+
 class CompileFailed(RuntimeError):
     """torch.compile could not build the CPU path; the eager one serves instead."""
 
@@ -45,7 +55,7 @@ class CompileFailed(RuntimeError):
 # expm1 on x > -1/2 as its Taylor polynomial, to this degree: the first term
 # left out, |x|^(n+1)/(n+1)! relative to |x|, is below 2^-26 (fp32) or
 # 2^-59 (fp64) there.
-_EXPM1_DEGREE = {torch.float32: 8, torch.float64: 15}
+_EXPM1_DEGREE = {torch.float32: 8, torch.float64: 15}  # fp64: for tests of _expm1
 
 
 def _expm1(x: torch.Tensor) -> torch.Tensor:
@@ -109,67 +119,89 @@ def _forward_shared(x: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
 
 def _backward_channel_per_row(dy, x, alpha):
     dx, terms = _backward_math(dy, x, _alpha_per_row(x, alpha))
-    return dx, terms.sum(dim=1).view(-1, alpha.shape[0]).sum(dim=0)
+    return dx, terms.sum(dim=1, dtype=torch.float64)  # (R,): row r belongs to channel r % C
 
 
 def _backward_channel_per_column(dy, x, alpha):
     dx, terms = _backward_math(dy, x, alpha[None, :])
-    return dx, terms.sum(dim=0)
+    return dx, terms.sum(dim=0, dtype=torch.float64)
 
 
 def _backward_shared(dy, x, alpha):
     dx, terms = _backward_math(dy, x, alpha.reshape(()))
-    return dx, terms.sum().reshape(1)
-
-
-_compiled_once: set = set()
+    return dx, terms.sum(dtype=torch.float64).reshape(1)
 
 
 def _run(function, *args):
-    """Run the compiled function; its first call turns any failure into CompileFailed."""
-    compiled = _compile(function)
-    if function in _compiled_once:
-        return compiled(*args)
+    """Run the compiled function; compiling failures become CompileFailed (and a warning).
+
+    Under the default stance: a stance the user sets for their own models
+    (force_eager, fail_on_recompile) is not about this library's loops.
+    """
     try:
-        result = compiled(*args)
-    except Exception as error:  # what fails depends on the platform: all mean "no compiled path"
+        compiled = _compile(function)  # fails on Pythons that dynamo does not support
+        with torch.compiler.set_stance("default"):
+            return compiled(*args)
+    except Exception as error:
+        if not _is_compile_error(error):
+            raise  # out of memory, say: not a reason to stop compiling
         warnings.warn(
-            f"elu_triton: torch.compile failed for the CPU path ({type(error).__name__}); "
+            f"elu_triton: torch.compile failed for the CPU path ({type(error).__name__}: "
+            f"{(str(error).strip().splitlines() or [''])[0][:200]}); "
             "falling back to eager PyTorch ops, several times slower. "
             "ELU_TRITON_CPU_COMPILE=0 skips the attempt.",
             RuntimeWarning,
-            stacklevel=2,
+            stacklevel=4,  # the caller of learnable_elu or the module
         )
         raise CompileFailed(f"torch.compile failed: {error}") from error
-    _compiled_once.add(function)
-    return result
 
 
-# Compiled variants one function may need: 4 dtypes x 3 dispatch contexts
+def _is_compile_error(error: Exception) -> bool:
+    # Dynamo and inductor raise their own types (no C++ compiler, a failed
+    # build); their names change between releases, their modules do not.
+    module = type(error).__module__
+    return module.startswith(("torch._dynamo", "torch._inductor")) or isinstance(
+        error, _CompileUnavailable
+    )
+
+
+class _CompileUnavailable(RuntimeError):
+    """torch.compile cannot be used at all here (unsupported Python, disabled)."""
+
+
+# Compiled variants one function may need: 3 dtypes x 3 dispatch contexts
 # (plain tensors; below autograd, inside the custom op; inference tensors),
-# plus a few size-1 and equal-size specializations. Past the limit dynamo
-# runs the function uncompiled: right, but slower than cpu_eager.
+# plus size specializations (dynamo treats sizes equal at the first call as
+# one until a call proves otherwise). Past the limit dynamo would run the
+# function uncompiled: right, but slower than cpu_eager.
 _RECOMPILE_LIMIT = 32
 
 
 @functools.cache
 def _compile(function):
     # Lazily, so that importing the package does not import dynamo.
-    # dynamic_threads: with dynamic shapes, inductor decides from the first
-    # call's sizes whether a loop runs on several threads, and caches that
-    # decision on disk for all sizes; a first call on a tiny tensor would
-    # leave every later one on one thread. With it, each loop is parallel and
-    # OpenMP takes the thread count at run time (torch.set_num_threads too).
-    options = dict(dynamic=True, options={"cpp.dynamic_threads": True})
-    if "recompile_limit" in inspect.signature(torch.compile).parameters:
-        options["recompile_limit"] = _RECOMPILE_LIMIT  # else dynamo's global 8
-    return torch.compile(function, **options)
+    try:
+        options = dict(dynamic=True, options={"cpp.dynamic_threads": True})
+        if "recompile_limit" in inspect.signature(torch.compile).parameters:
+            options["recompile_limit"] = _RECOMPILE_LIMIT  # else dynamo's global 8
+        # dynamic_threads: with dynamic shapes, inductor decides from the first
+        # call's sizes whether a loop runs on several threads, and caches that
+        # decision on disk for all sizes: a first call on a tiny tensor would
+        # leave every later one on one thread. With it, each loop is parallel
+        # and OpenMP takes the thread count at run time (torch.set_num_threads).
+        compiled = torch.compile(function, **options)
+    except Exception as error:
+        raise _CompileUnavailable(str(error)) from error
+    if torch._dynamo.config.disable:  # TORCH_COMPILE_DISABLE=1: it would run uncompiled
+        raise _CompileUnavailable("torch.compile is disabled (TORCH_COMPILE_DISABLE)")
+    return compiled
 
 
 def _placement(x: torch.Tensor, alpha: torch.Tensor):
     """(memory view, alpha as the compiled functions take it, kind) for dense x."""
     view = memory_view(x, alpha.numel())
-    alpha = alpha.detach().to(compute_dtype(x.dtype))  # requires_grad would be guarded on
+    # requires_grad and strides would be guarded on: one more variant each.
+    alpha = alpha.detach().to(compute_dtype(x.dtype)).contiguous()
     if view.channels == 1:
         return view, alpha.reshape(1), "shared"
     return view, alpha, "column" if view.channel_is_column else "row"
@@ -231,4 +263,6 @@ def backward(dy: torch.Tensor, x: torch.Tensor, alpha: torch.Tensor, compute_dal
         dx, sums = _run(_BACKWARD[kind], _as_matrix(dy, view), _as_matrix(x, view), alpha_arg)
     if not compute_dalpha:
         return _in_layout_of(dx, x), None
+    if kind == "row":
+        sums = sums.view(-1, view.channels).sum(dim=0)  # (outer, C) row sums, in order
     return _in_layout_of(dx, x), sums.to(alpha.dtype)

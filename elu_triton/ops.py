@@ -93,7 +93,8 @@ def backward(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(dx, dalpha) of the forward at (x, alpha) for upstream gradient grad_output.
 
-    dalpha has alpha's shape and dtype; it is an empty (0,) tensor when
+    grad_output is read in x's dtype (autograd passes it in y's, which is
+    x's). dalpha has alpha's shape and dtype; it is an empty (0,) tensor when
     compute_dalpha is False (custom ops cannot return None).
     """
     return run_backward(grad_output, x, alpha, compute_dalpha)

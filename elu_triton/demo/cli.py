@@ -220,7 +220,11 @@ def _train_model(args, device: torch.device, train_set: DigitSet):
             f"{per_epoch} iterations, batch {args.batch_size}, "
             f"SGD lr {args.lr} momentum 0.9 L2 1e-4"
         )
+        # The first step compiles (kernels, or the CPU path): seconds of silence otherwise.
+        print("warm-up: one step, compiling the activation on first use ...", end=" ", flush=True)
     warmup_seconds = warm_up(model, images[: args.batch_size], labels[: args.batch_size])
+    if main_process:
+        print(f"{warmup_seconds:.1f} s")
     trained = model
     if args.distributed:
         rank, world_size = torch.distributed.get_rank(), torch.distributed.get_world_size()
