@@ -4,8 +4,9 @@ Runs for CPU tensors without TRITON_INTERPRET=1, and for devices other than
 CUDA. On the CPU it is compiled by inductor into one loop per pass
 (``cpu_compiled.py``); where that is switched off (ELU_TRITON_CPU_COMPILE=0)
 or has failed, for fp64, and on other devices, eager ops serve (``cpu_eager.py``).
-Both give the kernels' results: arithmetic in fp32 (fp64 for fp64), the same
-edge values, and only x needed by the backward.
+Both compute as the kernels do (``precision.py``): the same y and dx to the
+rounding, the same edge values, only x needed by the backward; dalpha is
+summed in fp64, so at least as accurately.
 """
 
 from typing import Optional

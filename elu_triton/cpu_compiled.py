@@ -6,7 +6,8 @@ pass is written once with ``torch.where``, as plainly as the reference, and
 torch.compile turns it into one vectorized, multi-threaded C++ loop: x (and
 dy) read once, y (or dx and the dalpha sums) written once, so that a
 training step with LearnableELU costs about what it costs with nn.ELU
-(``bench/demo_epoch_time.py``).
+(``bench/demo_epoch_time.py``). The exception: with the channel per column
+(channels_last, (N, C)) the dalpha column sums take a second loop.
 
 The math sees a dense tensor's memory as the kernels do (``layout.py``): an
 (R, K) matrix whose channel is row % C, the column, or one shared alpha.
@@ -14,8 +15,10 @@ Each placement has its own function, compiled on first use with dynamic
 shapes, so that sizes share compiled loops and each function's variants
 (which dynamo counts against a limit) stay few. Channel-per-row inputs stay
 2-D with alpha[row % C] taken inside, and their dalpha leaves as one sum
-per row, finished outside: an (N, C, K) view would make a batch of one a
-size-1 special case to compile again.
+per row, finished outside, rather than an (N, C, K) view against a
+(1, C, 1) alpha, whose size-1 dims would each be a case to compile. (A
+batch of one can still cost one more variant: dynamo assumes sizes equal
+at the first call, R and C then, to stay equal.)
 
 The dalpha sums accumulate in fp64: inductor adds up to 4096 fp32 terms
 one after another per vector lane, 3e-5 off when the terms share a sign.
@@ -136,11 +139,13 @@ def _run(function, *args):
     """Run the compiled function; compiling failures become CompileFailed (and a warning).
 
     Under the default stance: a stance the user sets for their own models
-    (force_eager, fail_on_recompile) is not about this library's loops.
+    (force_eager, fail_on_recompile) is not about this library's loops. With
+    autocast off: the math states its dtypes, and dynamo would compile one
+    variant with autocast and one without.
     """
     try:
         compiled = _compile(function)  # fails on Pythons that dynamo does not support
-        with torch.compiler.set_stance("default"):
+        with torch.compiler.set_stance("default"), torch.autocast("cpu", enabled=False):
             return compiled(*args)
     except Exception as error:
         if not _is_compile_error(error):
@@ -151,7 +156,7 @@ def _run(function, *args):
             "falling back to eager PyTorch ops, several times slower. "
             "ELU_TRITON_CPU_COMPILE=0 skips the attempt.",
             RuntimeWarning,
-            stacklevel=4,  # the caller of learnable_elu or the module
+            stacklevel=2,
         )
         raise CompileFailed(f"torch.compile failed: {error}") from error
 
@@ -170,10 +175,10 @@ class _CompileUnavailable(RuntimeError):
 
 
 # Compiled variants one function may need: 3 dtypes x 3 dispatch contexts
-# (plain tensors; below autograd, inside the custom op; inference tensors),
-# plus size specializations (dynamo treats sizes equal at the first call as
-# one until a call proves otherwise). Past the limit dynamo would run the
-# function uncompiled: right, but slower than cpu_eager.
+# (plain tensors; below autograd, inside the custom op; inference tensors)
+# x 2 for sizes dynamo took as equal or as 1 at the first call (a batch of
+# one). Past the limit dynamo would run the function uncompiled: right,
+# but slower than cpu_eager.
 _RECOMPILE_LIMIT = 32
 
 
@@ -253,8 +258,10 @@ def forward(x: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
 def backward(dy: torch.Tensor, x: torch.Tensor, alpha: torch.Tensor, compute_dalpha: bool):
     """(dx, dalpha or None), as ``cpu_eager.backward``. Raises CompileFailed if compiling fails.
 
-    The dalpha sums are computed either way: fused into the dx loop, they
-    cost less than a second compiled variant would.
+    The dalpha sums are computed either way: in the dx loop (rows, shared
+    alpha) they cost less than a second compiled variant would. For the
+    channel-per-column placement inductor sums the columns in a second loop
+    that reads x and dy again (about 2.4x the row-placement backward).
     """
     x = dense(x)
     dy = with_layout_of(dy, x)

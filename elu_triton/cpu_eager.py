@@ -2,9 +2,10 @@
 
 ``cpu.py`` runs this for non-CPU devices other than CUDA, for fp64 (whose
 dalpha aten sums more exactly than inductor), and when compiling is switched
-off or fails (no C++ compiler); so the package works on every machine. Like the kernels: arithmetic in fp32 for
-16- and 32-bit inputs (fp64 for fp64), dalpha accumulated in that dtype,
-NaN propagated to y, dx and dalpha, and only x needed by the backward.
+off or fails (no C++ compiler); so the package works on every machine.
+Like the kernels: arithmetic in fp32 for 16- and 32-bit inputs (fp64 for
+fp64), NaN propagated to y, dx and dalpha, and only x needed by the
+backward; dalpha accumulated in fp64 (``precision.py``).
 
 Why it is written with elu/prelu/threshold instead of ``torch.where``: on the
 CPU ``torch.where`` (and masked_fill, heaviside, prelu's backward) runs a
