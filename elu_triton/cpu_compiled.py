@@ -55,6 +55,10 @@ class CompileFailed(RuntimeError):
     """torch.compile could not build the CPU path; the eager one serves instead."""
 
 
+class _CompileUnavailable(RuntimeError):
+    """torch.compile cannot be used at all here (unsupported Python, disabled)."""
+
+
 # expm1 on x > -1/2 as its Taylor polynomial, to this degree: the first term
 # left out, |x|^(n+1)/(n+1)! relative to |x|, is below 2^-26 (fp32) or
 # 2^-59 (fp64) there.
@@ -168,10 +172,6 @@ def _is_compile_error(error: Exception) -> bool:
     return module.startswith(("torch._dynamo", "torch._inductor")) or isinstance(
         error, _CompileUnavailable
     )
-
-
-class _CompileUnavailable(RuntimeError):
-    """torch.compile cannot be used at all here (unsupported Python, disabled)."""
 
 
 # Compiled variants one function may need: 3 dtypes x 3 dispatch contexts
