@@ -27,8 +27,8 @@ keeps their dalpha to the last bits; inductor adds doubles sequentially).
 
 The first call of each function compiles it: seconds (on a 2-core CPU about
 15 s in a fresh process, 1-4 s after that; inductor caches on disk). If
-compiling fails, for want of a C++ compiler say, ``CompileFailed`` is
-raised and ``cpu.py`` turns to the eager path for good.
+compiling fails, for want of a C++ compiler say, the path switches itself
+off (ENABLED) and raises ``CompileFailed``; ``cpu.py`` then runs the eager path.
 """
 
 import functools
@@ -42,7 +42,8 @@ import torch
 from .layout import dense, memory_view, with_layout_of
 from .precision import compute_dtype
 
-# ELU_TRITON_CPU_COMPILE=0 keeps the CPU path eager (read at import).
+# ELU_TRITON_CPU_COMPILE=0 keeps the CPU path eager (read at import); a failed
+# compile turns it off too.
 ENABLED = os.environ.get("ELU_TRITON_CPU_COMPILE", "1") != "0"
 
 
@@ -154,6 +155,8 @@ def _run(function, *args):
     except Exception as error:
         if not _is_compile_error(error):
             raise  # out of memory, say: not a reason to stop compiling
+        global ENABLED
+        ENABLED = False  # warned once: the eager path serves from now on
         warnings.warn(
             f"elu_triton: torch.compile failed for the CPU path ({type(error).__name__}: "
             f"{(str(error).strip().splitlines() or [''])[0][:200]}); "
