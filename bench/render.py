@@ -34,7 +34,8 @@ def _environment_lines(report: dict) -> list[str]:
         f"- command: `{report['command']}` ({report['elapsed_s']:.0f} s)",
     ]
     if env["device_type"] == "cpu":
-        path = env.get("cpu_path", "the PyTorch path (`elu_triton/cpu.py`)")
+        # Reports before the backends seam named the CPU path "cpu_path".
+        path = env.get("backend") or env.get("cpu_path", "the PyTorch path")
         lines.append(f"- CPU run: elu_triton runs {path}, no Triton interpreter")
     return lines
 

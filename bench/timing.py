@@ -147,10 +147,9 @@ def environment(device: torch.device) -> dict:
         "cpu_threads": torch.get_num_threads(),
         "load_average": _load_average(),
     }
-    if device.type == "cpu":
-        from elu_triton import cpu
+    from elu_triton import backends
 
-        env["cpu_path"] = cpu.describe(device)
+    env["backend"] = backends.backend_for(device).description
     if device.type == "cuda":
         env["driver"] = _nvidia_driver()
         env["cuda"] = torch.version.cuda

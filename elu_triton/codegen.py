@@ -32,7 +32,7 @@ from triton.backends.compiler import GPUTarget
 from triton.compiler import ASTSource
 
 from . import kernels
-from .launch import LaunchConfig, launch_config_for
+from .backends.triton_config import TUNING, LaunchConfig, launch_config_for
 from .layout import MemoryView, memory_view
 
 # (N, C, H, W) with K = H*W = 576 (NCHW) and K = C = 64 (channels_last)
@@ -139,7 +139,7 @@ def compile_for_hopper(case: CodegenCase) -> CompiledCase:
     if not isinstance(fn, triton.runtime.JITFunction):
         raise RuntimeError("kernels imported under TRITON_INTERPRET=1; use compile_cases()")
     view = example_view(case.layout)
-    cfg = launch_config_for(view, getattr(torch, case.dtype).itemsize, on_gpu=True)
+    cfg = launch_config_for(view, getattr(torch, case.dtype).itemsize, TUNING["cuda"])
     values = _kernel_arguments(case, view, cfg)
     signature, constexprs, attrs = _specialize(fn, values)
     source = ASTSource(fn=fn, signature=signature, constexprs=constexprs, attrs=attrs)

@@ -4,39 +4,63 @@
 elu_triton::forward without the dispatcher's overhead and saves x and alpha
 (never y); its backward runs the body of elu_triton::backward, asking for
 dalpha only when alpha needs a gradient, and goes through the op itself
-under create_graph=True so that second-order gradients are recorded.
+under create_graph=True so that second-order gradients are recorded. It
+defines ``forward(ctx, ...)`` without a separate ``setup_context``: with
+one, ``Function.apply`` binds the arguments through ``inspect.signature`` on
+every call, which cost more than everything else on the host path together.
 
 ``learnable_elu`` is what the module calls. In eager mode it applies the
-Function. Under torch.compile it returns the reference composite instead:
-an opaque op would stop the compiler from fusing the activation with its
-neighbours (a batch norm before it, say), while the composite compiles to
-one fused kernel with them, forward and backward.
+Function. When this thread is traced (torch.compile, torch.export) or runs
+under a torch.func transform (grad, vmap, jacrev...), it returns the
+reference composite instead: the compiler fuses it with its neighbours (a
+batch norm before it, say), forward and backward, and the transforms compose
+with its plain PyTorch ops. Only this thread's own state decides the route:
+another thread compiling must not change an eager call's arithmetic.
 """
 
 import torch
 
 from . import reference
 from .checks import check_inputs
-from .ops import backward_formula, can_skip_dispatcher, run_forward, save_for_backward
+from .ops import can_skip_dispatcher, grads_for_inputs, run_forward
 
 
 class LearnableELUFunction(torch.autograd.Function):
     """y = x if x > 0 else alpha[c] * expm1(x), with the fused backward.
 
     ``LearnableELUFunction.apply(x, alpha)``: x is (N, C, *) or has fewer
-    than 2 dims; alpha is (C,) or (1,). Returns y in x's dtype and memory format.
+    than 2 dims; alpha is (C,) or (1,). Returns y in x's dtype and memory
+    format. For torch.func transforms use ``learnable_elu``, which routes them
+    to the reference composite.
     """
 
     @staticmethod
-    def forward(x: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
+    def forward(ctx, x: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
         if can_skip_dispatcher(x, alpha):
-            return run_forward(x, alpha)  # checks its arguments
-        check_inputs(x, alpha)  # before the op's schema, which only says "not a Tensor"
-        return torch.ops.elu_triton.forward(x, alpha)
+            y = run_forward(x, alpha)  # checks its arguments
+        else:
+            check_inputs(x, alpha)  # before the op's schema, which only says "not a Tensor"
+            y = torch.ops.elu_triton.forward(x, alpha)
+        ctx.save_for_backward(x, alpha)  # never y: no more memory than nn.ELU
+        return y
 
-    # The same autograd formula the custom op registers.
-    setup_context = staticmethod(save_for_backward)
-    backward = staticmethod(backward_formula)
+    @staticmethod
+    def backward(ctx, grad_output: torch.Tensor):
+        x, alpha = ctx.saved_tensors
+        return grads_for_inputs(grad_output, x, alpha, ctx.needs_input_grad)
+
+
+def _traced_in_this_thread(x: torch.Tensor) -> bool:
+    """Whether this call is traced or transformed, judged by this thread's state alone.
+
+    is_dynamo_compiling is constant-folded to True by dynamo as it traces
+    (and is False when run), the functorch interpreter stack is thread-local,
+    and fake or functional tensors (non-strict export, AOT tracing) show in
+    x's type; only for those is the process-wide compile flag consulted.
+    """
+    if torch.compiler.is_dynamo_compiling() or torch._C._are_functorch_transforms_active():
+        return True
+    return type(x) not in (torch.Tensor, torch.nn.Parameter) and torch.compiler.is_compiling()
 
 
 def learnable_elu(x: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
@@ -56,6 +80,6 @@ def learnable_elu(x: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
         ValueError: alpha is not 1-D, its size is neither 1 nor C, or it is
             on another device than x.
     """
-    if torch.compiler.is_compiling():
+    if _traced_in_this_thread(x):
         return reference.learnable_elu(x, alpha)
     return LearnableELUFunction.apply(x, alpha)

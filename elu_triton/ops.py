@@ -1,41 +1,23 @@
 """torch.library custom ops: elu_triton::forward and elu_triton::backward.
 
-Each op validates its arguments, then dispatches by device:
-CUDA tensors (and CPU tensors under TRITON_INTERPRET=1) run the Triton
-kernels through ``launch.py``; everything else runs ``cpu.py``, the same math
-in PyTorch ops. Fake (meta) implementations let torch.compile and
+Each op validates its arguments, then runs the backend that serves the
+device (``backends/``): the Triton kernels on CUDA (and on the CPU under
+TRITON_INTERPRET=1), the same math in eager PyTorch ops elsewhere. Fake (meta) implementations let torch.compile and
 torch.export trace the ops; forward's autograd formula calls backward, which
 saves only x (and alpha), never y. Backward has an autograd formula of its own
 (``second_order.py``), recorded only under create_graph=True, for
 second-order gradients.
 """
 
-import os
 from typing import Optional
 
 import torch
 
-from . import cpu
+from . import backends
 from .checks import check_grad_output, check_inputs
 from .second_order import double_backward, save_for_double_backward
 
-# Read at import, as Triton reads it when the kernels are decorated.
-_INTERPRET_ON_CPU = os.environ.get("TRITON_INTERPRET") == "1"
-
-
-def runs_triton_kernels(x: torch.Tensor) -> bool:
-    """Whether x is served by the Triton kernels (CUDA, or CPU under TRITON_INTERPRET=1)."""
-    if x.device.type == "cuda":
-        return True
-    return x.device.type == "cpu" and _INTERPRET_ON_CPU
-
-
-def _backend(x: torch.Tensor):
-    if runs_triton_kernels(x):
-        from . import launch
-
-        return launch
-    return cpu
+_PLAIN_TENSORS = (torch.Tensor, torch.nn.Parameter)
 
 
 def can_skip_dispatcher(*tensors: torch.Tensor) -> bool:
@@ -45,8 +27,13 @@ def can_skip_dispatcher(*tensors: torch.Tensor) -> bool:
     subclass tensors (torch.compile, torch.export, opcheck) must meet the op,
     whose fake implementation they need.
     """
-    return not torch.compiler.is_compiling() and all(
-        type(t) in (torch.Tensor, torch.nn.Parameter) for t in tensors
+    # Dispatch modes (FakeTensorMode, a FlopCounterMode, make_fx's proxy
+    # mode) live on this thread's stack; the compile flag is read by the
+    # caller (``learnable_elu``) from this thread's own tracing state.
+    return (
+        not torch.compiler.is_dynamo_compiling()
+        and torch._C._len_torch_dispatch_stack() == 0
+        and all(type(t) in _PLAIN_TENSORS for t in tensors)
     )
 
 
@@ -59,7 +46,7 @@ def run_forward(x: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
     check_inputs(x, alpha)
     if x.numel() == 0:
         return torch.empty_like(x)
-    return _backend(x).forward(x, alpha)
+    return backends.select(x).forward(x, alpha)
 
 
 def run_backward(
@@ -68,10 +55,16 @@ def run_backward(
     """The backward op's body; see ``run_forward`` for why it is callable directly."""
     check_inputs(x, alpha)
     check_grad_output(grad_output, x)
+    return _backward_body(grad_output, x, alpha, compute_dalpha)
+
+
+def _backward_body(
+    grad_output: torch.Tensor, x: torch.Tensor, alpha: torch.Tensor, compute_dalpha: bool
+) -> tuple[torch.Tensor, torch.Tensor]:
     if x.numel() == 0:
         dalpha = torch.zeros_like(alpha) if compute_dalpha else alpha.new_empty(0)
         return torch.empty_like(x), dalpha
-    dx, dalpha = _backend(x).backward(grad_output, x, alpha, compute_dalpha)
+    dx, dalpha = backends.select(x).backward(grad_output, x, alpha, compute_dalpha)
     return dx, dalpha if dalpha is not None else alpha.new_empty(0)
 
 
@@ -122,7 +115,9 @@ def grads_for_inputs(
         return None, None
     # Under create_graph=True (grad mode on) the op records its second-order formula.
     if not torch.is_grad_enabled() and can_skip_dispatcher(grad_output, x, alpha):
-        dx, dalpha = run_backward(grad_output, x, alpha, bool(needs_dalpha))
+        # x and alpha were checked by the forward, and autograd hands over a
+        # gradient of y's shape, device and dtype: nothing left to check.
+        dx, dalpha = _backward_body(grad_output, x, alpha, bool(needs_dalpha))
     else:
         dx, dalpha = torch.ops.elu_triton.backward(grad_output, x, alpha, bool(needs_dalpha))
     return (dx if needs_dx else None), (dalpha if needs_dalpha else None)

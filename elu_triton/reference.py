@@ -16,6 +16,7 @@ y = -alpha and dx = 0.
 import torch
 
 from .checks import channel_count, check_inputs
+from .precision import compute_dtype
 
 
 def alpha_for_broadcast(alpha: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -33,10 +34,13 @@ def learnable_elu(x: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
         alpha: (C,) or (1,), float; may differ from x's dtype.
 
     Returns:
-        y of x's shape and dtype, computed in the promoted dtype of x and alpha.
+        y of x's shape and dtype, computed as the kernels compute it: in fp32
+        for 16- and 32-bit x, in fp64 for fp64 x, whatever alpha's dtype.
     """
     check_inputs(x, alpha)
-    a = alpha_for_broadcast(alpha, x)
-    negative = torch.where(x > 0, torch.zeros_like(x), x)
-    y = torch.where(x > 0, x, a * torch.expm1(negative))
+    dtype = compute_dtype(x.dtype)
+    xc = x.to(dtype)
+    a = alpha_for_broadcast(alpha, x).to(dtype)
+    negative = torch.where(xc > 0, torch.zeros_like(xc), xc)
+    y = torch.where(xc > 0, xc, a * torch.expm1(negative))
     return y.to(x.dtype)

@@ -1,7 +1,7 @@
 """Shared fixtures: devices, per-dtype tolerances and the float64 reference check.
 
 Tests run on CPU always (through the Triton interpreter when TRITON_INTERPRET=1,
-as in CI; else through elu_triton/cpu.py) and on CUDA when a GPU is present.
+as in CI; else through the PyTorch backend) and on CUDA when a GPU is present.
 """
 
 import math
@@ -11,18 +11,13 @@ import pytest
 import torch
 
 from elu_triton import learnable_elu, reference
+from elu_triton.backends import use_backend
 
 INTERPRET = os.environ.get("TRITON_INTERPRET") == "1"
-# Under the interpreter (CI) "cpu" runs the Triton kernels; "cpu-pytorch" then
-# also runs every device test through elu_triton/cpu.py, the path that CPU
-# users without TRITON_INTERPRET get (compiled by inductor), and "cpu-eager"
-# through its fallback in eager ops (ELU_TRITON_CPU_COMPILE=0, no compiler).
-DEVICES = (
-    ["cpu"]
-    + (["cpu-pytorch"] if INTERPRET else [])
-    + ["cpu-eager"]
-    + (["cuda"] if torch.cuda.is_available() else [])
-)
+# Under the interpreter (CI) "cpu" runs the Triton kernels; "cpu-torch" then
+# also runs every device test through the PyTorch backend, the one that CPU
+# users without TRITON_INTERPRET get.
+DEVICES = ["cpu"] + (["cpu-torch"] if INTERPRET else []) + (["cuda"] if torch.cuda.is_available() else [])
 
 # Per-dtype (rtol, atol) for y and dx against float64 math on the same inputs.
 # Inputs are exactly representable in both, so the only error is the kernel's
@@ -50,16 +45,12 @@ SUM_RTOL = {torch.float32: 1e-5, torch.float64: 1e-13}
 
 
 @pytest.fixture(params=DEVICES)
-def device(request, monkeypatch):
-    if request.param in ("cpu-pytorch", "cpu-eager"):
-        import elu_triton.cpu_compiled
-        import elu_triton.ops
-
-        monkeypatch.setattr(elu_triton.ops, "_INTERPRET_ON_CPU", False)
-        if request.param == "cpu-eager":
-            monkeypatch.setattr(elu_triton.cpu_compiled, "ENABLED", False)
-        return "cpu"
-    return request.param
+def device(request):
+    if request.param == "cpu-torch":
+        with use_backend("torch"):
+            yield "cpu"
+    else:
+        yield request.param
 
 
 def reference_grads(x, alpha, dy):

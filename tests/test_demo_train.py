@@ -144,7 +144,7 @@ def run_demo(tmp_path, args, interpret: bool) -> tuple[dict, dict]:
 def test_short_training_on_the_default_cpu_path_learns(tmp_path):
     args = ["--train-size", "500", "--test-size", "500", "--batch-size", "50", "--epochs", "5"]
     summary, history = run_demo(tmp_path, args, interpret=False)
-    assert summary["activation_backend"] == "PyTorch ops compiled by inductor (elu_triton.cpu_compiled)"
+    assert summary["activation_backend"] == "eager PyTorch ops"
     assert summary["iterations"] == 50
     # Chance is 0.10; five epochs on 500 images reach about 0.8 (0.814 measured).
     assert summary["test_accuracy"] >= 0.6
@@ -159,7 +159,7 @@ def test_triton_kernels_and_pytorch_path_train_alike(tmp_path):
     triton_summary, triton_history = run_demo(tmp_path, args, interpret=True)
     torch_summary, torch_history = run_demo(tmp_path, args, interpret=False)
     assert triton_summary["activation_backend"] == "Triton kernels in the interpreter"
-    assert torch_summary["activation_backend"] == "PyTorch ops compiled by inductor (elu_triton.cpu_compiled)"
+    assert torch_summary["activation_backend"] == "eager PyTorch ops"
     assert triton_summary["initial_alphas"] == torch_summary["initial_alphas"]
     assert len(triton_history["loss"]) == 6
     assert triton_history["loss"] == pytest.approx(torch_history["loss"], rel=1e-4)

@@ -1,7 +1,7 @@
 """The correctness sweep: forward, dx and dalpha against float64 math.
 
 Through the Triton kernels on CUDA and in the interpreter (TRITON_INTERPRET=1,
-as in CI); through elu_triton/cpu.py on the CPU otherwise. Fresh random
+as in CI); through the PyTorch backend on the CPU otherwise. Fresh random
 inputs every run.
 """
 

@@ -5,37 +5,65 @@ import torch
 
 from elu_triton.layout import MemoryView
 
-launch = pytest.importorskip("elu_triton.launch")
+triton_config = pytest.importorskip("elu_triton.backends.triton_config")
+triton_kernels = pytest.importorskip("elu_triton.backends.triton_kernels")
+GPU = triton_config.TUNING["cuda"]
 
 
 def test_gpu_tiles_move_whole_vectors():
     # 16 elements per thread, 8 warps, at most 16 KiB per tile.
     for element_size, elements in [(4, 4096), (2, 4096), (8, 2048)]:
-        cfg = launch.launch_config_for(MemoryView(1 << 20, 64, 64, True), element_size, on_gpu=True)
+        cfg = triton_config.launch_config_for(MemoryView(1 << 20, 64, 64, True), element_size, GPU)
         assert cfg.block_r * cfg.block_k == elements and cfg.block_k == 64
         assert cfg.num_warps == 8 and not cfg.index_64
 
 
 def test_tile_never_exceeds_the_tensor():
-    cfg = launch.launch_config_for(MemoryView(3, 5, 3, False), 4, on_gpu=False)
+    cfg = triton_config.launch_config_for(MemoryView(3, 5, 3, False), 4, triton_config.TUNING["cpu"])
     assert (cfg.block_r, cfg.block_k) == (4, 8) and cfg.grid == (1,)
 
 
 def test_index_64_from_element_count():
-    assert launch.launch_config_for(MemoryView(1, 2**31, 1, False), 2, on_gpu=True).index_64
-    assert not launch.launch_config_for(MemoryView(1, 2**31 - 1, 1, False), 2, on_gpu=True).index_64
+    assert triton_config.launch_config_for(MemoryView(1, 2**31, 1, False), 2, GPU).index_64
+    assert not triton_config.launch_config_for(MemoryView(1, 2**31 - 1, 1, False), 2, GPU).index_64
+
+
+def test_every_device_kind_has_tuning():
+    assert set(triton_kernels.SERVED_DEVICE_TYPES) <= set(triton_config.TUNING)
+
+
+@pytest.fixture
+def launched_plans(monkeypatch):
+    """The launch configurations the kernels ran with, in order."""
+    configs = []
+    real_plan = triton_kernels.plan
+
+    def recording_plan(x, num_alpha):
+        chosen = real_plan(x, num_alpha)
+        configs.append(chosen.config)
+        return chosen
+
+    monkeypatch.setattr(triton_kernels, "plan", recording_plan)
+    return configs
 
 
 @pytest.mark.kernels
 @pytest.mark.parametrize("layout", ["contiguous", "channels_last", "shared"])
-def test_int64_offsets_path(monkeypatch, layout, check_against_reference, make_alpha):
+def test_int64_offsets_path(monkeypatch, layout, launched_plans, check_against_reference, make_alpha):
     # 2^31 elements do not fit the CI machine's time budget in the interpreter:
-    # lower the threshold so that small tensors take the 64-bit path.
-    monkeypatch.setattr(launch, "_INT32_LIMIT", 1)
+    # lower the threshold so that small tensors take the 64-bit path. Plans are
+    # cached per shape, and other tests plan this shape with 32-bit offsets:
+    # start from an empty cache, and check the plan each launch used.
+    monkeypatch.setattr(triton_config, "_INT32_LIMIT", 1)
+    triton_config._plan.cache_clear()
     x = torch.randn(3, 20, 5, 7)
     if layout == "channels_last":
         x = x.to(memory_format=torch.channels_last)
-    check_against_reference(x, make_alpha(1 if layout == "shared" else 20))
+    try:
+        check_against_reference(x, make_alpha(1 if layout == "shared" else 20))
+    finally:
+        triton_config._plan.cache_clear()  # no 64-bit plan outlives the patch
+    assert len(launched_plans) == 2 and all(cfg.index_64 for cfg in launched_plans)
 
 
 @pytest.mark.kernels
@@ -48,8 +76,8 @@ def test_every_output_element_is_written(monkeypatch, check_against_reference, m
 
         return wrapper
 
-    monkeypatch.setattr(launch.torch, "empty", poisoned(torch.empty))
-    monkeypatch.setattr(launch.torch, "empty_like", poisoned(torch.empty_like))
+    monkeypatch.setattr(triton_kernels.torch, "empty", poisoned(torch.empty))
+    monkeypatch.setattr(triton_kernels.torch, "empty_like", poisoned(torch.empty_like))
     for x in [
         torch.randn(3, 20, 5, 7),
         torch.randn(3, 20, 5, 7).to(memory_format=torch.channels_last),

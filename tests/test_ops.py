@@ -4,6 +4,7 @@ import pytest
 import torch
 
 import elu_triton.ops as ops
+from elu_triton import backends
 
 OPCHECK_SAMPLES = [
     lambda d: (torch.randn(2, 5, 3, 4, device=d), torch.rand(5, device=d)),
@@ -39,13 +40,13 @@ def test_backward_without_dalpha_returns_empty(device):
 
 def test_alpha_without_grad_skips_dalpha(monkeypatch, device):
     calls = []
-    real = ops.run_backward
+    real = ops._backward_body
 
     def spy(dy, x, alpha, compute_dalpha):
         calls.append(compute_dalpha)
         return real(dy, x, alpha, compute_dalpha)
 
-    monkeypatch.setattr(ops, "run_backward", spy)
+    monkeypatch.setattr(ops, "_backward_body", spy)
     x = torch.randn(3, 4, device=device, requires_grad=True)
     torch.ops.elu_triton.forward(x, torch.rand(4, device=device)).sum().backward()
     assert calls == [False]
@@ -55,7 +56,7 @@ def test_empty_input_launches_nothing(monkeypatch, device):
     def fail(*args):
         raise AssertionError("launched on an empty tensor")
 
-    monkeypatch.setattr(ops, "_backend", fail)
+    monkeypatch.setattr(backends, "select", fail)
     x = torch.randn(0, 4, 3, device=device, requires_grad=True)
     alpha = torch.rand(4, device=device, requires_grad=True)
     y = torch.ops.elu_triton.forward(x, alpha)

@@ -18,8 +18,7 @@ from typing import Optional, Sequence
 
 import torch
 
-from .. import cpu
-from ..ops import runs_triton_kernels
+from .. import backends
 from . import digits, distributed, figures, mnist, report
 from .baseline import linear_softmax_accuracy
 from .digits import DigitSet
@@ -81,6 +80,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="also fit a linear softmax classifier on raw pixels (the data's difficulty)",
     )
     p.add_argument("--no-figures", action="store_true", help="skip the PNG figures")
+    p.add_argument(
+        "--compile",
+        action="store_true",
+        help="train the network under torch.compile (inductor fuses the activation with "
+        "its neighbours); the warm-up step then includes the compilation",
+    )
     p.add_argument(
         "--distributed",
         action="store_true",
@@ -151,11 +156,11 @@ def load_data(args: argparse.Namespace) -> tuple[DigitSet, DigitSet, str]:
     return train_set, test_set, "built-in synthetic digits"
 
 
-def activation_backend(device: torch.device) -> str:
-    """Which implementation LearnableELU runs on device (the ops' own dispatch rule)."""
-    if not runs_triton_kernels(torch.empty(0, device=device)):
-        return cpu.describe(device)
-    return "Triton kernels" if device.type == "cuda" else "Triton kernels in the interpreter"
+def activation_backend(device: torch.device, compiled: bool = False) -> str:
+    """What LearnableELU runs on device, in words."""
+    if compiled:
+        return "the reference composite, compiled with the network by torch.compile"
+    return backends.backend_for(device).description
 
 
 def _version(package: str) -> Optional[str]:
@@ -190,7 +195,8 @@ def _print_setup(
 ) -> None:
     print(f"{PROG}: a digit classifier with LearnableELU (learned alpha per channel)")
     print(
-        f"device: {device} ({_device_name(device)}); LearnableELU runs {activation_backend(device)}"
+        f"device: {device} ({_device_name(device)}); "
+        f"LearnableELU runs {activation_backend(device, args.compile)}"
     )
     print(f"torch {torch.__version__}, triton {_version('triton') or 'not installed'}")
     print(
@@ -220,9 +226,11 @@ def _train_model(args, device: torch.device, train_set: DigitSet):
             f"{per_epoch} iterations, batch {args.batch_size}, "
             f"SGD lr {args.lr} momentum 0.9 L2 1e-4"
         )
-        # The first step compiles (kernels, or the CPU path): seconds of silence otherwise.
-        print("warm-up: one step, compiling the activation on first use ...", end=" ", flush=True)
-    warmup_seconds = warm_up(model, images[: args.batch_size], labels[: args.batch_size])
+        # On a GPU Triton compiles the kernels on first use, and --compile the
+        # network: seconds of silence otherwise.
+        print("warm-up: one step, compiling on first use ...", end=" ", flush=True)
+    warm_model = torch.compile(model) if args.compile else model
+    warmup_seconds = warm_up(warm_model, images[: args.batch_size], labels[: args.batch_size])
     if main_process:
         print(f"{warmup_seconds:.1f} s")
     trained = model
@@ -237,7 +245,8 @@ def _train_model(args, device: torch.device, train_set: DigitSet):
             )
     optimizer = sgd(trained, args.lr)
     progress = report.progress_printer() if main_process else None
-    history = train(trained, optimizer, batches, args.epochs, per_epoch, progress)
+    stepped = torch.compile(trained) if args.compile else trained
+    history = train(stepped, optimizer, batches, args.epochs, per_epoch, progress)
     if history.iterations and main_process:
         print(report.table_footer())
     model = trained.module if args.distributed else trained
@@ -309,7 +318,8 @@ def _summary(
         "seed": args.seed,
         "device": str(device),
         "device_name": _device_name(device),
-        "activation_backend": activation_backend(device),
+        "activation_backend": activation_backend(device, args.compile),
+        "compiled": args.compile,
         "data": data_name,
         "train_size": len(train_set),
         "test_size": len(test_set),

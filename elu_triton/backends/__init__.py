@@ -1,0 +1,133 @@
+"""Backends: what computes the forward and backward passes for a device.
+
+A backend is a small protocol (``Backend``): a name, whether it serves a
+device type, and the two passes on validated, non-empty inputs. ``BACKENDS``
+lists them in order of preference; for a tensor's device the first that
+serves it runs:
+
+| backend | serves |
+| --- | --- |
+| ``triton`` (``triton_kernels.py``) | CUDA; CPU too under TRITON_INTERPRET=1 (Triton's interpreter) |
+| ``torch`` (``torch_ops.py``) | every device: the same math in eager PyTorch ops |
+
+Adding a device (ROCm, XPU) is one module with a ``BACKEND`` and one row here.
+
+``backend_for(device)`` says which backend serves a device; ``use_backend(name)``
+forces one in this thread, for tests, benchmarks and the demo. The choice per
+device type is cached: selecting costs one dict lookup per call.
+"""
+
+import contextlib
+import importlib
+import threading
+from dataclasses import dataclass
+from typing import Callable, Iterator, Optional, Union
+
+import torch
+
+Forward = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+Backward = Callable[
+    [torch.Tensor, torch.Tensor, torch.Tensor, bool], tuple[torch.Tensor, Optional[torch.Tensor]]
+]
+
+
+@dataclass(frozen=True)
+class Backend:
+    """One way of running the passes.
+
+    ``forward(x, alpha)`` returns y in x's dtype and memory format;
+    ``backward(dy, x, alpha, compute_dalpha)`` returns (dx in x's dtype and
+    memory format, dalpha in alpha's dtype or None). Both take validated,
+    non-empty tensors on one device (``elu_triton.checks``).
+    """
+
+    name: str
+    description: str  # for reports: what runs, in words
+    serves: Callable[[str], bool]  # device type ("cuda", "cpu", ...) -> runs there
+    forward: Forward
+    backward: Backward
+
+
+# Module names, in order of preference; each module defines BACKEND. The
+# Triton backend imports triton, which machines without it lack.
+BACKENDS = ("triton_kernels", "torch_ops")
+
+_forced = threading.local()  # .backend: the Backend use_backend forced in this thread
+_by_device_type: dict[str, Backend] = {}
+
+
+def _load(module_name: str) -> Optional[Backend]:
+    try:
+        return importlib.import_module(f"{__name__}.{module_name}").BACKEND
+    except ImportError:  # triton is not installed (macOS, Windows): skip its backend
+        return None
+
+
+def available() -> tuple[Backend, ...]:
+    """The backends this installation can run, in order of preference."""
+    return tuple(b for b in map(_load, BACKENDS) if b is not None)
+
+
+def _named(name: str) -> Backend:
+    for backend in available():
+        if backend.name == name:
+            return backend
+    raise ValueError(
+        f"no backend named {name!r} can run here; available: {[b.name for b in available()]}"
+    )
+
+
+def backend_for(device: Union[torch.device, str]) -> Backend:
+    """The backend that runs tensors on device (in this thread: use_backend applies).
+
+    Raises:
+        ValueError: the backend forced by use_backend does not serve device.
+    """
+    device_type = torch.device(device).type
+    return _select(device_type)
+
+
+def _select(device_type: str) -> Backend:
+    forced = getattr(_forced, "backend", None)
+    if forced is not None:
+        if not forced.serves(device_type):
+            raise ValueError(
+                f"use_backend({forced.name!r}) is in force, but that backend does not "
+                f"serve {device_type} tensors"
+            )
+        return forced
+    backend = _by_device_type.get(device_type)
+    if backend is None:
+        backend = next(b for b in available() if b.serves(device_type))
+        _by_device_type[device_type] = backend
+    return backend
+
+
+def select(x: torch.Tensor) -> Backend:
+    """The backend for x's device: the hot path's lookup."""
+    return _select(x.device.type)
+
+
+@contextlib.contextmanager
+def use_backend(backend: Union[str, Backend]) -> Iterator[Backend]:
+    """Force a backend (by name, or a Backend of one's own) in this thread, for the block.
+
+    Other threads keep their own choice. A forced backend still has to serve
+    the device of each call (``backend_for`` raises otherwise), so forcing
+    ``"triton"`` on CPU tensors needs TRITON_INTERPRET=1 set before import.
+
+    Example:
+        >>> with elu_triton.backends.use_backend("torch"):
+        ...     y = layer(x)  # the eager PyTorch ops, even on CUDA
+
+    Raises:
+        ValueError: no backend of that name can run here.
+    """
+    if isinstance(backend, str):
+        backend = _named(backend)
+    previous = getattr(_forced, "backend", None)
+    _forced.backend = backend
+    try:
+        yield backend
+    finally:
+        _forced.backend = previous

@@ -1,0 +1,133 @@
+"""Launch configuration of the Triton kernels: the one place that knows tiles and warps.
+
+Tuning is kept per device kind (``TUNING``): a CUDA GPU, and the CPU, where
+Triton's interpreter runs the kernels. A new kind (ROCm, XPU) is one row.
+``launch_config_for`` is pure host arithmetic, so ``codegen.py`` can compile
+exactly what a launch on a CUDA tensor would run, on a machine without one.
+"""
+
+import functools
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import torch
+import triton
+
+from ..layout import MemoryView, memory_view
+
+
+@dataclass(frozen=True)
+class Tuning:
+    """Launch constants of one device kind."""
+
+    tile_elements: int  # elements per program
+    tile_max_bytes: int  # ... and at most this many bytes of each tensor
+    num_warps: int
+
+
+TUNING = {
+    # 8 warps of 16 elements per thread (4096), at most 16 KiB of each tensor
+    # (2048 fp64). Measured on an H200: fp32 at this size reaches the copy
+    # bandwidth with 2-3 blocks per SM; 16-bit tiles of 8192 (the same bytes
+    # as fp32) needed 117-150 registers, one block per SM, and fell to
+    # 39-89%: the fp32 arithmetic per element, not the bytes, sets the
+    # registers, so tiles are sized in elements.
+    "cuda": Tuning(tile_elements=4096, tile_max_bytes=16 * 1024, num_warps=8),
+    # In the interpreter every program costs a Python round trip, so tiles
+    # are as large as numpy handles comfortably; warps mean nothing there.
+    "cpu": Tuning(tile_elements=1 << 16, tile_max_bytes=1 << 20, num_warps=1),
+}
+
+_INT32_LIMIT = 2**31
+# Column blocks are powers of two; a K that is not one pads the last block
+# with masked lanes. Narrower blocks waste less: take the widest that wastes
+# at most an eighth (masked lanes still cost issue slots, which bound the
+# 16-bit kernels).
+_MAX_PADDING = 1 / 8
+# With the channel per column, each tile writes one dalpha partial per
+# column: at least this many rows per tile keep the partials at 1/32 of x
+# (one row per tile would make them as large as x, for C = 4096).
+_MIN_ROWS_CHANNEL_PER_COLUMN = 32
+# Largest alignment hint: 16 elements is 128 bits even for 8-bit types.
+_MAX_K_MULTIPLE = 16
+
+
+@dataclass(frozen=True)
+class LaunchConfig:
+    block_r: int
+    block_k: int
+    k_multiple: int  # a power of two dividing K: rows start that aligned
+    num_warps: int
+    index_64: bool  # 64-bit offsets, only for tensors of 2^31+ elements
+    grid: tuple
+    dalpha_partials_shape: tuple  # (C, sums per channel): see kernels/backward.py
+
+
+class Plan(NamedTuple):
+    """Everything a launch on one layout needs, derived once (``plan``)."""
+
+    view: MemoryView
+    config: LaunchConfig
+
+
+def plan(x: torch.Tensor, num_alpha: int) -> Plan:
+    """The launch plan of dense x, cached per layout.
+
+    Small activations cost more on the host than on the GPU, so the Python
+    that derives a launch runs once per (shape, strides, dtype size, device
+    kind, alpha size).
+    """
+    return _plan(x.shape, x.stride(), x.element_size(), x.device.type, num_alpha)
+
+
+@functools.lru_cache(maxsize=4096)
+def _plan(shape, strides, element_size, device_type, num_alpha) -> Plan:
+    view = memory_view(torch.empty_strided(shape, strides, device="meta"), num_alpha)
+    return Plan(view, launch_config_for(view, element_size, TUNING[device_type]))
+
+
+def launch_config_for(view: MemoryView, element_size: int, tuning: Tuning) -> LaunchConfig:
+    """Tile shape, warps, grid and dalpha partials for the (R, K) view of a dense tensor.
+
+    Args:
+        view: the (R, K) memory view; R*K is the tensor's element count.
+        element_size: bytes per element of the tensor.
+        tuning: the device kind's constants (``TUNING``).
+    """
+    tile = min(tuning.tile_elements, tuning.tile_max_bytes // element_size)
+    vector = max(16 // element_size, 1)  # elements in one 128-bit access
+    widest = tile // _MIN_ROWS_CHANNEL_PER_COLUMN if view.channel_is_column else tile
+    block_k = _column_block(view.cols, widest, vector)
+    block_r = min(tile // block_k, triton.next_power_of_2(view.rows))
+    row_blocks, col_blocks = triton.cdiv(view.rows, block_r), triton.cdiv(view.cols, block_k)
+    if view.channel_is_column:
+        partials = (view.channels, row_blocks)
+    else:
+        partials = (view.channels, col_blocks * (view.rows // view.channels))
+    return LaunchConfig(
+        block_r=block_r,
+        block_k=block_k,
+        k_multiple=min(view.cols & -view.cols, _MAX_K_MULTIPLE),  # lowest set bit
+        num_warps=tuning.num_warps,
+        index_64=view.rows * view.cols >= _INT32_LIMIT,
+        grid=(row_blocks * col_blocks,),
+        dalpha_partials_shape=partials,
+    )
+
+
+def _column_block(cols: int, widest: int, vector: int) -> int:
+    """The widest power-of-two column block padding at most _MAX_PADDING of its lanes.
+
+    Never narrower than one 128-bit vector; if no width pads little enough,
+    the one that pads least (the wider of equals).
+    """
+
+    def padding(block: int) -> float:
+        return triton.cdiv(cols, block) * block / cols - 1
+
+    block = least_padded = min(triton.next_power_of_2(cols), widest)
+    while padding(block) > _MAX_PADDING and block > vector:
+        block //= 2
+        if padding(block) < padding(least_padded):
+            least_padded = block
+    return block if padding(block) <= _MAX_PADDING else least_padded

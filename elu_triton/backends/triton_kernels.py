@@ -1,0 +1,80 @@
+"""The Triton backend: allocation and launches of the fused kernels.
+
+Serves CUDA tensors, and CPU tensors through Triton's interpreter when
+TRITON_INTERPRET=1 was set before import (read here once, as Triton reads it
+when the kernels are decorated). Inputs are already validated
+(``checks.py``) and non-empty; launch constants come from ``triton_config.py``.
+"""
+
+import os
+from typing import Optional
+
+import torch
+
+from ..kernels import learnable_elu_backward_kernel, learnable_elu_forward_kernel
+from ..layout import dense, with_layout_of
+from ..precision import compute_dtype
+from . import Backend
+from .triton_config import plan
+
+INTERPRETED = os.environ.get("TRITON_INTERPRET") == "1"
+SERVED_DEVICE_TYPES = frozenset({"cuda", "cpu"} if INTERPRETED else {"cuda"})
+
+
+def _guard_device(x: torch.Tensor) -> None:
+    # Triton launches on the current CUDA device: make that x's device. A
+    # context manager costs microseconds per call; the common case (x on the
+    # current device) needs nothing.
+    if x.is_cuda and x.get_device() != torch.cuda.current_device():
+        torch.cuda.set_device(x.device)
+
+
+def forward(x: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
+    """y = learnable_elu(x, alpha), in x's dtype and memory format."""
+    x = dense(x)
+    alpha = alpha.contiguous()
+    y = torch.empty_like(x)
+    view, cfg = plan(x, alpha.numel())
+    _guard_device(x)
+    learnable_elu_forward_kernel[cfg.grid](
+        x, alpha, y, view.rows, view.cols, view.channels,
+        CHANNEL_IS_COLUMN=view.channel_is_column,
+        BLOCK_R=cfg.block_r, BLOCK_K=cfg.block_k, K_MULTIPLE=cfg.k_multiple,
+        INDEX_64=cfg.index_64,
+        num_warps=cfg.num_warps,
+    )  # fmt: skip
+    return y
+
+
+def backward(
+    dy: torch.Tensor, x: torch.Tensor, alpha: torch.Tensor, compute_dalpha: bool
+) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
+    """(dx, dalpha): dx in x's dtype and memory format, dalpha in alpha's dtype or None."""
+    x = dense(x)
+    dy = with_layout_of(dy, x)  # the kernel reads x and dy at the same offsets
+    alpha = alpha.contiguous()
+    dx = torch.empty_like(x)
+    view, cfg = plan(x, alpha.numel())
+    partials_shape = cfg.dalpha_partials_shape if compute_dalpha else (0,)
+    dalpha_partials = torch.empty(partials_shape, dtype=compute_dtype(x.dtype), device=x.device)
+    _guard_device(x)
+    learnable_elu_backward_kernel[cfg.grid](
+        dy, x, alpha, dx, dalpha_partials, view.rows, view.cols, view.channels,
+        CHANNEL_IS_COLUMN=view.channel_is_column, COMPUTE_DALPHA=compute_dalpha,
+        BLOCK_R=cfg.block_r, BLOCK_K=cfg.block_k, K_MULTIPLE=cfg.k_multiple,
+        INDEX_64=cfg.index_64,
+        num_warps=cfg.num_warps,
+    )  # fmt: skip
+    if not compute_dalpha:
+        return dx, None
+    # Fixed-order sum along contiguous rows of (C, sums per channel): no atomics.
+    return dx, dalpha_partials.sum(dim=1).to(alpha.dtype)
+
+
+BACKEND = Backend(
+    name="triton",
+    description="Triton kernels in the interpreter" if INTERPRETED else "Triton kernels",
+    serves=SERVED_DEVICE_TYPES.__contains__,
+    forward=forward,
+    backward=backward,
+)
