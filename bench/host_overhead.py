@@ -1,0 +1,195 @@
+"""Host cost of one call: the package's Python against F.elu and F.prelu.
+
+At the activation sizes most layers see, the GPU finishes in microseconds
+and then waits for the host, so what one call costs in Python (checks,
+dispatch, allocation, launch) is the layer's speed. Two measurements:
+
+- ``--stub`` (any machine, the default without a GPU): every Triton kernel
+  launch is replaced by a no-op, CPU tensors are routed to the Triton
+  backend, and the package's per-call time on a tiny tensor is set beside
+  F.elu's and F.prelu's (aten's, whose kernels do run, but on 128 elements).
+- on a GPU (the default with one): the real kernels at a launch-bound size,
+  per call with the stream drained once per batch of calls, against F.elu
+  and nn.PReLU.
+
+Three modes, each per call: ``forward (no grad)`` (inference), ``training
+forward`` (alpha requires grad: the graph is recorded) and ``forward+backward``
+(``torch.autograd.grad`` of y against x and alpha with a given dy).
+Providers run interleaved, in rounds; each figure is the median over rounds.
+
+    python bench/host_overhead.py                   # stubbed on a CPU, real on a GPU
+    python bench/host_overhead.py --json out.json
+"""
+
+import argparse
+import contextlib
+import dataclasses
+import json
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+import elu_triton
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import timing  # noqa: E402
+
+STUB_SHAPE = (2, 4, 4, 4)
+GPU_SHAPE = (128, 20, 24, 24)  # the demo's activation: 5.9 MB in fp32
+MODES = ("forward (no grad)", "training forward", "forward+backward")
+# The issue's targets, as ratios of elu_triton's time to the comparison's.
+STUB_TARGETS = {
+    "forward (no grad)": ("F.elu", 2.0),
+    "training forward": ("F.prelu", 3.0),
+    "forward+backward": ("F.prelu", 1.4),
+}
+GPU_TARGETS = {"forward (no grad)": ("F.elu", 2.0), "forward+backward": ("F.prelu", 1.1)}
+
+
+class _NoLaunch:
+    """Stands in for a @triton.jit kernel: ``kernel[grid](*args)`` does nothing."""
+
+    def __getitem__(self, grid):
+        return self
+
+    def __call__(self, *args, **kwargs):
+        return None
+
+
+@contextlib.contextmanager
+def stubbed_launches():
+    """Route CPU tensors to the Triton backend with every kernel launch a no-op.
+
+    Everything the package does around a launch still runs: checks, the
+    launch plan, allocations, the dalpha finishing, autograd.
+    """
+    from elu_triton.backends import triton_kernels, use_backend
+
+    kernels = ("learnable_elu_forward_kernel", "learnable_elu_backward_kernel")
+    real = {name: getattr(triton_kernels, name) for name in kernels}
+    everywhere = dataclasses.replace(triton_kernels.BACKEND, serves=lambda device_type: True)
+    try:
+        for name in kernels:
+            setattr(triton_kernels, name, _NoLaunch())
+        with use_backend(everywhere):
+            yield
+    finally:
+        for name, kernel in real.items():
+            setattr(triton_kernels, name, kernel)
+
+
+def _callables(x: torch.Tensor, channels: int) -> dict[str, dict[str, Callable[[], object]]]:
+    """{mode: {provider: fn}}; each fn does one call of that mode."""
+    alpha = torch.rand(channels, device=x.device) + 0.5
+    alpha_leaf = alpha.clone().requires_grad_()
+    x_leaf = x.clone().requires_grad_()
+    dy = torch.randn_like(x)
+
+    def grads(fn):
+        return lambda: torch.autograd.grad(fn(x_leaf, alpha_leaf), (x_leaf, alpha_leaf), dy)
+
+    learnable, prelu = elu_triton.learnable_elu, F.prelu
+    return {
+        "forward (no grad)": {
+            "elu_triton": lambda: learnable(x, alpha),
+            "F.elu": lambda: F.elu(x, 1.0),
+            "F.prelu": lambda: prelu(x, alpha),
+        },
+        "training forward": {
+            "elu_triton": lambda: learnable(x, alpha_leaf),
+            "F.elu": lambda: F.elu(x_leaf, 1.0),
+            "F.prelu": lambda: prelu(x, alpha_leaf),
+        },
+        "forward+backward": {
+            "elu_triton": grads(learnable),
+            "F.elu": lambda: torch.autograd.grad(F.elu(x_leaf, 1.0), x_leaf, dy),
+            "F.prelu": grads(prelu),
+        },
+    }
+
+
+def _per_call_us(fn: Callable[[], object], calls: int, device: torch.device) -> float:
+    timing.sync(device)
+    start = time.perf_counter()
+    for _ in range(calls):
+        fn()
+    timing.sync(device)  # on a GPU: the time until the last kernel has run
+    return (time.perf_counter() - start) / calls * 1e6
+
+
+def measure(device: torch.device, shape: tuple, rounds: int, calls: int) -> dict:
+    """{mode: {provider: median microseconds per call}}, providers interleaved."""
+    x = torch.randn(shape, device=device)
+    table = _callables(x, shape[1])
+    samples = {mode: {name: [] for name in fns} for mode, fns in table.items()}
+    for fns in table.values():
+        for fn in fns.values():
+            for _ in range(20):  # warm-up: Triton's JIT, allocator, caches
+                fn()
+    for _ in range(rounds):
+        for mode, fns in table.items():
+            for name, fn in fns.items():
+                samples[mode][name].append(_per_call_us(fn, calls, device))
+    return {mode: {n: statistics.median(s) for n, s in by.items()} for mode, by in samples.items()}
+
+
+def report(result: dict, targets: dict) -> str:
+    """A markdown table: us per call, elu_triton's ratio to each, and the targets."""
+    lines = [
+        "| mode | elu_triton us | F.elu us | F.prelu us | elu_triton / F.elu | elu_triton / F.prelu | target |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for mode in MODES:
+        t = result.get(mode)
+        if t is None:
+            continue
+        target = targets.get(mode)
+        verdict = ""
+        if target:
+            ratio = t["elu_triton"] / t[target[0]]
+            verdict = f"<= {target[1]}x {target[0]}: {'met' if ratio <= target[1] else 'missed'}"
+        lines.append(
+            f"| {mode} | {t['elu_triton']:.1f} | {t['F.elu']:.1f} | {t['F.prelu']:.1f} | "
+            f"{t['elu_triton'] / t['F.elu']:.2f}x | {t['elu_triton'] / t['F.prelu']:.2f}x | {verdict} |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--stub", action="store_true", help="stub the launches (the default without a GPU)")
+    parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--calls", type=int, default=200, help="calls per round and provider")
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+    args = parser.parse_args(argv)
+    device = timing.pick_device()
+    stub = args.stub or device.type != "cuda"
+    if stub:
+        device = torch.device("cpu")
+    if timing.interpreter_active(device):
+        parser.error("TRITON_INTERPRET=1: the interpreter is not timed; unset it")
+    shape = STUB_SHAPE if stub else GPU_SHAPE
+    with stubbed_launches() if stub else contextlib.nullcontext():
+        result = measure(device, shape, args.rounds, args.calls)
+    env = timing.environment(device)
+    header = (
+        f"- {'launches stubbed' if stub else 'real kernels'}, {tuple(shape)} fp32, "
+        f"{args.rounds} rounds x {args.calls} calls, median per call\n"
+        f"- {env['device']}; torch {torch.__version__}, Python {platform.python_version()}; "
+        f"torch threads {torch.get_num_threads()}"
+    )
+    print(header)
+    print(report(result, STUB_TARGETS if stub else GPU_TARGETS))
+    if args.json:
+        args.json.write_text(json.dumps({"environment": env, "stub": stub, "shape": shape, "us": result}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
