@@ -18,6 +18,10 @@ class LearnableELU(nn.Module):
             channels) or the channel count C of the input (dim 1). Any
             integer ``operator.index`` takes (a NumPy integer, say).
         init: initial value of every alpha.
+        inplace: accepted so that model factories calling
+            ``act_layer(inplace=True)`` can build this layer, and ignored: the
+            backward needs the input x, so the layer never overwrites it and
+            always returns a new tensor.
         device, dtype: of the ``alpha`` parameter; dtype a floating-point one.
 
     Raises:
@@ -41,12 +45,14 @@ class LearnableELU(nn.Module):
         num_channels: int = 1,
         init: float = 1.0,
         *,
+        inplace: bool = False,
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
     ):
         num_channels = check_num_channels(num_channels)
         check_parameter_dtype(dtype)
         super().__init__()
+        # inplace is not stored and not shown by repr: it changes nothing.
         self.num_channels = num_channels
         self.init = float(init)
         self.alpha = nn.Parameter(torch.empty(num_channels, device=device, dtype=dtype))
