@@ -5,12 +5,14 @@
 
 Public API: ``learnable_elu`` (functional), ``LearnableELUFunction``
 (autograd Function), ``LearnableELU`` (nn.Module), ``LazyLearnableELU`` (its
-channel count taken from the first input), the custom ops
+channel count taken from the first input), ``replace_activations`` (swaps a
+built model's ReLU/ELU/PReLU modules for LearnableELU layers), the custom ops
 ``torch.ops.elu_triton.forward`` / ``torch.ops.elu_triton.backward``, and
 ``elu_triton.reference.learnable_elu`` (pure PyTorch).
 """
 
 from . import ops as _ops  # registers torch.ops.elu_triton.*
+from .convert import replace_activations
 from .function import LearnableELUFunction, learnable_elu
 from .lazy import LazyLearnableELU
 from .module import LearnableELU
@@ -20,5 +22,6 @@ __all__ = [
     "LearnableELU",
     "LearnableELUFunction",
     "learnable_elu",
+    "replace_activations",
 ]
 __version__ = "0.1.0"
