@@ -4,14 +4,24 @@
       = alpha[c] * expm1(x)   if x <= 0
 
 Public API: ``learnable_elu`` (functional), ``LearnableELUFunction``
-(autograd Function), ``LearnableELU`` (nn.Module), the custom ops
+(autograd Function), ``LearnableELU`` (nn.Module), ``LazyLearnableELU`` (its
+channel count taken from the first input), ``replace_activations`` (swaps a
+built model's ReLU/ELU/PReLU modules for LearnableELU layers), the custom ops
 ``torch.ops.elu_triton.forward`` / ``torch.ops.elu_triton.backward``, and
 ``elu_triton.reference.learnable_elu`` (pure PyTorch).
 """
 
 from . import ops as _ops  # registers torch.ops.elu_triton.*
+from .convert import replace_activations
 from .function import LearnableELUFunction, learnable_elu
+from .lazy import LazyLearnableELU
 from .module import LearnableELU
 
-__all__ = ["LearnableELU", "LearnableELUFunction", "learnable_elu"]
+__all__ = [
+    "LazyLearnableELU",
+    "LearnableELU",
+    "LearnableELUFunction",
+    "learnable_elu",
+    "replace_activations",
+]
 __version__ = "0.1.0"

@@ -4,6 +4,9 @@ Every user error is raised here, on the host, before anything is allocated or
 launched, with the expected and the given values in the message.
 """
 
+import operator
+
+import numpy as np
 import torch
 
 
@@ -12,12 +15,42 @@ def channel_count(x: torch.Tensor) -> int:
     return x.shape[1] if x.dim() >= 2 else 1
 
 
-def check_num_channels(num_channels: int) -> None:
-    """Raise unless num_channels is a positive int (LearnableELU's constructor)."""
-    if isinstance(num_channels, bool) or not isinstance(num_channels, int):
+def check_num_channels(num_channels: int) -> int:
+    """Return num_channels as a plain int; raise unless it is a positive integer.
+
+    Like nn.PReLU's num_parameters, any integer that ``operator.index`` accepts
+    passes (a NumPy or 0-d torch integer, say), so that sizes computed with
+    NumPy need no cast; bools do not, although ``operator.index(True)`` is 1.
+
+    Raises:
+        TypeError: num_channels is a bool, or not an integer.
+        ValueError: num_channels is below 1.
+    """
+    if isinstance(num_channels, (bool, np.bool_)):
         raise TypeError(f"num_channels must be an int, got {type(num_channels).__name__}")
-    if num_channels < 1:
-        raise ValueError(f"num_channels must be at least 1, got {num_channels}")
+    try:
+        count = operator.index(num_channels)
+    except TypeError:
+        raise TypeError(f"num_channels must be an int, got {type(num_channels).__name__}") from None
+    if count < 1:
+        raise ValueError(f"num_channels must be at least 1, got {count}")
+    return count
+
+
+def check_parameter_dtype(dtype: torch.dtype | None) -> None:
+    """Raise unless dtype is None (the default dtype) or a floating-point torch.dtype.
+
+    alpha's dtype, checked at construction: nn.Parameter itself would refuse an
+    integer dtype only with a RuntimeError about gradients, and would accept a
+    complex one that the forward then refuses.
+
+    Raises:
+        TypeError: dtype is not a floating-point torch.dtype.
+    """
+    if dtype is None:
+        return
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise TypeError(f"alpha's dtype must be a floating-point torch.dtype or None, got {dtype!r}")
 
 
 def _check_float_tensor(name: str, t: object) -> None:

@@ -3,7 +3,7 @@
 import torch
 from torch import nn
 
-from .checks import check_num_channels
+from .checks import check_num_channels, check_parameter_dtype
 from .function import learnable_elu
 
 
@@ -15,9 +15,19 @@ class LearnableELU(nn.Module):
 
     Args:
         num_channels: how many alphas to learn: 1 (one alpha shared by all
-            channels) or the channel count C of the input (dim 1).
+            channels) or the channel count C of the input (dim 1). Any
+            integer ``operator.index`` takes (a NumPy integer, say).
         init: initial value of every alpha.
-        device, dtype: of the ``alpha`` parameter.
+        inplace: accepted so that model factories calling
+            ``act_layer(inplace=True)`` can build this layer, and ignored: the
+            backward needs the input x, so the layer never overwrites it and
+            always returns a new tensor.
+        device, dtype: of the ``alpha`` parameter; dtype a floating-point one.
+
+    Raises:
+        TypeError: num_channels is not an integer (or is a bool), or dtype is
+            not a floating-point dtype.
+        ValueError: num_channels is below 1.
 
     Shape:
         input (N, C, *) or any shape of fewer than 2 dims; output the same.
@@ -30,9 +40,19 @@ class LearnableELU(nn.Module):
         >>> y = act(torch.randn(8, 64, 32, 32))
     """
 
-    def __init__(self, num_channels: int = 1, init: float = 1.0, *, device=None, dtype=None):
-        check_num_channels(num_channels)
+    def __init__(
+        self,
+        num_channels: int = 1,
+        init: float = 1.0,
+        *,
+        inplace: bool = False,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ):
+        num_channels = check_num_channels(num_channels)
+        check_parameter_dtype(dtype)
         super().__init__()
+        # inplace is not stored and not shown by repr: it changes nothing.
         self.num_channels = num_channels
         self.init = float(init)
         self.alpha = nn.Parameter(torch.empty(num_channels, device=device, dtype=dtype))

@@ -1,5 +1,6 @@
 """Bad input gets a clear error on the host, naming what was expected and what was given."""
 
+import numpy as np
 import pytest
 import torch
 
@@ -69,3 +70,28 @@ def test_module_channel_count_type():
 def test_module_input_channels_mismatch():
     with pytest.raises(ValueError, match=r"1 or C=8 elements .* got 4"):
         LearnableELU(4)(torch.randn(2, 8, 3, 3))
+
+
+@pytest.mark.parametrize("count", [np.int64(3), np.int32(3), torch.tensor(3)], ids=["np.int64", "np.int32", "tensor"])
+def test_module_channel_count_any_integer(count):
+    act = LearnableELU(count)
+    assert type(act.num_channels) is int and act.num_channels == 3
+    assert act.alpha.shape == (3,)
+    assert repr(act) == "LearnableELU(num_channels=3, init=1.0)"
+
+
+@pytest.mark.parametrize("count", [True, np.True_], ids=["bool", "np.bool_"])
+def test_module_channel_count_bool(count):
+    with pytest.raises(TypeError, match="num_channels must be an int, got bool"):
+        LearnableELU(count)
+
+
+@pytest.mark.parametrize("dtype", [torch.int32, torch.int64, torch.bool, torch.complex64], ids=str)
+def test_module_dtype_not_float(dtype):
+    with pytest.raises(TypeError, match=f"alpha's dtype must be a floating-point torch.dtype or None, got {dtype}"):
+        LearnableELU(3, dtype=dtype)
+
+
+def test_module_dtype_not_a_dtype():
+    with pytest.raises(TypeError, match="floating-point torch.dtype or None, got 'float32'"):
+        LearnableELU(3, dtype="float32")

@@ -67,3 +67,20 @@ def test_compile_fullgraph_matches_eager():
     torch.testing.assert_close(compiled_out, eager_out, rtol=1e-5, atol=1e-5)
     for p, g in zip(model.parameters(), eager_grads):
         torch.testing.assert_close(p.grad, g, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("inplace", [False, True])
+def test_inplace_is_accepted_and_ignored(device, inplace):
+    # Factories call act_layer(inplace=True); the backward needs x, so x stays.
+    act = LearnableELU(3, init=0.5, inplace=inplace).to(device)
+    x = torch.randn(4, 3, 5, device=device)
+    x_before = x.clone()
+    y = act(x)
+    assert torch.equal(x, x_before) and y.data_ptr() != x.data_ptr()
+    torch.testing.assert_close(y, LearnableELU(3, init=0.5).to(device)(x), rtol=0, atol=0)
+    assert repr(act) == "LearnableELU(num_channels=3, init=0.5)"
+
+
+def test_inplace_is_keyword_only():
+    with pytest.raises(TypeError):
+        LearnableELU(3, 0.5, True)
