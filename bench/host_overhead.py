@@ -7,7 +7,10 @@ dispatch, allocation, launch) is the layer's speed. Two measurements:
 - ``--stub`` (any machine, the default without a GPU): every Triton kernel
   launch is replaced by a no-op, CPU tensors are routed to the Triton
   backend, and the package's per-call time on a tiny tensor is set beside
-  F.elu's and F.prelu's (aten's, whose kernels do run, but on 128 elements).
+  F.elu's and F.prelu's (aten's, whose kernels do run, but on 128 elements)
+  and a bare autograd.Function's (a dtype check and the outputs'
+  allocations: the floor for any Python Function, whose backward the
+  autograd engine calls through the interpreter).
 - on a GPU (the default with one): the real kernels at a launch-bound size,
   per call with the stream drained once per batch of calls, against F.elu
   and nn.PReLU.
@@ -84,6 +87,22 @@ def stubbed_launches():
             setattr(triton_kernels, name, kernel)
 
 
+class BareFunction(torch.autograd.Function):
+    """The floor of any autograd.Function: the dtype check and the outputs' allocations."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
+        if not x.is_floating_point():
+            raise TypeError(x.dtype)
+        ctx.save_for_backward(x, alpha)
+        return torch.empty_like(x)
+
+    @staticmethod
+    def backward(ctx, dy: torch.Tensor):
+        x, alpha = ctx.saved_tensors
+        return torch.empty_like(x), torch.empty_like(alpha)
+
+
 def _callables(x: torch.Tensor, channels: int) -> dict[str, dict[str, Callable[[], object]]]:
     """{mode: {provider: fn}}; each fn does one call of that mode."""
     alpha = torch.rand(channels, device=x.device) + 0.5
@@ -94,22 +113,25 @@ def _callables(x: torch.Tensor, channels: int) -> dict[str, dict[str, Callable[[
     def grads(fn):
         return lambda: torch.autograd.grad(fn(x_leaf, alpha_leaf), (x_leaf, alpha_leaf), dy)
 
-    learnable, prelu = elu_triton.learnable_elu, F.prelu
+    learnable, prelu, bare = elu_triton.learnable_elu, F.prelu, BareFunction.apply
     return {
         "forward (no grad)": {
             "elu_triton": lambda: learnable(x, alpha),
             "F.elu": lambda: F.elu(x, 1.0),
             "F.prelu": lambda: prelu(x, alpha),
+            "bare Function": lambda: bare(x, alpha),
         },
         "training forward": {
             "elu_triton": lambda: learnable(x, alpha_leaf),
             "F.elu": lambda: F.elu(x_leaf, 1.0),
             "F.prelu": lambda: prelu(x, alpha_leaf),
+            "bare Function": lambda: bare(x, alpha_leaf),
         },
         "forward+backward": {
             "elu_triton": grads(learnable),
             "F.elu": lambda: torch.autograd.grad(F.elu(x_leaf, 1.0), x_leaf, dy),
             "F.prelu": grads(prelu),
+            "bare Function": grads(bare),
         },
     }
 
@@ -142,8 +164,9 @@ def measure(device: torch.device, shape: tuple, rounds: int, calls: int) -> dict
 def report(result: dict, targets: dict) -> str:
     """A markdown table: us per call, elu_triton's ratio to each, and the targets."""
     lines = [
-        "| mode | elu_triton us | F.elu us | F.prelu us | elu_triton / F.elu | elu_triton / F.prelu | target |",
-        "|---|---|---|---|---|---|---|",
+        "| mode | elu_triton us | F.elu us | F.prelu us | bare Function us | elu_triton / F.elu "
+        "| elu_triton / F.prelu | bare Function / F.prelu | target |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for mode in MODES:
         t = result.get(mode)
@@ -156,7 +179,9 @@ def report(result: dict, targets: dict) -> str:
             verdict = f"<= {target[1]}x {target[0]}: {'met' if ratio <= target[1] else 'missed'}"
         lines.append(
             f"| {mode} | {t['elu_triton']:.1f} | {t['F.elu']:.1f} | {t['F.prelu']:.1f} | "
-            f"{t['elu_triton'] / t['F.elu']:.2f}x | {t['elu_triton'] / t['F.prelu']:.2f}x | {verdict} |"
+            f"{t['bare Function']:.1f} | {t['elu_triton'] / t['F.elu']:.2f}x | "
+            f"{t['elu_triton'] / t['F.prelu']:.2f}x | {t['bare Function'] / t['F.prelu']:.2f}x | "
+            f"{verdict} |"
         )
     return "\n".join(lines)
 

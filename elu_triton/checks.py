@@ -68,6 +68,23 @@ def check_inputs(x: torch.Tensor, alpha: torch.Tensor) -> None:
         ValueError: alpha is not 1-D, has neither 1 nor C elements, or lives on
             another device than x.
     """
+    # Every call runs this: valid inputs pass one expression; anything else
+    # is examined step by step below, for the message.
+    try:
+        valid = (
+            x.is_floating_point()
+            and alpha.is_floating_point()
+            and alpha.ndim == 1
+            and alpha.shape[0] in (1, x.shape[1] if x.ndim >= 2 else 1)
+            and x.device == alpha.device
+        )
+    except (AttributeError, TypeError):  # not tensors
+        valid = False
+    if not valid:
+        _raise_for_inputs(x, alpha)
+
+
+def _raise_for_inputs(x: object, alpha: object) -> None:
     _check_float_tensor("x", x)
     _check_float_tensor("alpha", alpha)
     channels = channel_count(x)
@@ -84,6 +101,7 @@ def check_inputs(x: torch.Tensor, alpha: torch.Tensor) -> None:
         raise ValueError(
             f"x and alpha must be on the same device, got x on {x.device} and alpha on {alpha.device}"
         )
+    raise AssertionError("check_inputs: the fast check failed, but no error was found")
 
 
 def check_grad_output(dy: torch.Tensor, x: torch.Tensor) -> None:

@@ -50,17 +50,23 @@ class LearnableELUFunction(torch.autograd.Function):
         return grads_for_inputs(grad_output, x, alpha, ctx.needs_input_grad)
 
 
-def _traced_in_this_thread(x: torch.Tensor) -> bool:
-    """Whether this call is traced or transformed, judged by this thread's state alone.
+# Function.apply without its Python wrapper, which costs microseconds a call
+# to unwrap functorch tensors and check for transforms: the eager route below
+# takes it only for plain tensors with no transform active.
+_apply_eager = super(torch.autograd.Function, LearnableELUFunction).apply
+_PLAIN_TENSORS = (torch.Tensor, torch.nn.Parameter)
+_is_functorch_wrapped = torch._C._functorch.is_functorch_wrapped_tensor
 
-    is_dynamo_compiling is constant-folded to True by dynamo as it traces
-    (and is False when run), the functorch interpreter stack is thread-local,
-    and fake or functional tensors (non-strict export, AOT tracing) show in
-    x's type; only for those is the process-wide compile flag consulted.
-    """
-    if torch.compiler.is_dynamo_compiling() or torch._C._are_functorch_transforms_active():
-        return True
-    return type(x) not in (torch.Tensor, torch.nn.Parameter) and torch.compiler.is_compiling()
+
+def _plain_eager(x: torch.Tensor, alpha: torch.Tensor) -> bool:
+    """Plain tensors, no dispatch mode, not functorch's wrappers: the lean route's inputs."""
+    return (
+        type(x) in _PLAIN_TENSORS
+        and type(alpha) in _PLAIN_TENSORS
+        and torch._C._len_torch_dispatch_stack() == 0
+        and not _is_functorch_wrapped(x)
+        and not _is_functorch_wrapped(alpha)
+    )
 
 
 def learnable_elu(x: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
@@ -80,6 +86,17 @@ def learnable_elu(x: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
         ValueError: alpha is not 1-D, its size is neither 1 nor C, or it is
             on another device than x.
     """
-    if _traced_in_this_thread(x):
+    # The route depends on this thread's state alone: is_dynamo_compiling is
+    # constant-folded to True by dynamo as it traces (and is False when run),
+    # and the functorch stack and dispatch modes are thread-local. Only for
+    # fake or functional tensors (non-strict export, AOT tracing) is the
+    # process-wide compile flag read.
+    if torch.compiler.is_dynamo_compiling() or torch._C._are_functorch_transforms_active():
         return reference.learnable_elu(x, alpha)
-    return LearnableELUFunction.apply(x, alpha)
+    if not _plain_eager(x, alpha):
+        if torch.compiler.is_compiling():
+            return reference.learnable_elu(x, alpha)
+        return LearnableELUFunction.apply(x, alpha)  # through the op, for the mode or subclass
+    if torch.is_grad_enabled() and (x.requires_grad or alpha.requires_grad):
+        return _apply_eager(x, alpha)
+    return run_forward(x, alpha)  # nothing to record: no autograd node at all

@@ -40,8 +40,9 @@ _SMALLEST_SUBNORMAL = {torch.float32: 2.0**-149, torch.float64: 2.0**-1074}
 
 
 def _autocast_off(device_type: str):
-    # F.prelu is on CPU autocast's lower-precision list; the math states its dtypes.
-    if torch.is_autocast_enabled(device_type):
+    # F.prelu is on CPU autocast's lower-precision list; the math states its
+    # dtypes. (Devices without autocast, such as meta, can't even be asked.)
+    if torch.amp.is_autocast_available(device_type) and torch.is_autocast_enabled(device_type):
         return torch.autocast(device_type, enabled=False)
     return contextlib.nullcontext()
 

@@ -8,12 +8,13 @@ exactly what a launch on a CUDA tensor would run, on a machine without one.
 
 import functools
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import NamedTuple, Optional
 
 import torch
 import triton
 
-from ..layout import MemoryView, memory_view
+from ..layout import MemoryView, is_dense, memory_view
+from . import device_kind
 
 
 @dataclass(frozen=True)
@@ -68,22 +69,32 @@ class Plan(NamedTuple):
 
     view: MemoryView
     config: LaunchConfig
+    sizes: tuple  # the kernels' (R, K, C) arguments
+    constants: dict  # their constexpr and launch keywords, shared by both kernels
 
 
-def plan(x: torch.Tensor, num_alpha: int) -> Plan:
-    """The launch plan of dense x, cached per layout.
+def plan(x: torch.Tensor, num_alpha: int) -> Optional[Plan]:
+    """The launch plan of x, or None if x is not dense; cached per layout.
 
     Small activations cost more on the host than on the GPU, so the Python
-    that derives a launch runs once per (shape, strides, dtype size, device
-    kind, alpha size).
+    that derives a launch, the density check included, runs once per (shape,
+    strides, dtype size, device kind, alpha size).
     """
-    return _plan(x.shape, x.stride(), x.element_size(), x.device.type, num_alpha)
+    return _plan(x.shape, x.stride(), x.element_size(), device_kind(x), num_alpha)
 
 
 @functools.lru_cache(maxsize=4096)
-def _plan(shape, strides, element_size, device_type, num_alpha) -> Plan:
-    view = memory_view(torch.empty_strided(shape, strides, device="meta"), num_alpha)
-    return Plan(view, launch_config_for(view, element_size, TUNING[device_type]))
+def _plan(shape, strides, element_size, device_type, num_alpha) -> Optional[Plan]:
+    layout = torch.empty_strided(shape, strides, device="meta")
+    if not is_dense(layout):
+        return None
+    view = memory_view(layout, num_alpha)
+    cfg = launch_config_for(view, element_size, TUNING[device_type])
+    constants = dict(
+        CHANNEL_IS_COLUMN=view.channel_is_column, BLOCK_R=cfg.block_r, BLOCK_K=cfg.block_k,
+        K_MULTIPLE=cfg.k_multiple, INDEX_64=cfg.index_64, num_warps=cfg.num_warps,
+    )  # fmt: skip
+    return Plan(view, cfg, (view.rows, view.cols, view.channels), constants)
 
 
 def launch_config_for(view: MemoryView, element_size: int, tuning: Tuning) -> LaunchConfig:

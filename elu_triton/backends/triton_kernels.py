@@ -15,7 +15,7 @@ from ..kernels import learnable_elu_backward_kernel, learnable_elu_forward_kerne
 from ..layout import dense, with_layout_of
 from ..precision import compute_dtype
 from . import Backend
-from .triton_config import plan
+from .triton_config import Plan, plan
 
 INTERPRETED = os.environ.get("TRITON_INTERPRET") == "1"
 SERVED_DEVICE_TYPES = frozenset({"cuda", "cpu"} if INTERPRETED else {"cuda"})
@@ -29,20 +29,24 @@ def _guard_device(x: torch.Tensor) -> None:
         torch.cuda.set_device(x.device)
 
 
+def _dense_and_planned(x: torch.Tensor, num_alpha: int) -> tuple[torch.Tensor, Plan]:
+    """x itself if dense (else a dense copy), and its launch plan."""
+    planned = plan(x, num_alpha)
+    if planned is None:
+        x = dense(x)
+        planned = plan(x, num_alpha)
+    return x, planned
+
+
 def forward(x: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
     """y = learnable_elu(x, alpha), in x's dtype and memory format."""
-    x = dense(x)
+    x, planned = _dense_and_planned(x, alpha.numel())
     alpha = alpha.contiguous()
     y = torch.empty_like(x)
-    view, cfg = plan(x, alpha.numel())
     _guard_device(x)
-    learnable_elu_forward_kernel[cfg.grid](
-        x, alpha, y, view.rows, view.cols, view.channels,
-        CHANNEL_IS_COLUMN=view.channel_is_column,
-        BLOCK_R=cfg.block_r, BLOCK_K=cfg.block_k, K_MULTIPLE=cfg.k_multiple,
-        INDEX_64=cfg.index_64,
-        num_warps=cfg.num_warps,
-    )  # fmt: skip
+    learnable_elu_forward_kernel[planned.config.grid](
+        x, alpha, y, *planned.sizes, **planned.constants
+    )
     return y
 
 
@@ -50,25 +54,23 @@ def backward(
     dy: torch.Tensor, x: torch.Tensor, alpha: torch.Tensor, compute_dalpha: bool
 ) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
     """(dx, dalpha): dx in x's dtype and memory format, dalpha in alpha's dtype or None."""
-    x = dense(x)
+    x, planned = _dense_and_planned(x, alpha.numel())
     dy = with_layout_of(dy, x)  # the kernel reads x and dy at the same offsets
     alpha = alpha.contiguous()
     dx = torch.empty_like(x)
-    view, cfg = plan(x, alpha.numel())
-    partials_shape = cfg.dalpha_partials_shape if compute_dalpha else (0,)
+    partials_shape = planned.config.dalpha_partials_shape if compute_dalpha else (0,)
     dalpha_partials = torch.empty(partials_shape, dtype=compute_dtype(x.dtype), device=x.device)
     _guard_device(x)
-    learnable_elu_backward_kernel[cfg.grid](
-        dy, x, alpha, dx, dalpha_partials, view.rows, view.cols, view.channels,
-        CHANNEL_IS_COLUMN=view.channel_is_column, COMPUTE_DALPHA=compute_dalpha,
-        BLOCK_R=cfg.block_r, BLOCK_K=cfg.block_k, K_MULTIPLE=cfg.k_multiple,
-        INDEX_64=cfg.index_64,
-        num_warps=cfg.num_warps,
+    learnable_elu_backward_kernel[planned.config.grid](
+        dy, x, alpha, dx, dalpha_partials, *planned.sizes,
+        COMPUTE_DALPHA=compute_dalpha, **planned.constants,
     )  # fmt: skip
     if not compute_dalpha:
         return dx, None
     # Fixed-order sum along contiguous rows of (C, sums per channel): no atomics.
-    return dx, dalpha_partials.sum(dim=1).to(alpha.dtype)
+    dalpha = dalpha_partials.sum(dim=1)
+    # .to() costs microseconds even when it has nothing to do.
+    return dx, dalpha if dalpha.dtype == alpha.dtype else dalpha.to(alpha.dtype)
 
 
 BACKEND = Backend(
