@@ -6,6 +6,7 @@ when the kernels are decorated). Inputs are already validated
 (``checks.py``) and non-empty; launch constants come from ``triton_config.py``.
 """
 
+import contextlib
 import os
 from typing import Optional
 
@@ -21,12 +22,18 @@ INTERPRETED = os.environ.get("TRITON_INTERPRET") == "1"
 SERVED_DEVICE_TYPES = frozenset({"cuda", "cpu"} if INTERPRETED else {"cuda"})
 
 
-def _guard_device(x: torch.Tensor) -> None:
-    # Triton launches on the current CUDA device: make that x's device. A
-    # context manager costs microseconds per call; the common case (x on the
-    # current device) needs nothing.
+_ALREADY_ON_DEVICE = contextlib.nullcontext()
+
+
+def _on_device_of(x: torch.Tensor):
+    """Triton launches on the current CUDA device: make that x's, for the launch.
+
+    torch.cuda.device() costs microseconds per call; the common case (x on the
+    current device) takes a reusable no-op context instead.
+    """
     if x.is_cuda and x.get_device() != torch.cuda.current_device():
-        torch.cuda.set_device(x.device)
+        return torch.cuda.device(x.device)
+    return _ALREADY_ON_DEVICE
 
 
 def _dense_and_planned(x: torch.Tensor, num_alpha: int) -> tuple[torch.Tensor, Plan]:
@@ -43,10 +50,10 @@ def forward(x: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
     x, planned = _dense_and_planned(x, alpha.numel())
     alpha = alpha.contiguous()
     y = torch.empty_like(x)
-    _guard_device(x)
-    learnable_elu_forward_kernel[planned.config.grid](
-        x, alpha, y, *planned.sizes, **planned.constants
-    )
+    with _on_device_of(x):
+        learnable_elu_forward_kernel[planned.config.grid](
+            x, alpha, y, *planned.sizes, **planned.constants
+        )
     return y
 
 
@@ -60,11 +67,11 @@ def backward(
     dx = torch.empty_like(x)
     partials_shape = planned.config.dalpha_partials_shape if compute_dalpha else (0,)
     dalpha_partials = torch.empty(partials_shape, dtype=compute_dtype(x.dtype), device=x.device)
-    _guard_device(x)
-    learnable_elu_backward_kernel[planned.config.grid](
-        dy, x, alpha, dx, dalpha_partials, *planned.sizes,
-        COMPUTE_DALPHA=compute_dalpha, **planned.constants,
-    )  # fmt: skip
+    with _on_device_of(x):
+        learnable_elu_backward_kernel[planned.config.grid](
+            dy, x, alpha, dx, dalpha_partials, *planned.sizes,
+            COMPUTE_DALPHA=compute_dalpha, **planned.constants,
+        )  # fmt: skip
     if not compute_dalpha:
         return dx, None
     # Fixed-order sum along contiguous rows of (C, sums per channel): no atomics.
