@@ -15,6 +15,22 @@ polynomial p = expm1(r), and an exact power of two s = 2^k built from bits:
 For k = 0 the result is p itself, so tiny |x| keeps full relative accuracy.
 Truncation error of the polynomial, relative: |r|^7/8! < 2e-8 (fp32, degree 7),
 |r|^13/14! < 2e-17 (fp64, degree 13); both under half an ulp.
+
+Underflow. exp(x) is subnormal below ln(2^-126) = -87.34 (fp32; -708.40 in
+fp64) and rounds to 0 below ln(2^-150) = -103.97 (-745.13). The GPU (no .ftz
+in our PTX) and numpy keep subnormals, and so does ``negative_branch``. Bits
+make 2^k only while it is normal, so it builds 2^(k+64) and multiplies by
+2^-64: exact down to 2^-149 (2^-1074), the smallest subnormal, and 0 for
+k <= -150 (-1075), as 2^-150 ties to even. s*p + s then rounds into the subnormals once (fused on
+the GPU; unfused, adding two numbers on the subnormal grid is exact). x is
+clamped at -104 (-746), below which exp rounds to 0 anyway: so k >= -150
+(-1076), k+64 is a normal exponent, and at the clamp s = 0 gives exp = 0 and
+expm1 = -1 exactly, with no select. The one inexact spot: k = -150 (x in
+[-104, -103.63]; k = -1075 in fp64) gives exp = 0 where the true value
+reaches 2^-149.5 (2^-1074.5), an error under one subnormal spacing. The
+multiply costs an instruction per element, one fewer than flushing with a
+compare and a select; ``negative_expm1``, for the forward, which needs no exp,
+clamps where 2^k is still normal and skips it.
 """
 
 import triton
@@ -24,16 +40,21 @@ import triton.language as tl
 # globals that are constexpr (plain floats work only in the interpreter).
 LOG2E = tl.constexpr(1.4426950408889634)
 # ln2 split in a head with trailing zero bits (k*head is exact for |k| < 2^8
-# in fp32, 2^11 in fp64) and a tail; the fp32 pair is fdlibm's expf split.
+# in fp32, 2^11 in fp64: the clamps keep |k| <= 150, 1076) and a tail; the
+# fp32 pair is fdlibm's expf split.
 LN2_HI_F32 = tl.constexpr(6.9313812256e-01)
 LN2_LO_F32 = tl.constexpr(9.0580006145e-06)
 LN2_HI_F64 = tl.constexpr(6.93147180369123816490e-01)
 LN2_LO_F64 = tl.constexpr(1.90821492927058770002e-10)
-# Below these, exp(x) is below the smallest normal number (we flush it to 0,
-# as the GPU's ftz arithmetic would) and expm1(x) rounds to -1; clamping keeps
-# 2^k a normal number built from its exponent bits.
-CLAMP_F32 = tl.constexpr(-87.0)
-CLAMP_F64 = tl.constexpr(-708.0)
+# exp: below the clamps exp rounds to 0; 2^(k + EXP_BIAS) is a normal number
+# for every k they allow (see the module docstring).
+CLAMP_F32 = tl.constexpr(-104.0)
+CLAMP_F64 = tl.constexpr(-746.0)
+EXP_BIAS = tl.constexpr(64)
+EXP_UNBIAS = tl.constexpr(2.0**-64)
+# expm1 alone: -1 to the last bit in fp32 and fp64 below -64 (exp(-64) <
+# 2^-92), and 2^k stays normal without a bias down to it (k >= -92).
+CLAMP_EXPM1 = tl.constexpr(-64.0)
 
 
 # The polynomials: Horner's rule on the Taylor coefficients 1/i!, one fma per
@@ -72,28 +93,50 @@ def _expm1_poly_f64(r):
 
 
 @triton.jit
+def _reduce(x):
+    """(k, p): x = k*ln2 + r with |r| <= ln2/2 (k a float), p = expm1(r)."""
+    k = tl.floor(x * LOG2E + 0.5)
+    if x.dtype == tl.float64:
+        r = (x - k * LN2_HI_F64) - k * LN2_LO_F64
+        p = _expm1_poly_f64(r)
+    else:
+        r = (x - k * LN2_HI_F32) - k * LN2_LO_F32
+        p = _expm1_poly_f32(r)
+    return k, p
+
+
+@triton.jit
+def _pow2(k, BIAS: tl.constexpr):
+    """2^(k + BIAS) from exponent bits, in k's dtype; k + BIAS must be a normal exponent."""
+    if k.dtype == tl.float64:
+        scale = ((k.to(tl.int64) + (1023 + BIAS)) << 52).to(tl.float64, bitcast=True)
+    else:
+        scale = ((k.to(tl.int32) + (127 + BIAS)) << 23).to(tl.float32, bitcast=True)
+    return scale
+
+
+@triton.jit
+def negative_expm1(x):
+    """expm1(x) for x <= 0: the same bits as ``negative_branch``'s, without exp."""
+    k, p = _reduce(tl.maximum(x, CLAMP_EXPM1))
+    scale = _pow2(k, 0)
+    return scale * p + (scale - 1.0)
+
+
+@triton.jit
 def negative_branch(x):
     """Return (expm1(x), exp(x)) for x <= 0, each with relative error < 1 ulp-ish.
 
-    x must be <= 0 and not NaN (callers replace NaN, +inf and positive values
-    by 0 first, so no NaN reaches the integer conversion below); -inf gives
-    (-1, 0).
+    exp keeps subnormal results (absolute error under one subnormal spacing
+    there, see the module docstring). x must be <= 0 and not NaN (callers
+    replace NaN, +inf and positive values by 0 first, so no NaN reaches the
+    integer conversion below); -inf gives (-1, 0).
     Computed in x's dtype: call with fp32 or fp64.
     """
     if x.dtype == tl.float64:
-        underflow = x < CLAMP_F64
         x = tl.maximum(x, CLAMP_F64)
-        k = tl.floor(x * LOG2E + 0.5)
-        r = (x - k * LN2_HI_F64) - k * LN2_LO_F64
-        p = _expm1_poly_f64(r)
-        scale = ((k.to(tl.int64) + 1023) << 52).to(tl.float64, bitcast=True)
     else:
-        underflow = x < CLAMP_F32
         x = tl.maximum(x, CLAMP_F32)
-        k = tl.floor(x * LOG2E + 0.5)
-        r = (x - k * LN2_HI_F32) - k * LN2_LO_F32
-        p = _expm1_poly_f32(r)
-        scale = ((k.to(tl.int32) + 127) << 23).to(tl.float32, bitcast=True)
-    expm1_x = scale * p + (scale - 1.0)
-    exp_x = tl.where(underflow, 0.0, scale * p + scale)
-    return expm1_x, exp_x
+    k, p = _reduce(x)
+    scale = _pow2(k, EXP_BIAS) * EXP_UNBIAS
+    return scale * p + (scale - 1.0), scale * p + scale

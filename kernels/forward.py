@@ -13,7 +13,7 @@ Arithmetic is fp32 for 16- and 32-bit inputs, fp64 for fp64.
 import triton
 import triton.language as tl
 
-from .elu_math import negative_branch
+from .elu_math import negative_expm1
 from .tiles import load_tile_alpha, tile_offsets
 
 
@@ -38,7 +38,7 @@ def learnable_elu_forward_kernel(
     alpha, _, _ = load_tile_alpha(alpha_ptr, rows, cols, R, K, C, compute_dtype, CHANNEL_IS_COLUMN)
     # The negative branch sees 0 for x > 0, +inf and NaN, so it never makes
     # an inf or NaN of its own; the select below restores NaN and +inf.
-    expm1_x, _ = negative_branch(tl.where(x < 0, x, 0.0))
+    expm1_x = negative_expm1(tl.where(x < 0, x, 0.0))
     # `x <= 0` is False for NaN, so NaN takes the identity branch and survives.
     y = tl.where(x <= 0, alpha * expm1_x, x)
     tl.store(y_ptr + offsets, y.to(x_raw.dtype), mask=mask)

@@ -5,6 +5,8 @@ as in CI); through the PyTorch backend on the CPU otherwise. Fresh random
 inputs every run.
 """
 
+import decimal
+
 import pytest
 import torch
 
@@ -123,16 +125,103 @@ def test_tiny_negative_relative_error(dtype, device, log_uniform):
     assert rel < (1e-6 if dtype == torch.float32 else 1e-14), rel
 
 
+# Where exp(x) leaves the normal numbers (ln 2^-126 = -87.34, ln 2^-1022 =
+# -708.40) and where it rounds to 0 (ln 2^-150 = -103.97, ln 2^-1075 = -745.13).
+UNDERFLOW_WINDOWS = {
+    torch.float32: [(-88.0, -86.0), (-105.0, -103.0)],
+    torch.float64: [(-709.0, -707.0), (-747.0, -744.0)],
+}
+# Large enough that dy * exp(x) is a normal number where exp(x) is subnormal.
+LARGE_DY = {torch.float32: 1e30, torch.float64: 1e300}
+
+
+def dx_error_ratios(x, dx, dy):
+    """Per element, |dx - dy*exp(x)| over its bound (alpha = 1); at most 1 passes.
+
+    bound = rtol * |dy*exp(x)| + |dy| * spacing. rtol is the dtype's relative
+    promise. spacing is the smallest subnormal (2^-149, 2^-1074): below the
+    smallest normal, exp(x) has that fixed spacing, so its error there is
+    absolute: half a spacing for rounding s*p + s (one rounding even unfused,
+    as the sum of two numbers on that grid is exact), the polynomial's error
+    times s <= 2^-126 (a quarter spacing), and at worst 0.71 spacings where
+    k = -150 (-1075) gives 0 for true values up to 2^-149.5. One spacing covers
+    each, times |dy|: alpha = 1 keeps alpha * exp(x) exact, and the product
+    with dy rounds within rtol.
+    The truth: float64 math for fp32; for fp64, 40-digit decimals, as float64
+    would round the subnormal results it checks.
+    """
+    rtol = 1e-6 if x.dtype == torch.float32 else 1e-14
+    spacing = torch.finfo(x.dtype).smallest_normal * torch.finfo(x.dtype).eps
+    x, dx, dy = x.detach().cpu(), dx.cpu(), dy.cpu()
+    if x.dtype == torch.float32:
+        truth = dy.double() * torch.exp(x.double())
+        return (dx.double() - truth).abs() / (rtol * truth.abs() + dy.double().abs() * spacing)
+    D = decimal.Decimal
+    with decimal.localcontext(decimal.Context(prec=40)):
+        truths = (D(dy_i) * D(x_i).exp() for x_i, dy_i in zip(x.tolist(), dy.tolist()))
+        return torch.tensor([
+            float(abs(D(dx_i) - t) / (D(rtol) * abs(t) + abs(D(dy_i)) * D(spacing)))
+            for t, dx_i, dy_i in zip(truths, dx.tolist(), dy.tolist())
+        ], dtype=torch.float64)  # fmt: skip
+
+
+def assert_dx_is_dy_exp(x, dx, dy):
+    ratios = dx_error_ratios(x, dx, dy)
+    worst = int(ratios.argmax())
+    assert ratios[worst] <= 1, (
+        f"x = {x[worst].item()!r}, dy = {dy[worst].item()!r}: dx = {dx[worst].item()!r}, "
+        f"{ratios[worst]:.3g} times the allowed error"
+    )
+
+
+@pytest.mark.parametrize("dy_size", ["dy_1", "dy_large"])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)
-def test_whole_negative_range_relative_error(dtype, device, log_uniform):
-    """Every binade from -1e-30 down to the underflow of exp, relative to float64."""
+def test_whole_negative_range(dtype, dy_size, device, log_uniform):
+    """Every binade from -1e-30 down past the underflow of exp, and 4096 points
+    across each of UNDERFLOW_WINDOWS: y relative to float64, dx to exact math."""
     from elu_triton import learnable_elu
 
-    x = (-log_uniform(1 << 15, 1e-30, 700.0)).to(dtype).to(device)
+    windows = [
+        torch.empty(4096, dtype=torch.float64).uniform_(lo, hi) for lo, hi in UNDERFLOW_WINDOWS[dtype]
+    ]
+    x = torch.cat([-log_uniform(1 << 15, 1e-30, 800.0), *windows]).to(dtype).to(device)
+    x.requires_grad_()
     y = learnable_elu(x, torch.ones(1, dtype=dtype, device=device))
-    expected = torch.expm1(x.double().cpu())
-    rel = ((y.double().cpu() - expected) / expected).abs().max().item()
+    expected = torch.expm1(x.detach().double().cpu())
+    rel = ((y.detach().double().cpu() - expected) / expected).abs().max().item()
     assert rel < (1e-6 if dtype == torch.float32 else 1e-14), rel
+    dy = torch.full_like(y, LARGE_DY[dtype] if dy_size == "dy_large" else 1.0)
+    (dx,) = torch.autograd.grad(y, x, dy)
+    assert_dx_is_dy_exp(x, dx, dy)
+
+
+@pytest.mark.parametrize(
+    ("dtype", "x", "dy"), [(torch.float32, -87.2, 1e30), (torch.float64, -708.2, 1.0)], ids=str
+)
+def test_exp_not_flushed_above_smallest_normal(dtype, x, dy, device):
+    """Issue 11 item 5: the kernels flushed exp(x) to 0 at x < -87 (-708)."""
+    from elu_triton import learnable_elu
+
+    x = torch.tensor([x], dtype=dtype, device=device, requires_grad=True)
+    dy = torch.tensor([dy], dtype=dtype, device=device)
+    (dx,) = torch.autograd.grad(learnable_elu(x, torch.ones(1, dtype=dtype, device=device)), x, dy)
+    assert dx.item() != 0
+    assert_dx_is_dy_exp(x, dx, dy)
+
+
+@pytest.mark.kernels
+def test_exp_near_underflow_every_float32():
+    """All 2.5 million fp32 x in [-105, -86] through the kernels: dy = 2^100
+    scales exp(x) into dx without rounding, so dx shows exp's own error."""
+    from elu_triton import learnable_elu
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    first, last = torch.tensor([-86.0, -105.0]).view(torch.int32).tolist()
+    x = torch.arange(first, last + 1, dtype=torch.int32).view(torch.float32).to(device)
+    x.requires_grad_()
+    dy = torch.full_like(x, 2.0**100)
+    (dx,) = torch.autograd.grad(learnable_elu(x, torch.ones(1, device=device)), x, dy)
+    assert_dx_is_dy_exp(x, dx, dy)
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
