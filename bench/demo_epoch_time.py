@@ -31,7 +31,9 @@ BATCH_SIZE = 128
 ACTIVATIONS = {"learnable": "LearnableELU(20)", "elu": "torch.nn.ELU()"}
 
 
-def _setup(activation: str, mode: str, images: torch.Tensor, labels: torch.Tensor, mean: torch.Tensor):
+def _setup(
+    activation: str, mode: str, images: torch.Tensor, labels: torch.Tensor, mean: torch.Tensor
+):
     torch.manual_seed(0)
     net = digit_net(mean, activation).to(images.device)
     optimizer = sgd(net, 0.01)
@@ -41,7 +43,9 @@ def _setup(activation: str, mode: str, images: torch.Tensor, labels: torch.Tenso
     return net, optimizer, batches
 
 
-def epoch_times(device: torch.device, epochs: int, modes=("eager", "compiled")) -> dict[tuple, list[float]]:
+def epoch_times(
+    device: torch.device, epochs: int, modes: tuple[str, ...] = ("eager", "compiled")
+) -> dict[tuple[str, str], list[float]]:
     """Seconds per epoch for each (activation, mode), epochs interleaved; checks that all learned."""
     train_set, _ = synthetic_digits(test_size=0)
     images, labels = train_set.images.to(device), train_set.labels.to(device)
@@ -80,6 +84,8 @@ def main() -> None:
     args = parser.parse_args()
     device = resolve_device(args.device)
     modes = tuple(args.modes.split(","))
+    if not set(modes) <= {"eager", "compiled"}:
+        parser.error(f"--modes takes eager and/or compiled, got {args.modes!r}")
     start = time.perf_counter()
     times = epoch_times(device, args.epochs, modes)
     where = (

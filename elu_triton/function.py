@@ -19,10 +19,12 @@ another thread compiling must not change an eager call's arithmetic.
 """
 
 import torch
+from torch._guards import TracingContext
+from torch.autograd import forward_ad
 
-from . import reference
+from . import backends, reference
 from .checks import check_inputs
-from .ops import can_skip_dispatcher, grads_for_inputs, run_forward
+from .ops import can_skip_dispatcher, forward_on, grads_for_inputs, run_forward
 
 
 class LearnableELUFunction(torch.autograd.Function):
@@ -30,42 +32,47 @@ class LearnableELUFunction(torch.autograd.Function):
 
     ``LearnableELUFunction.apply(x, alpha)``: x is (N, C, *) or has fewer
     than 2 dims; alpha is (C,) or (1,). Returns y in x's dtype and memory
-    format. For torch.func transforms use ``learnable_elu``, which routes them
-    to the reference composite.
+    format. For torch.func transforms and forward-mode AD use
+    ``learnable_elu``, which routes them to the reference composite.
     """
 
     @staticmethod
-    def forward(ctx, x: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
-        if can_skip_dispatcher(x, alpha):
-            y = run_forward(x, alpha)  # checks its arguments
-        else:
-            check_inputs(x, alpha)  # before the op's schema, which only says "not a Tensor"
-            y = torch.ops.elu_triton.forward(x, alpha)
+    def forward(ctx, x: torch.Tensor, alpha: torch.Tensor, _plain: bool = False) -> torch.Tensor:
+        # _plain: learnable_elu has already found the inputs plain (can_skip_dispatcher).
+        check_inputs(x, alpha)  # before the op's schema, which only says "not a Tensor"
         ctx.save_for_backward(x, alpha)  # never y: no more memory than nn.ELU
-        return y
+        if _plain or can_skip_dispatcher(x, alpha):
+            # The backward runs on the forward's backend, whichever thread runs it.
+            ctx.backend = backends.select(x)
+            return forward_on(ctx.backend, x, alpha)
+        ctx.backend = None
+        return torch.ops.elu_triton.forward(x, alpha)
 
     @staticmethod
     def backward(ctx, grad_output: torch.Tensor):
         x, alpha = ctx.saved_tensors
-        return grads_for_inputs(grad_output, x, alpha, ctx.needs_input_grad)
+        dx, dalpha = grads_for_inputs(grad_output, x, alpha, ctx.needs_input_grad, ctx.backend)
+        return (dx, dalpha) + (None,) * (len(ctx.needs_input_grad) - 2)  # _plain, if given
 
 
 # Function.apply without its Python wrapper, which costs microseconds a call
 # to unwrap functorch tensors and check for transforms: the eager route below
 # takes it only for plain tensors with no transform active.
 _apply_eager = super(torch.autograd.Function, LearnableELUFunction).apply
-_PLAIN_TENSORS = (torch.Tensor, torch.nn.Parameter)
-_is_functorch_wrapped = torch._C._functorch.is_functorch_wrapped_tensor
 
 
-def _plain_eager(x: torch.Tensor, alpha: torch.Tensor) -> bool:
-    """Plain tensors, no dispatch mode, not functorch's wrappers: the lean route's inputs."""
+def _takes_the_composite() -> bool:
+    """Whether this thread traces or transforms the call, by this thread's state alone.
+
+    is_dynamo_compiling is constant-folded to True by dynamo as it traces (and
+    is False when run); the functorch stack and the forward-AD level are this
+    thread's. (torch.compiler.is_compiling is not: a compile in another thread
+    sets it for the whole process.)
+    """
     return (
-        type(x) in _PLAIN_TENSORS
-        and type(alpha) in _PLAIN_TENSORS
-        and torch._C._len_torch_dispatch_stack() == 0
-        and not _is_functorch_wrapped(x)
-        and not _is_functorch_wrapped(alpha)
+        torch.compiler.is_dynamo_compiling()
+        or torch._C._are_functorch_transforms_active()
+        or forward_ad._current_level >= 0
     )
 
 
@@ -86,17 +93,14 @@ def learnable_elu(x: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
         ValueError: alpha is not 1-D, its size is neither 1 nor C, or it is
             on another device than x.
     """
-    # The route depends on this thread's state alone: is_dynamo_compiling is
-    # constant-folded to True by dynamo as it traces (and is False when run),
-    # and the functorch stack and dispatch modes are thread-local. Only for
-    # fake or functional tensors (non-strict export, AOT tracing) is the
-    # process-wide compile flag read.
-    if torch.compiler.is_dynamo_compiling() or torch._C._are_functorch_transforms_active():
+    if _takes_the_composite():
         return reference.learnable_elu(x, alpha)
-    if not _plain_eager(x, alpha):
-        if torch.compiler.is_compiling():
-            return reference.learnable_elu(x, alpha)
-        return LearnableELUFunction.apply(x, alpha)  # through the op, for the mode or subclass
-    if torch.is_grad_enabled() and (x.requires_grad or alpha.requires_grad):
-        return _apply_eager(x, alpha)
-    return run_forward(x, alpha)  # nothing to record: no autograd node at all
+    if can_skip_dispatcher(x, alpha):
+        if torch.is_grad_enabled() and (x.requires_grad or alpha.requires_grad):
+            return _apply_eager(x, alpha, True)
+        return run_forward(x, alpha)  # nothing to record: no autograd node at all
+    # Subclass tensors or a dispatch mode: tracing (non-strict export, whose
+    # TracingContext is this thread's) gets the composite, anything else the op.
+    if TracingContext.try_get() is not None:
+        return reference.learnable_elu(x, alpha)
+    return LearnableELUFunction.apply(x, alpha)

@@ -2,8 +2,8 @@
 
 Each op validates its arguments, then runs the backend that serves the
 device (``backends/``): the Triton kernels on CUDA (and on the CPU under
-TRITON_INTERPRET=1), the same math in eager PyTorch ops elsewhere. Fake (meta) implementations let torch.compile and
-torch.export trace the ops; forward's autograd formula calls backward, which
+TRITON_INTERPRET=1), the same math in eager PyTorch ops elsewhere. Fake
+(meta) implementations let torch.compile and torch.export trace the ops; forward's autograd formula calls backward, which
 saves only x (and alpha), never y. Backward has an autograd formula of its own
 (``second_order.py``), recorded only under create_graph=True, for
 second-order gradients.
@@ -18,53 +18,62 @@ from .checks import check_grad_output, check_inputs
 from .second_order import double_backward, save_for_double_backward
 
 _PLAIN_TENSORS = (torch.Tensor, torch.nn.Parameter)
+_is_functorch_wrapped = torch._C._functorch.is_functorch_wrapped_tensor
 
 
 def can_skip_dispatcher(*tensors: torch.Tensor) -> bool:
-    """Whether eager code may call the op bodies directly.
+    """Whether eager code may call the op bodies directly, by this thread's state alone.
 
     Only for plain tensors outside any tracing: fake, functional and other
-    subclass tensors (torch.compile, torch.export, opcheck) must meet the op,
-    whose fake implementation they need.
+    subclass tensors (torch.compile, torch.export, opcheck), dispatch modes
+    (a FlopCounterMode, make_fx) and functorch's wrappers must meet the op,
+    whose fake implementation they need or whose dispatch they watch.
     """
-    # Dispatch modes (FakeTensorMode, a FlopCounterMode, make_fx's proxy
-    # mode) live on this thread's stack; the compile flag is read by the
-    # caller (``learnable_elu``) from this thread's own tracing state.
-    return (
-        not torch.compiler.is_dynamo_compiling()
-        and torch._C._len_torch_dispatch_stack() == 0
-        and all(type(t) in _PLAIN_TENSORS for t in tensors)
-    )
+    if torch.compiler.is_dynamo_compiling() or torch._C._len_torch_dispatch_stack():
+        return False
+    for t in tensors:
+        if type(t) not in _PLAIN_TENSORS or _is_functorch_wrapped(t):
+            return False
+    return True
+
+
+def forward_on(backend: backends.Backend, x: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
+    """The forward of checked inputs on backend."""
+    if x.numel() == 0:
+        return torch.empty_like(x)
+    return backend.forward(x, alpha)
+
+
+def backward_on(
+    backend: backends.Backend,
+    grad_output: torch.Tensor,
+    x: torch.Tensor,
+    alpha: torch.Tensor,
+    compute_dalpha: bool,
+) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
+    """(dx, dalpha or None) of checked inputs on backend."""
+    if x.numel() == 0:
+        return torch.empty_like(x), torch.zeros_like(alpha) if compute_dalpha else None
+    return backend.backward(grad_output, x, alpha, compute_dalpha)
 
 
 def run_forward(x: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
-    """The forward op's body, also called directly by the eager autograd path.
+    """The forward op's body, also called directly by the eager path.
 
     Going through the dispatcher costs tens of microseconds a call, more than
     the kernel itself on activations of a few MB, so eager code skips it.
     """
     check_inputs(x, alpha)
-    if x.numel() == 0:
-        return torch.empty_like(x)
-    return backends.select(x).forward(x, alpha)
+    return forward_on(backends.select(x), x, alpha)
 
 
 def run_backward(
     grad_output: torch.Tensor, x: torch.Tensor, alpha: torch.Tensor, compute_dalpha: bool
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """The backward op's body; see ``run_forward`` for why it is callable directly."""
+    """The backward op's body: dalpha is an empty (0,) tensor without compute_dalpha."""
     check_inputs(x, alpha)
     check_grad_output(grad_output, x)
-    return _backward_body(grad_output, x, alpha, compute_dalpha)
-
-
-def _backward_body(
-    grad_output: torch.Tensor, x: torch.Tensor, alpha: torch.Tensor, compute_dalpha: bool
-) -> tuple[torch.Tensor, torch.Tensor]:
-    if x.numel() == 0:
-        dalpha = torch.zeros_like(alpha) if compute_dalpha else alpha.new_empty(0)
-        return torch.empty_like(x), dalpha
-    dx, dalpha = backends.select(x).backward(grad_output, x, alpha, compute_dalpha)
+    dx, dalpha = backward_on(backends.select(x), grad_output, x, alpha, compute_dalpha)
     return dx, dalpha if dalpha is not None else alpha.new_empty(0)
 
 
@@ -107,9 +116,18 @@ torch.library.register_autograd(
 
 
 def grads_for_inputs(
-    grad_output: torch.Tensor, x: torch.Tensor, alpha: torch.Tensor, needs_input_grad
+    grad_output: torch.Tensor,
+    x: torch.Tensor,
+    alpha: torch.Tensor,
+    needs_input_grad: tuple[bool, ...],
+    backend: Optional[backends.Backend] = None,
 ) -> tuple[Optional[torch.Tensor], Optional[torch.Tensor]]:
-    """(dx, dalpha) as autograd wants them: None for inputs that need no gradient."""
+    """(dx, dalpha) as autograd wants them: None for inputs that need no gradient.
+
+    backend: the one the forward ran on (so that use_backend reaches a backward
+    that runs after its block, or on autograd's device threads); None to
+    select now.
+    """
     needs_dx, needs_dalpha = needs_input_grad[0], needs_input_grad[1]
     if not (needs_dx or needs_dalpha):
         return None, None
@@ -117,7 +135,9 @@ def grads_for_inputs(
     if not torch.is_grad_enabled() and can_skip_dispatcher(grad_output, x, alpha):
         # x and alpha were checked by the forward, and autograd hands over a
         # gradient of y's shape, device and dtype: nothing left to check.
-        dx, dalpha = _backward_body(grad_output, x, alpha, bool(needs_dalpha))
+        dx, dalpha = backward_on(
+            backend or backends.select(x), grad_output, x, alpha, bool(needs_dalpha)
+        )
     else:
         dx, dalpha = torch.ops.elu_triton.backward(grad_output, x, alpha, bool(needs_dalpha))
     return (dx if needs_dx else None), (dalpha if needs_dalpha else None)

@@ -4,8 +4,11 @@
       = alpha[c] * expm1(x)     if x <= 0
 
 Gradients come from autograd. Tests, benchmarks and the demo import this as
-the ground truth; ``learnable_elu`` also routes here under torch.compile so
-that the compiler can fuse the activation with its neighbours.
+the ground truth; ``learnable_elu`` also routes here under torch.compile and
+torch.export (so that the compiler can fuse the activation with its
+neighbours), and under torch.func transforms and forward-mode AD (which
+compose with its plain ops). It computes in the kernels' arithmetic dtype,
+so the routes agree to the rounding of the final result.
 
 Written so that autograd gives the intended values at the edges: the
 negative branch sees 0 for x > 0 (so exp(+inf) never makes 0 * inf = NaN in

@@ -27,7 +27,8 @@ Edge values as in ``reference.py``: the negative branch sees 0 for x > 0, so
 exp(+inf) never makes inf * 0 = NaN; selecting after the product keeps an
 infinite upstream gradient at x > 0 out; NaN x gives NaN in every gradient of
 its channel; x = -inf gives exp(x) = 0. Arithmetic is in fp32 for 16- and
-32-bit inputs (fp64 when any input is fp64), as in the kernels.
+32-bit inputs, as in the kernels, and in fp64 when any of dy, x and alpha
+is fp64 (a float64 gradgradcheck may pass fp64 upstream gradients).
 """
 
 from typing import Optional

@@ -2,7 +2,7 @@
 torch.compile(mode="reduce-overhead") replay with eager's results.
 
 What makes the op capturable: its launch path (checks.py, layout.py,
-launch.py) reads only shapes, strides and dtypes on the host, never a
+backends/triton_kernels.py) reads only shapes, strides and dtypes on the host, never a
 tensor's values (no .item(), no .tolist(), no bool of a tensor), allocates
 through PyTorch's caching allocator (the graph's private pool during
 capture), and launches plain @triton.jit kernels: no autotuner, so after one

@@ -8,12 +8,13 @@ transforms, in float64 where the comparison is exact enough to mean it.
 """
 
 import copy
+import dataclasses
 
 import torch
 from torch import nn
 from torch.func import functional_call, grad, jacrev, stack_module_state, vmap
 
-from elu_triton import LearnableELU, learnable_elu, reference
+from elu_triton import LearnableELU, backends, learnable_elu, reference
 
 
 def _model(device, dtype=torch.float64):
@@ -42,7 +43,12 @@ def test_functional_call_keeps_the_eager_path(device):
     model = _model(device, torch.float32)
     x = torch.randn(4, 5, device=device)
     params = {name: p.detach() * 1.5 for name, p in model.named_parameters()}
-    y = functional_call(model, params, (x,))
+    ran = []
+    default = backends.backend_for(device)
+    spy = dataclasses.replace(default, forward=lambda *a: ran.append("eager") or default.forward(*a))
+    with backends.use_backend(spy):
+        y = functional_call(model, params, (x,))
+    assert ran == ["eager"]
     torch.testing.assert_close(y, functional_call(_reference_twin(model), params, (x,)))
 
 

@@ -4,6 +4,7 @@ import threading
 
 import pytest
 import torch
+import torch.utils.flop_counter
 
 from elu_triton import LearnableELUFunction, learnable_elu, reference
 
@@ -62,24 +63,33 @@ def test_output_can_be_modified_in_place(device):
 
 
 def _bf16_case(device):
-    # bf16 values whose fp32 arithmetic (the promise) and bf16 arithmetic (the
-    # composite before it computed in fp32) differ in the last bit somewhere.
     x = torch.linspace(-3, -0.01, 64, device=device).bfloat16()
     return x, torch.tensor([0.7], device=device)
 
 
-def test_eager_route_ignores_the_process_wide_compile_flag(monkeypatch, device):
+@pytest.fixture
+def composite_calls(monkeypatch):
+    """Calls that took the reference composite instead of the eager path."""
+    calls = []
+    real = reference.learnable_elu
+    monkeypatch.setattr(reference, "learnable_elu", lambda *args: calls.append(args) or real(*args))
+    return calls
+
+
+def test_eager_route_ignores_the_process_wide_compile_flag(monkeypatch, device, composite_calls):
     """Another thread compiling sets torch.compiler's process-wide flag; eager calls here must not care."""
     x, alpha = _bf16_case(device)
     expected = learnable_elu(x, alpha)
-    calls = []
-    monkeypatch.setattr(reference, "learnable_elu", lambda *args: calls.append(args) or expected)
     monkeypatch.setattr(torch.compiler, "_is_compiling_flag", True)
     assert torch.compiler.is_compiling()  # what a compile in another thread makes it say
-    assert torch.equal(learnable_elu(x, alpha), expected) and calls == []
+    assert torch.equal(learnable_elu(x, alpha), expected)
+    # Under a dispatch mode, too, the calling thread decides: the op, not the composite.
+    with torch.utils.flop_counter.FlopCounterMode(display=False):
+        assert torch.equal(learnable_elu(x, alpha), expected)
+    assert composite_calls == []
 
 
-def test_results_do_not_depend_on_another_thread_compiling(device):
+def test_results_do_not_depend_on_another_thread_compiling(device, composite_calls):
     x, alpha = _bf16_case(device)
     expected = learnable_elu(x, alpha)
     done = threading.Event()
@@ -95,7 +105,7 @@ def test_results_do_not_depend_on_another_thread_compiling(device):
     while not done.is_set():
         differing += not torch.equal(learnable_elu(x, alpha), expected)
     other.join()
-    assert differing == 0
+    assert differing == 0 and composite_calls == []
 
 
 def test_traced_under_compile_as_the_composite():
@@ -109,3 +119,35 @@ def test_traced_under_compile_as_the_composite():
     y = torch.compile(learnable_elu, backend=backend, fullgraph=True)(x, alpha)
     assert torch.equal(y, reference.learnable_elu(x, alpha))
     assert not any("elu_triton" in op for op in graph_ops) and any("expm1" in op for op in graph_ops)
+
+
+def test_forward_mode_ad_gives_the_tangent(device):
+    """Forward AD takes the composite: the eager path has no jvp to give."""
+    import torch.autograd.forward_ad as fwAD
+
+    x = torch.randn(3, 4, 5, device=device, dtype=torch.float64)
+    alpha = torch.rand(4, device=device, dtype=torch.float64) + 0.5
+    tangent = torch.randn_like(x)
+    with fwAD.dual_level():
+        y = learnable_elu(fwAD.make_dual(x, tangent), alpha)
+        jvp = fwAD.unpack_dual(y).tangent
+    expected = torch.where(x > 0, 1.0, reference.alpha_for_broadcast(alpha, x) * x.exp()) * tangent
+    torch.testing.assert_close(jvp, expected)
+
+
+def test_backward_runs_on_the_forward_backend(device):
+    """use_backend reaches the backward even when it runs after the block (or on autograd's threads)."""
+    import dataclasses
+
+    from elu_triton.backends import backend_for, use_backend
+
+    ran = []
+    default = backend_for(device)
+    spy = dataclasses.replace(
+        default, name="spy", backward=lambda *args: ran.append("backward") or default.backward(*args)
+    )
+    x = torch.randn(2, 3, 4, device=device, requires_grad=True)
+    with use_backend(spy):
+        y = learnable_elu(x, torch.rand(3, device=device))
+    y.sum().backward()
+    assert ran == ["backward"]

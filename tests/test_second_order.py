@@ -2,7 +2,7 @@
 
 gradgradcheck runs in float64 through whatever computes the first-order
 gradients here: the Triton kernels (CUDA, or CPU under TRITON_INTERPRET=1)
-or cpu.py. x is kept away from 0, where the slope jumps from alpha to 1 and
+or the PyTorch backend. x is kept away from 0, where the slope jumps from alpha to 1 and
 finite differences would straddle the kink.
 """
 

@@ -10,7 +10,8 @@ serves it runs:
 | ``triton`` (``triton_kernels.py``) | CUDA; CPU too under TRITON_INTERPRET=1 (Triton's interpreter) |
 | ``torch`` (``torch_ops.py``) | every device: the same math in eager PyTorch ops |
 
-Adding a device (ROCm, XPU) is one module with a ``BACKEND`` and one row here.
+Adding a device (XPU, say) is one module with a ``BACKEND`` and one row here;
+ROCm GPUs are "cuda" devices to PyTorch, which the Triton backend serves.
 
 ``backend_for(device)`` says which backend serves a device; ``use_backend(name)``
 forces one in this thread, for tests, benchmarks and the demo. The choice per
@@ -59,8 +60,10 @@ _by_device_type: dict[str, Backend] = {}
 def _load(module_name: str) -> Optional[Backend]:
     try:
         return importlib.import_module(f"{__name__}.{module_name}").BACKEND
-    except ImportError:  # triton is not installed (macOS, Windows): skip its backend
-        return None
+    except ModuleNotFoundError as error:
+        if error.name != "triton":
+            raise
+        return None  # triton is not installed (macOS, Windows): skip its backend
 
 
 def available() -> tuple[Backend, ...]:
@@ -111,15 +114,23 @@ def device_kind(x: torch.Tensor) -> str:
 
 
 def select(x: torch.Tensor) -> Backend:
-    """The backend for x's device: the hot path's lookup."""
-    return _select(device_kind(x))
+    """The backend for x's device: the hot path's lookup (one dict get when nothing is forced)."""
+    kind = "cuda" if x.is_cuda else "cpu" if x.is_cpu else x.device.type  # device_kind, inlined
+    if getattr(_forced, "backend", None) is None:
+        backend = _by_device_type.get(kind)
+        if backend is not None:
+            return backend
+    return _select(kind)
 
 
 @contextlib.contextmanager
 def use_backend(backend: Union[str, Backend]) -> Iterator[Backend]:
     """Force a backend (by name, or a Backend of one's own) in this thread, for the block.
 
-    Other threads keep their own choice. A forced backend still has to serve
+    Other threads keep their own choice. A call made in the block runs its
+    backward on the same backend, wherever and whenever autograd runs it (for
+    calls that go through the custom ops instead, under a dispatch mode or with
+    tensor subclasses, the backward selects again). A forced backend still has to serve
     the device of each call (``backend_for`` raises otherwise), so forcing
     ``"triton"`` on CPU tensors needs TRITON_INTERPRET=1 set before import.
 
@@ -132,6 +143,8 @@ def use_backend(backend: Union[str, Backend]) -> Iterator[Backend]:
     """
     if isinstance(backend, str):
         backend = _named(backend)
+    elif not isinstance(backend, Backend):
+        raise TypeError(f"use_backend takes a backend's name or a Backend, got {type(backend).__name__}")
     previous = getattr(_forced, "backend", None)
     _forced.backend = backend
     try:

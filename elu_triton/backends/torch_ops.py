@@ -22,6 +22,12 @@ prelu(S, -alpha) is 1 for x > 0 and (-alpha) * (-exp(x)) = alpha * exp(x)
 otherwise. D is dy zeroed by threshold_backward where -x <= -(smallest
 subnormal), which is exactly x > 0: multiplying by a zero instead would turn
 an infinite dy at x > 0 into inf * 0 = NaN, where the kernels give 0.
+(With torch.set_flush_denormal(True) that threshold flushes to -0, so x = +0
+counts as positive there: an infinite or NaN dy at x = +0 then gives 0, not
+NaN, in its channel's dalpha.)
+
+dalpha is summed one dim at a time in the compute dtype (aten's cascade
+sums) and finished in fp64 (``sum_per_channel``).
 """
 
 import contextlib
@@ -32,19 +38,27 @@ import torch.nn.functional as F
 
 from ..layout import dense, memory_view, with_layout_of
 from ..precision import compute_dtype
-from . import Backend
+from . import Backend, device_kind
 
 _THRESHOLD_BACKWARD = torch.ops.aten.threshold_backward.grad_input
 # -x <= -(this) exactly when x > 0, in each compute dtype.
 _SMALLEST_SUBNORMAL = {torch.float32: 2.0**-149, torch.float64: 2.0**-1074}
 
 
-def _autocast_off(device_type: str):
-    # F.prelu is on CPU autocast's lower-precision list; the math states its
-    # dtypes. (Devices without autocast, such as meta, can't even be asked.)
-    if torch.amp.is_autocast_available(device_type) and torch.is_autocast_enabled(device_type):
-        return torch.autocast(device_type, enabled=False)
-    return contextlib.nullcontext()
+_NO_CONTEXT = contextlib.nullcontext()
+
+
+def _autocast_off(x: torch.Tensor) -> contextlib.AbstractContextManager:
+    """Autocast off for x's device, if it is on: the math states its dtypes.
+
+    (F.prelu is on CPU autocast's lower-precision list. Devices without
+    autocast, such as meta, can't even be asked.)
+    """
+    kind = device_kind(x)
+    if kind in ("cpu", "cuda") or torch.amp.is_autocast_available(kind):
+        if torch.is_autocast_enabled(kind):
+            return torch.autocast(kind, enabled=False)
+    return _NO_CONTEXT
 
 
 def _prelu_weight(alpha: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
@@ -54,7 +68,7 @@ def _prelu_weight(alpha: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
 
 def forward(x: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
     """y in x's dtype and memory format."""
-    with _autocast_off(x.device.type):
+    with _autocast_off(x):
         xc = x.to(compute_dtype(x.dtype))
         # elu with alpha 1 is x for x > 0 (NaN and +inf included) and expm1(x)
         # otherwise, so prelu then scales exactly the x <= 0 elements by alpha.
@@ -85,7 +99,7 @@ def backward(
     dy: torch.Tensor, x: torch.Tensor, alpha: torch.Tensor, compute_dalpha: bool
 ) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
     """(dx, dalpha): dx in x's dtype and memory format, dalpha in alpha's dtype or None."""
-    with _autocast_off(x.device.type):
+    with _autocast_off(x):
         x = dense(x)
         dy = with_layout_of(dy, x)  # dy in x's dtype, as the kernels read it
         xc, dyc = x.to(compute_dtype(x.dtype)), dy.to(compute_dtype(x.dtype))

@@ -1,7 +1,7 @@
 """Launch configuration of the Triton kernels: the one place that knows tiles and warps.
 
 Tuning is kept per device kind (``TUNING``): a CUDA GPU, and the CPU, where
-Triton's interpreter runs the kernels. A new kind (ROCm, XPU) is one row.
+Triton's interpreter runs the kernels. A new kind (XPU, say) is one row.
 ``launch_config_for`` is pure host arithmetic, so ``codegen.py`` can compile
 exactly what a launch on a CUDA tensor would run, on a machine without one.
 """

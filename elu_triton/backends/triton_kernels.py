@@ -66,7 +66,9 @@ def backward(
     alpha = alpha.contiguous()
     dx = torch.empty_like(x)
     partials_shape = planned.config.dalpha_partials_shape if compute_dalpha else (0,)
-    dalpha_partials = torch.empty(partials_shape, dtype=compute_dtype(x.dtype), device=x.device)
+    # (new_empty and positional arguments: Python's argument parsing of
+    # torch.empty(..., device=x.device) and sum(dim=1) costs microseconds.)
+    dalpha_partials = x.new_empty(partials_shape, dtype=compute_dtype(x.dtype))
     with _on_device_of(x):
         learnable_elu_backward_kernel[planned.config.grid](
             dy, x, alpha, dx, dalpha_partials, *planned.sizes,
@@ -75,7 +77,7 @@ def backward(
     if not compute_dalpha:
         return dx, None
     # Fixed-order sum along contiguous rows of (C, sums per channel): no atomics.
-    dalpha = dalpha_partials.sum(dim=1)
+    dalpha = dalpha_partials.sum(1)
     # .to() costs microseconds even when it has nothing to do.
     return dx, dalpha if dalpha.dtype == alpha.dtype else dalpha.to(alpha.dtype)
 
