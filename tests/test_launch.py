@@ -69,19 +69,24 @@ def test_int64_offsets_path(monkeypatch, layout, launched_plans, check_against_r
 @pytest.mark.kernels
 def test_every_output_element_is_written(monkeypatch, check_against_reference, make_alpha):
     """Outputs and dalpha partials start as NaN: any element left unwritten shows."""
+    poisoned_count = []
 
     def poisoned(alloc):
         def wrapper(*args, **kwargs):
+            poisoned_count.append(1)
             return alloc(*args, **kwargs).fill_(float("nan"))
 
         return wrapper
 
-    monkeypatch.setattr(triton_kernels.torch, "empty", poisoned(torch.empty))
-    monkeypatch.setattr(triton_kernels.torch, "empty_like", poisoned(torch.empty_like))
+    # Every allocator the backend uses (y, dx: empty_like; partials: new_empty).
+    monkeypatch.setattr(torch, "empty_like", poisoned(torch.empty_like))
+    monkeypatch.setattr(torch.Tensor, "new_empty", poisoned(torch.Tensor.new_empty))
     for x in [
         torch.randn(3, 20, 5, 7),
         torch.randn(3, 20, 5, 7).to(memory_format=torch.channels_last),
         torch.randn(70000),  # more than one interpreter tile
         torch.randn(129, 1031),
     ]:
+        before = len(poisoned_count)
         check_against_reference(x, make_alpha(x.shape[1] if x.dim() > 1 else 1))
+        assert len(poisoned_count) - before >= 3  # y, dx and the partials were all poisoned
