@@ -29,6 +29,21 @@ def alpha_for_broadcast(alpha: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return alpha.reshape((1, channel_count(x)) + (1,) * (x.dim() - 2))
 
 
+class LearnableELU(torch.nn.Module):
+    """The reference as a module around a given alpha (a twin of a network's layer).
+
+    Args:
+        alpha: the Parameter (or tensor) to share, e.g. another layer's ``alpha``.
+    """
+
+    def __init__(self, alpha: torch.Tensor):
+        super().__init__()
+        self.alpha = alpha
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return learnable_elu(x, self.alpha)
+
+
 def learnable_elu(x: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
     """The reference forward; differentiable in x and alpha by autograd.
 

@@ -133,6 +133,25 @@ def random_alpha(channels, dtype=torch.float32, device="cpu"):
 
 
 @pytest.fixture
+def assert_compiled_matches_eager():
+    """torch.compile(model, fullgraph=True) gives eager's outputs and parameter gradients on x."""
+
+    def check(model, x):
+        compiled = torch.compile(model, fullgraph=True)
+        eager_out = model(x)
+        eager_out.sum().backward()
+        eager_grads = [p.grad.clone() for p in model.parameters()]
+        model.zero_grad()
+        compiled_out = compiled(x)
+        compiled_out.sum().backward()
+        torch.testing.assert_close(compiled_out, eager_out, rtol=1e-5, atol=1e-5)
+        for p, g in zip(model.parameters(), eager_grads):
+            torch.testing.assert_close(p.grad, g, rtol=1e-4, atol=1e-5)
+
+    return check
+
+
+@pytest.fixture
 def make_alpha():
     return random_alpha
 

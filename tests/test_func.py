@@ -25,17 +25,8 @@ def _model(device, dtype=torch.float64):
 
 def _reference_twin(model):
     """The same network with the activation written as the reference composite."""
-
-    class ReferenceELU(nn.Module):
-        def __init__(self, alpha):
-            super().__init__()
-            self.alpha = alpha
-
-        def forward(self, x):
-            return reference.learnable_elu(x, self.alpha)
-
     twin = copy.deepcopy(model)
-    twin[1] = ReferenceELU(twin[1].alpha)
+    twin[1] = reference.LearnableELU(twin[1].alpha)
     return twin
 
 

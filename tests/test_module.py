@@ -53,20 +53,9 @@ def _conv_model(act):
     return nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), act, nn.Flatten(), nn.Linear(4 * 6 * 6, 3))
 
 
-def test_compile_fullgraph_matches_eager():
+def test_compile_fullgraph_matches_eager(assert_compiled_matches_eager):
     torch.manual_seed(0)
-    model = _conv_model(LearnableELU(4, init=0.7))
-    compiled = torch.compile(model, fullgraph=True)
-    x = torch.randn(5, 1, 8, 8)
-    eager_out = model(x)
-    eager_out.sum().backward()
-    eager_grads = [p.grad.clone() for p in model.parameters()]
-    model.zero_grad()
-    compiled_out = compiled(x)
-    compiled_out.sum().backward()
-    torch.testing.assert_close(compiled_out, eager_out, rtol=1e-5, atol=1e-5)
-    for p, g in zip(model.parameters(), eager_grads):
-        torch.testing.assert_close(p.grad, g, rtol=1e-4, atol=1e-5)
+    assert_compiled_matches_eager(_conv_model(LearnableELU(4, init=0.7)), torch.randn(5, 1, 8, 8))
 
 
 @pytest.mark.parametrize("inplace", [False, True])

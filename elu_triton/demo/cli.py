@@ -226,9 +226,10 @@ def _train_model(args, device: torch.device, train_set: DigitSet):
             f"{per_epoch} iterations, batch {args.batch_size}, "
             f"SGD lr {args.lr} momentum 0.9 L2 1e-4"
         )
-        # On a GPU Triton compiles the kernels on first use, and --compile the
-        # network: seconds of silence otherwise.
-        print("warm-up: one step, compiling on first use ...", end=" ", flush=True)
+        # On a GPU Triton compiles the kernels on first use, and --compile
+        # compiles the network: seconds of silence otherwise.
+        compiles = device.type == "cuda" or args.compile
+        print(f"warm-up: one step{', compiling on first use' if compiles else ''} ...", end=" ", flush=True)
     warm_model = torch.compile(model) if args.compile else model
     warmup_seconds = warm_up(warm_model, images[: args.batch_size], labels[: args.batch_size])
     if main_process:
