@@ -75,7 +75,7 @@ def check_inputs(x: torch.Tensor, alpha: torch.Tensor) -> None:
             x.is_floating_point()
             and alpha.is_floating_point()
             and alpha.ndim == 1
-            and alpha.shape[0] in (1, x.shape[1] if x.ndim >= 2 else 1)
+            and alpha.shape[0] in (1, x.shape[1] if x.ndim >= 2 else 1)  # channel_count, inlined
             and x.device == alpha.device
         )
     except (AttributeError, TypeError):  # not tensors

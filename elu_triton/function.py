@@ -61,21 +61,6 @@ class LearnableELUFunction(torch.autograd.Function):
 _apply_eager = super(torch.autograd.Function, LearnableELUFunction).apply
 
 
-def _takes_the_composite() -> bool:
-    """Whether this thread traces or transforms the call, by this thread's state alone.
-
-    is_dynamo_compiling is constant-folded to True by dynamo as it traces (and
-    is False when run); the functorch stack and the forward-AD level are this
-    thread's. (torch.compiler.is_compiling is not: a compile in another thread
-    sets it for the whole process.)
-    """
-    return (
-        torch.compiler.is_dynamo_compiling()
-        or torch._C._are_functorch_transforms_active()
-        or forward_ad._current_level >= 0
-    )
-
-
 def learnable_elu(x: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
     """ELU with a learnable per-channel alpha, differentiable in x and alpha.
 
@@ -93,7 +78,16 @@ def learnable_elu(x: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
         ValueError: alpha is not 1-D, its size is neither 1 nor C, or it is
             on another device than x.
     """
-    if _takes_the_composite():
+    # Whether this thread traces or transforms the call, by this thread's state
+    # alone: is_dynamo_compiling is constant-folded to True by dynamo as it
+    # traces (and is False when run); the functorch stack and the forward-AD
+    # level are this thread's. (torch.compiler.is_compiling is not: a compile
+    # in another thread sets it for the whole process.)
+    if (
+        torch.compiler.is_dynamo_compiling()
+        or torch._C._are_functorch_transforms_active()
+        or forward_ad._current_level >= 0
+    ):
         return reference.learnable_elu(x, alpha)
     if can_skip_dispatcher(x, alpha):
         if torch.is_grad_enabled() and (x.requires_grad or alpha.requires_grad):

@@ -156,3 +156,9 @@ def test_leaves_global_compile_settings_alone(monkeypatch, device):
     for t in threads:
         t.join()
     assert touched == [] and dict(counters["frames"]) == frames_before
+
+
+def test_use_backend_refuses_what_is_not_a_backend():
+    with pytest.raises(TypeError, match="backend's name or a Backend, got int"):
+        with backends.use_backend(123):
+            pass

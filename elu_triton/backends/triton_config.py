@@ -14,7 +14,6 @@ import torch
 import triton
 
 from ..layout import MemoryView, is_dense, memory_view
-from . import device_kind
 
 
 @dataclass(frozen=True)
@@ -69,7 +68,9 @@ class Plan(NamedTuple):
 
     view: MemoryView
     config: LaunchConfig
+    grid: tuple  # config.grid, one attribute lookup nearer
     sizes: tuple  # the kernels' (R, K, C) arguments
+    partials_dtype: torch.dtype  # of the dalpha partials: the compute dtype
     constants: dict  # their constexpr and launch keywords, shared by both kernels
 
 
@@ -80,7 +81,8 @@ def plan(x: torch.Tensor, num_alpha: int) -> Optional[Plan]:
     that derives a launch, the density check included, runs once per (shape,
     strides, dtype size, device kind, alpha size).
     """
-    return _plan(x.shape, x.stride(), x.element_size(), device_kind(x), num_alpha)
+    kind = "cuda" if x.is_cuda else "cpu" if x.is_cpu else x.device.type  # device_kind, inlined
+    return _plan(x.shape, x.stride(), x.element_size(), kind, num_alpha)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -94,7 +96,12 @@ def _plan(shape, strides, element_size, device_type, num_alpha) -> Optional[Plan
         CHANNEL_IS_COLUMN=view.channel_is_column, BLOCK_R=cfg.block_r, BLOCK_K=cfg.block_k,
         K_MULTIPLE=cfg.k_multiple, INDEX_64=cfg.index_64, num_warps=cfg.num_warps,
     )  # fmt: skip
-    return Plan(view, cfg, (view.rows, view.cols, view.channels), constants)
+    # Element size 8 is fp64 (no other dtype of that size reaches the kernels).
+    partials_dtype = torch.float64 if element_size == 8 else torch.float32
+    return Plan(
+        view=view, config=cfg, grid=cfg.grid, sizes=(view.rows, view.cols, view.channels),
+        partials_dtype=partials_dtype, constants=constants,
+    )  # fmt: skip
 
 
 def launch_config_for(view: MemoryView, element_size: int, tuning: Tuning) -> LaunchConfig:

@@ -1,4 +1,4 @@
-"""Launch configuration, the int64 path and unwritten-output detection."""
+"""The Triton backend: launch configuration, the int64 path and unwritten-output detection."""
 
 import pytest
 import torch
