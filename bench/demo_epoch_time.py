@@ -76,7 +76,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N or auto")
     parser.add_argument(
-        "--epochs", type=int, default=7, help="timed epochs per activation (default 7)"
+        "--epochs", type=int, default=7, help="timed epochs per activation and mode (default 7)"
     )
     parser.add_argument(
         "--modes", default="eager,compiled", help="comma-separated: eager, compiled (default both)"

@@ -13,7 +13,7 @@ dispatch, allocation, launch) is the layer's speed. Two measurements:
   autograd engine calls through the interpreter).
 - on a GPU (the default with one): the real kernels at a launch-bound size,
   per call with the stream drained once per batch of calls, against F.elu
-  and nn.PReLU.
+  and F.prelu (nn.PReLU's function).
 
 Three modes, each per call: ``forward (no grad)`` (inference), ``training
 forward`` (alpha requires grad: the graph is recorded) and ``forward+backward``

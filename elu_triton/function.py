@@ -10,12 +10,15 @@ one, ``Function.apply`` binds the arguments through ``inspect.signature`` on
 every call, which cost more than everything else on the host path together.
 
 ``learnable_elu`` is what the module calls. In eager mode it applies the
-Function. When this thread is traced (torch.compile, torch.export) or runs
-under a torch.func transform (grad, vmap, jacrev...), it returns the
-reference composite instead: the compiler fuses it with its neighbours (a
-batch norm before it, say), forward and backward, and the transforms compose
-with its plain PyTorch ops. Only this thread's own state decides the route:
-another thread compiling must not change an eager call's arithmetic.
+Function (or, when no graph is recorded, runs the forward op's body with no
+Function at all). When this thread is traced (torch.compile, torch.export),
+runs under a torch.func transform (grad, vmap, jacrev...) or takes x or alpha
+as a forward-AD dual tensor, it returns the reference composite instead:
+the compiler fuses it with its neighbours (a batch norm before it, say),
+forward and backward, and the transforms and forward AD compose with its
+plain PyTorch ops. Only this thread's own state and the call's own tensors
+decide the route: another thread compiling must not change an eager call's
+arithmetic.
 """
 
 import torch
@@ -55,6 +58,14 @@ class LearnableELUFunction(torch.autograd.Function):
         return (dx, dalpha) + (None,) * (len(ctx.needs_input_grad) - 2)  # _plain, if given
 
 
+def _carries_a_tangent(x: torch.Tensor, alpha: torch.Tensor) -> bool:
+    """Whether x or alpha is a dual tensor of the current forward-AD level."""
+    return (
+        forward_ad.unpack_dual(x).tangent is not None
+        or forward_ad.unpack_dual(alpha).tangent is not None
+    )
+
+
 # Function.apply without its Python wrapper, which costs microseconds a call
 # to unwrap functorch tensors and check for transforms: the eager route below
 # takes it only for plain tensors with no transform active.
@@ -80,13 +91,14 @@ def learnable_elu(x: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
     """
     # Whether this thread traces or transforms the call, by this thread's state
     # alone: is_dynamo_compiling is constant-folded to True by dynamo as it
-    # traces (and is False when run); the functorch stack and the forward-AD
-    # level are this thread's. (torch.compiler.is_compiling is not: a compile
-    # in another thread sets it for the whole process.)
+    # traces (and is False when run); the functorch stack is this thread's;
+    # forward-AD levels are process-wide, so a level only counts when x or
+    # alpha carries a tangent. (torch.compiler.is_compiling is process-wide
+    # too: a compile in another thread sets it.)
     if (
         torch.compiler.is_dynamo_compiling()
         or torch._C._are_functorch_transforms_active()
-        or forward_ad._current_level >= 0
+        or (forward_ad._current_level >= 0 and _carries_a_tangent(x, alpha))
     ):
         return reference.learnable_elu(x, alpha)
     if can_skip_dispatcher(x, alpha):

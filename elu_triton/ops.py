@@ -3,10 +3,10 @@
 Each op validates its arguments, then runs the backend that serves the
 device (``backends/``): the Triton kernels on CUDA (and on the CPU under
 TRITON_INTERPRET=1), the same math in eager PyTorch ops elsewhere. Fake
-(meta) implementations let torch.compile and torch.export trace the ops; forward's autograd formula calls backward, which
-saves only x (and alpha), never y. Backward has an autograd formula of its own
-(``second_order.py``), recorded only under create_graph=True, for
-second-order gradients.
+(meta) implementations let torch.compile and torch.export trace the ops;
+forward's autograd formula calls backward, which saves only x (and alpha),
+never y. Backward has an autograd formula of its own (``second_order.py``),
+recorded only under create_graph=True, for second-order gradients.
 """
 
 from typing import Optional
@@ -24,7 +24,7 @@ _is_functorch_wrapped = torch._C._functorch.is_functorch_wrapped_tensor
 def can_skip_dispatcher(
     a: torch.Tensor, b: Optional[torch.Tensor] = None, c: Optional[torch.Tensor] = None
 ) -> bool:
-    """Whether eager code may call the op bodies directly with a (and b, c), by this thread's state alone.
+    """Whether eager code may call the op bodies directly on a (b, c), by this thread's state.
 
     Only for plain tensors outside any tracing: fake, functional and other
     subclass tensors (torch.compile, torch.export, opcheck), dispatch modes
@@ -140,8 +140,11 @@ def grads_for_inputs(
         return None, None
     # Under create_graph=True (grad mode on) the op records its second-order
     # formula. A forward that ran on a backend found x and alpha plain already.
-    plain = can_skip_dispatcher(grad_output) if backend else can_skip_dispatcher(grad_output, x, alpha)
-    if not torch.is_grad_enabled() and plain:
+    if not torch.is_grad_enabled() and (
+        can_skip_dispatcher(grad_output)
+        if backend is not None
+        else can_skip_dispatcher(grad_output, x, alpha)
+    ):
         # x and alpha were checked by the forward, and autograd hands over a
         # gradient of y's shape, device and dtype: nothing left to check.
         dx, dalpha = backward_on(

@@ -29,7 +29,7 @@ def alpha_for_broadcast(alpha: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return alpha.reshape((1, channel_count(x)) + (1,) * (x.dim() - 2))
 
 
-class LearnableELU(torch.nn.Module):
+class ReferenceELU(torch.nn.Module):
     """The reference as a module around a given alpha (a twin of a network's layer).
 
     Args:

@@ -162,3 +162,14 @@ def test_use_backend_refuses_what_is_not_a_backend():
     with pytest.raises(TypeError, match="backend's name or a Backend, got int"):
         with backends.use_backend(123):
             pass
+
+
+@pytest.mark.parametrize("alpha_value", [float("inf"), float("nan")])
+def test_dx_at_positive_x_ignores_alpha(device, alpha_value):
+    """dx = dy for x > 0 whatever alpha holds, as the kernels and the reference give."""
+    x = torch.tensor([[2.0, -1.0], [0.5, 3.0]], device=device, requires_grad=True)
+    alpha = torch.full((2,), alpha_value, device=device)
+    dy = torch.tensor([[1.5, 1.0], [-2.0, 0.25]], device=device)
+    (dx,) = torch.autograd.grad(learnable_elu(x, alpha), x, dy)
+    positive = x.detach() > 0
+    assert torch.equal(dx[positive], dy[positive])

@@ -26,7 +26,7 @@ def _model(device, dtype=torch.float64):
 def _reference_twin(model):
     """The same network with the activation written as the reference composite."""
     twin = copy.deepcopy(model)
-    twin[1] = reference.LearnableELU(twin[1].alpha)
+    twin[1] = reference.ReferenceELU(twin[1].alpha)
     return twin
 
 

@@ -151,3 +151,29 @@ def test_backward_runs_on_the_forward_backend(device):
         y = learnable_elu(x, torch.rand(3, device=device))
     y.sum().backward()
     assert ran == ["backward"]
+
+
+def test_forward_ad_level_in_another_thread_changes_nothing_here(device, composite_calls):
+    """Forward-AD levels are process-wide: only a dual x or alpha takes the composite."""
+    import torch.autograd.forward_ad as fwAD
+
+    x = torch.randn(2, 3, 4, device=device, requires_grad=True)
+    alpha = torch.rand(3, device=device, requires_grad=True)
+    entered, release = threading.Event(), threading.Event()
+
+    def hold_a_level():
+        with fwAD.dual_level():
+            entered.set()
+            release.wait(timeout=60)
+
+    other = threading.Thread(target=hold_a_level)
+    other.start()
+    try:
+        assert entered.wait(timeout=60)
+        learnable_elu(x, alpha).sum().backward()
+        with torch.no_grad():
+            learnable_elu(x, alpha)
+    finally:
+        release.set()
+        other.join()
+    assert composite_calls == []

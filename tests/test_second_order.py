@@ -119,7 +119,7 @@ def test_gradient_penalty_matches_reference(dtype, rtol, atol, device):
     eps = torch.rand(3, 1, 1, 1, device=device, dtype=dtype)
     ours = _gradient_penalty_grads(critic, real, fake, eps)
 
-    critic[1] = reference.LearnableELU(layer.alpha)  # the same parameter, the reference's math
+    critic[1] = reference.ReferenceELU(layer.alpha)  # the same parameter, the reference's math
     expected = _gradient_penalty_grads(critic, real, fake, eps)
     assert ours[2] is not None and ours[2].dtype == dtype  # alpha's gradient
     for got, want in zip(ours, expected):

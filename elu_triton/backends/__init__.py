@@ -135,9 +135,10 @@ def use_backend(backend: Union[str, Backend]) -> Iterator[Backend]:
     """Force a backend (by name, or a Backend of one's own) in this thread, for the block.
 
     Other threads keep their own choice. A call made in the block runs its
-    backward on the same backend, wherever and whenever autograd runs it (for
-    calls that go through the custom ops instead, under a dispatch mode or with
-    tensor subclasses, the backward selects again). A forced backend still has to serve
+    ordinary backward on the same backend, wherever and whenever autograd runs
+    it. A backward under create_graph=True, and calls that go through the
+    custom ops (under a dispatch mode, with tensor subclasses), select again
+    where the backward runs. A forced backend still has to serve
     the device of each call (``backend_for`` raises otherwise), so forcing
     ``"triton"`` on CPU tensors needs TRITON_INTERPRET=1 set before import.
 
@@ -147,11 +148,14 @@ def use_backend(backend: Union[str, Backend]) -> Iterator[Backend]:
 
     Raises:
         ValueError: no backend of that name can run here.
+        TypeError: backend is neither a name nor a Backend.
     """
     if isinstance(backend, str):
         backend = _named(backend)
     elif not isinstance(backend, Backend):
-        raise TypeError(f"use_backend takes a backend's name or a Backend, got {type(backend).__name__}")
+        raise TypeError(
+            f"use_backend takes a backend's name or a Backend, got {type(backend).__name__}"
+        )
     previous = _forced.backend
     _forced.backend = backend
     try:

@@ -15,13 +15,14 @@ backward) and copysign are vectorized. Each select below is therefore an op
 that selects on the sign of its input, which is made to carry the sign of x:
 
     forward:  y  = prelu(elu(x), alpha)        elu(x) > 0 exactly when x > 0
-    backward: dx = dy * lerp(alpha * exp(min(x, 0)), 1, x > 0)
+    backward: dx = dy * prelu(S, -alpha)        S = 1 if x > 0 else -exp(x)
               dalpha[c] = sum expm1(min(x, 0)) * D      D = 0 if x > 0 else dy
 
-lerp with a weight of exactly 1 or 0 selects exactly: 1 for x > 0, alpha *
-exp(x) otherwise, NaN for NaN x. D is dy zeroed by threshold_backward where -x <= -(smallest
-subnormal), which is exactly x > 0: multiplying by a zero instead would turn
-an infinite dy at x > 0 into inf * 0 = NaN, where the kernels give 0.
+prelu(S, -alpha) is 1 for x > 0, whatever alpha (an infinite alpha too),
+and (-alpha) * (-exp(x)) = alpha * exp(x) otherwise. D is dy zeroed by
+threshold_backward where -x <= -(smallest subnormal), which is exactly
+x > 0: multiplying by a zero instead would turn an infinite dy at x > 0 into
+inf * 0 = NaN, where the kernels give 0.
 (With torch.set_flush_denormal(True) that threshold flushes to -0, so x = +0
 counts as positive there: an infinite or NaN dy at x = +0 then gives 0, not
 NaN, in its channel's dalpha.)
@@ -37,7 +38,6 @@ import torch
 import torch.nn.functional as F
 
 from ..layout import dense, memory_view, with_layout_of
-from ..reference import alpha_for_broadcast
 from ..precision import compute_dtype
 from . import Backend, device_kind
 
@@ -107,24 +107,23 @@ def backward(
         xc, dyc = x.to(dtype), dy.to(dtype)
         # Three full-size scratch buffers and dx: on the CPU a fresh one costs
         # about as much as a pass over it (page faults), so the steps reuse
-        # them. (dx is a fresh tensor rather than a scratch buffer written in
-        # place: measured faster, for how the allocator then recycles memory.)
-        # min(x, 0) keeps NaN and maps x > 0 (+inf too) to 0: exp 1, expm1 0.
+        # them. min(x, 0) keeps NaN and maps x > 0 (+inf too) to 0: exp 1, expm1 0.
         negative = xc.clamp(max=0)
         exp_negative = torch.exp(negative)
-        dalpha, scratch = None, negative
+        dalpha = None
         if compute_dalpha:
             scratch = torch.neg(xc)
-            dy_negative = _THRESHOLD_BACKWARD(dyc, scratch, -_SMALLEST_SUBNORMAL[dtype], grad_input=scratch)
+            dy_negative = _THRESHOLD_BACKWARD(
+                dyc, scratch, -_SMALLEST_SUBNORMAL[dtype], grad_input=scratch
+            )
             terms = torch.expm1(negative, out=negative).mul_(dy_negative)
             dalpha = sum_per_channel(terms, alpha.numel()).to(alpha.dtype)
-        # dx = dy * (1 if x > 0 else alpha * exp(x)), in the kernels' order:
-        # alpha * exp(min(x, 0)) everywhere, then lerp with weight 1 (x > 0)
-        # to exactly 1, and with weight 0 (x <= 0, NaN) to itself.
-        positive = torch.gt(xc, 0, out=scratch)
-        slope = exp_negative.mul_(alpha_for_broadcast(alpha.to(dtype), xc))
-        slope.lerp_(xc.new_ones(()), positive)
-        return torch.mul(slope, dyc).to(x.dtype), dalpha
+        # S = copysign(exp(min(x, 0)), x > 0 ? x : -1): 1 for x > 0, -exp(x)
+        # otherwise (x = +0 included, which a copysign from x itself would miss).
+        sign_source = torch.threshold(xc, 0.0, -1.0, out=negative)
+        slope = exp_negative.copysign_(sign_source)
+        dx = F.prelu(slope, _prelu_weight(alpha, dtype).neg()).mul_(dyc).to(x.dtype)
+        return dx, dalpha
 
 
 BACKEND = Backend(

@@ -14,6 +14,7 @@ import torch
 import triton
 
 from ..layout import MemoryView, is_dense, memory_view
+from ..precision import compute_dtype
 
 
 @dataclass(frozen=True)
@@ -68,7 +69,6 @@ class Plan(NamedTuple):
 
     view: MemoryView
     config: LaunchConfig
-    grid: tuple  # config.grid, one attribute lookup nearer
     sizes: tuple  # the kernels' (R, K, C) arguments
     partials_dtype: torch.dtype  # of the dalpha partials: the compute dtype
     constants: dict  # their constexpr and launch keywords, shared by both kernels
@@ -79,28 +79,26 @@ def plan(x: torch.Tensor, num_alpha: int) -> Optional[Plan]:
 
     Small activations cost more on the host than on the GPU, so the Python
     that derives a launch, the density check included, runs once per (shape,
-    strides, dtype size, device kind, alpha size).
+    strides, dtype, device kind, alpha size).
     """
     kind = "cuda" if x.is_cuda else "cpu" if x.is_cpu else x.device.type  # device_kind, inlined
-    return _plan(x.shape, x.stride(), x.element_size(), kind, num_alpha)
+    return _plan(x.shape, x.stride(), x.dtype, kind, num_alpha)
 
 
 @functools.lru_cache(maxsize=4096)
-def _plan(shape, strides, element_size, device_type, num_alpha) -> Optional[Plan]:
+def _plan(shape, strides, dtype, device_type, num_alpha) -> Optional[Plan]:
     layout = torch.empty_strided(shape, strides, device="meta")
     if not is_dense(layout):
         return None
     view = memory_view(layout, num_alpha)
-    cfg = launch_config_for(view, element_size, TUNING[device_type])
+    cfg = launch_config_for(view, dtype.itemsize, TUNING[device_type])
     constants = dict(
         CHANNEL_IS_COLUMN=view.channel_is_column, BLOCK_R=cfg.block_r, BLOCK_K=cfg.block_k,
         K_MULTIPLE=cfg.k_multiple, INDEX_64=cfg.index_64, num_warps=cfg.num_warps,
     )  # fmt: skip
-    # Element size 8 is fp64 (no other dtype of that size reaches the kernels).
-    partials_dtype = torch.float64 if element_size == 8 else torch.float32
     return Plan(
-        view=view, config=cfg, grid=cfg.grid, sizes=(view.rows, view.cols, view.channels),
-        partials_dtype=partials_dtype, constants=constants,
+        view=view, config=cfg, sizes=(view.rows, view.cols, view.channels),
+        partials_dtype=compute_dtype(dtype), constants=constants,
     )  # fmt: skip
 
 

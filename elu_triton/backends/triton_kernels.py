@@ -38,7 +38,7 @@ def forward(x: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
             return forward(x, alpha)
     x, planned = _dense_and_planned(x, alpha.numel())
     y = torch.empty_like(x)
-    learnable_elu_forward_kernel[planned.grid](
+    learnable_elu_forward_kernel[planned.config.grid](
         x, alpha.contiguous(), y, *planned.sizes, **planned.constants
     )
     return y
@@ -59,7 +59,7 @@ def backward(
     # (new_empty and positional arguments: Python's argument parsing of
     # torch.empty(..., device=x.device) and sum(dim=1) costs microseconds.)
     dalpha_partials = x.new_empty(partials_shape, dtype=planned.partials_dtype)
-    learnable_elu_backward_kernel[planned.grid](
+    learnable_elu_backward_kernel[planned.config.grid](
         dy, x, alpha, dx, dalpha_partials, *planned.sizes,
         COMPUTE_DALPHA=compute_dalpha, **planned.constants,
     )  # fmt: skip
