@@ -122,7 +122,7 @@ def device_kind(x: torch.Tensor) -> str:
 
 def select(x: torch.Tensor) -> Backend:
     """The backend for x's device: the hot path's lookup (one dict get when nothing is forced)."""
-    kind = "cuda" if x.is_cuda else "cpu" if x.is_cpu else x.device.type  # device_kind, inlined
+    kind = device_kind(x)
     if _forced.backend is None:
         backend = _by_device_type.get(kind)
         if backend is not None:

@@ -15,6 +15,7 @@ import triton
 
 from ..layout import MemoryView, is_dense, memory_view
 from ..precision import compute_dtype
+from . import device_kind
 
 
 @dataclass(frozen=True)
@@ -81,8 +82,7 @@ def plan(x: torch.Tensor, num_alpha: int) -> Optional[Plan]:
     that derives a launch, the density check included, runs once per (shape,
     strides, dtype, device kind, alpha size).
     """
-    kind = "cuda" if x.is_cuda else "cpu" if x.is_cpu else x.device.type  # device_kind, inlined
-    return _plan(x.shape, x.stride(), x.dtype, kind, num_alpha)
+    return _plan(x.shape, x.stride(), x.dtype, device_kind(x), num_alpha)
 
 
 @functools.lru_cache(maxsize=4096)
