@@ -21,13 +21,19 @@ decide the route: another thread compiling must not change an eager call's
 arithmetic.
 """
 
+from typing import Optional
+
 import torch
 from torch._guards import TracingContext
 from torch.autograd import forward_ad
 
 from . import backends, reference
 from .checks import check_inputs
-from .ops import can_skip_dispatcher, forward_on, grads_for_inputs, run_forward
+from .ops import _PLAIN_TENSORS, _is_functorch_wrapped, can_skip_dispatcher, grads_for_inputs, run_forward
+
+_is_dynamo_compiling = torch.compiler.is_dynamo_compiling
+_transforms_active = torch._C._are_functorch_transforms_active
+_dispatch_modes = torch._C._len_torch_dispatch_stack
 
 
 class LearnableELUFunction(torch.autograd.Function):
@@ -42,20 +48,22 @@ class LearnableELUFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: torch.Tensor, alpha: torch.Tensor, _plain: bool = False) -> torch.Tensor:
         # _plain: learnable_elu has already found the inputs plain (can_skip_dispatcher).
-        check_inputs(x, alpha)  # before the op's schema, which only says "not a Tensor"
-        ctx.save_for_backward(x, alpha)  # never y: no more memory than nn.ELU
         if _plain or can_skip_dispatcher(x, alpha):
-            # The backward runs on the forward's backend, whichever thread runs it.
-            ctx.backend = backends.select(x)
-            return forward_on(ctx.backend, x, alpha)
-        ctx.backend = None
+            # Checks the inputs; the backward runs on the forward's backend
+            # and plan, whichever thread runs it.
+            ctx.prepared = backend, plan = backends.prepare(x, alpha)
+            ctx.save_for_backward(x, alpha)  # never y: no more memory than nn.ELU
+            return backend.forward(x, alpha, plan)
+        check_inputs(x, alpha)  # before the op's schema, which only says "not a Tensor"
+        ctx.prepared = None
+        ctx.save_for_backward(x, alpha)
         return torch.ops.elu_triton.forward(x, alpha)
 
     @staticmethod
     def backward(ctx, grad_output: torch.Tensor):
         x, alpha = ctx.saved_tensors
-        dx, dalpha = grads_for_inputs(grad_output, x, alpha, ctx.needs_input_grad, ctx.backend)
-        return (dx, dalpha) + (None,) * (len(ctx.needs_input_grad) - 2)  # _plain, if given
+        # (and None for _plain: autograd accepts extra None gradients)
+        return grads_for_inputs(grad_output, x, alpha, ctx.needs_input_grad, ctx.prepared) + (None,)
 
 
 def _carries_a_tangent(x: torch.Tensor, alpha: torch.Tensor) -> bool:
@@ -89,6 +97,26 @@ def learnable_elu(x: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
         ValueError: alpha is not 1-D, its size is neither 1 nor C, or it is
             on another device than x.
     """
+    # Every eager call pays for this test, so it is one expression:
+    # can_skip_dispatcher's conditions inlined, with the tests for the cases
+    # that _route_elsewhere sorts out (transforms, forward AD).
+    if not (
+        not (_is_dynamo_compiling() or _transforms_active() or _dispatch_modes())
+        and forward_ad._current_level < 0
+        and type(x) in _PLAIN_TENSORS
+        and type(alpha) in _PLAIN_TENSORS
+        and not (_is_functorch_wrapped(x) or _is_functorch_wrapped(alpha))
+    ):
+        routed = _route_elsewhere(x, alpha)
+        if routed is not None:
+            return routed
+    if torch.is_grad_enabled() and (x.requires_grad or alpha.requires_grad):
+        return _apply_eager(x, alpha, True)
+    return run_forward(x, alpha)  # nothing to record: no autograd node at all
+
+
+def _route_elsewhere(x: torch.Tensor, alpha: torch.Tensor) -> Optional[torch.Tensor]:
+    """y for a call that is traced, transformed, dispatched or dual; None for the eager path."""
     # Whether this thread traces or transforms the call, by this thread's state
     # alone: is_dynamo_compiling is constant-folded to True by dynamo as it
     # traces (and is False when run); the functorch stack is this thread's;
@@ -96,15 +124,13 @@ def learnable_elu(x: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
     # alpha carries a tangent. (torch.compiler.is_compiling is process-wide
     # too: a compile in another thread sets it.)
     if (
-        torch.compiler.is_dynamo_compiling()
-        or torch._C._are_functorch_transforms_active()
+        _is_dynamo_compiling()
+        or _transforms_active()
         or (forward_ad._current_level >= 0 and _carries_a_tangent(x, alpha))
     ):
         return reference.learnable_elu(x, alpha)
     if can_skip_dispatcher(x, alpha):
-        if torch.is_grad_enabled() and (x.requires_grad or alpha.requires_grad):
-            return _apply_eager(x, alpha, True)
-        return run_forward(x, alpha)  # nothing to record: no autograd node at all
+        return None  # a forward-AD level of another thread's, say
     # Subclass tensors or a dispatch mode: tracing (non-strict export, whose
     # TracingContext is this thread's) gets the composite, anything else the op.
     if TracingContext.try_get() is not None:

@@ -42,43 +42,23 @@ def can_skip_dispatcher(
     )
 
 
-def forward_on(backend: backends.Backend, x: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
-    """The forward of checked inputs on backend."""
-    if x.numel() == 0:
-        return torch.empty_like(x)
-    return backend.forward(x, alpha)
-
-
-def backward_on(
-    backend: backends.Backend,
-    grad_output: torch.Tensor,
-    x: torch.Tensor,
-    alpha: torch.Tensor,
-    compute_dalpha: bool,
-) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
-    """(dx, dalpha or None) of checked inputs on backend."""
-    if x.numel() == 0:
-        return torch.empty_like(x), torch.zeros_like(alpha) if compute_dalpha else None
-    return backend.backward(grad_output, x, alpha, compute_dalpha)
-
-
 def run_forward(x: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
     """The forward op's body, also called directly by the eager path.
 
     Going through the dispatcher costs tens of microseconds a call, more than
     the kernel itself on activations of a few MB, so eager code skips it.
     """
-    check_inputs(x, alpha)
-    return forward_on(backends.select(x), x, alpha)
+    backend, plan = backends.prepare(x, alpha)  # checks the inputs
+    return backend.forward(x, alpha, plan)
 
 
 def run_backward(
     grad_output: torch.Tensor, x: torch.Tensor, alpha: torch.Tensor, compute_dalpha: bool
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The backward op's body: dalpha is an empty (0,) tensor without compute_dalpha."""
-    check_inputs(x, alpha)
+    backend, plan = backends.prepare(x, alpha)  # checks the inputs
     check_grad_output(grad_output, x)
-    dx, dalpha = backward_on(backends.select(x), grad_output, x, alpha, compute_dalpha)
+    dx, dalpha = backend.backward(grad_output, x, alpha, compute_dalpha, plan)
     return dx, dalpha if dalpha is not None else alpha.new_empty(0)
 
 
@@ -125,30 +105,28 @@ def grads_for_inputs(
     x: torch.Tensor,
     alpha: torch.Tensor,
     needs_input_grad: tuple[bool, ...],
-    backend: Optional[backends.Backend] = None,
+    prepared: Optional[backends.Prepared] = None,
 ) -> tuple[Optional[torch.Tensor], Optional[torch.Tensor]]:
     """(dx, dalpha) as autograd wants them: None for inputs that need no gradient.
 
-    backend: the one the forward ran on (so that use_backend reaches a backward
+    prepared: what ran the forward (so that use_backend reaches a backward
     that runs after its block, or on autograd's device threads); None to
-    select now.
+    prepare now.
     """
-    needs_dx, needs_dalpha = needs_input_grad[0], needs_input_grad[1]
+    needs_dx, needs_dalpha = needs_input_grad[:2]  # (the Function's has a third: _plain)
     if not (needs_dx or needs_dalpha):
         return None, None
     # Under create_graph=True (grad mode on) the op records its second-order
-    # formula. A forward that ran on a backend found x and alpha plain already.
+    # formula. A forward that was prepared found x and alpha plain already.
     if not torch.is_grad_enabled() and (
         can_skip_dispatcher(grad_output)
-        if backend is not None
+        if prepared is not None
         else can_skip_dispatcher(grad_output, x, alpha)
     ):
         # x and alpha were checked by the forward, and autograd hands over a
         # gradient of y's shape, device and dtype: nothing left to check.
-        dx, dalpha = backward_on(
-            backend if backend is not None else backends.select(x),
-            grad_output, x, alpha, bool(needs_dalpha),
-        )
+        backend, plan = prepared if prepared is not None else backends.prepare(x, alpha)
+        dx, dalpha = backend.backward(grad_output, x, alpha, bool(needs_dalpha), plan)
     else:
         dx, dalpha = torch.ops.elu_triton.backward(grad_output, x, alpha, bool(needs_dalpha))
     return (dx if needs_dx else None), (dalpha if needs_dalpha else None)

@@ -39,13 +39,17 @@ def test_use_backend_forces_this_thread_only():
 def test_use_backend_takes_a_backend_of_ones_own():
     calls = []
 
-    def forward(x, alpha):
+    def forward(x, alpha, plan):
         calls.append("forward")
-        return torch_ops.forward(x, alpha)
+        return torch_ops.forward(x, alpha, plan)
 
     spy = dataclasses.replace(torch_ops.BACKEND, name="spy", forward=forward)
+    x, alpha = torch.randn(2, 3), torch.rand(3)
+    learnable_elu(x, alpha)  # the same signature, prepared unforced first
     with backends.use_backend(spy):
-        learnable_elu(torch.randn(2, 3), torch.rand(3))
+        learnable_elu(x, alpha)
+    assert calls == ["forward"]
+    learnable_elu(x, alpha)  # and unforced again afterwards
     assert calls == ["forward"]
 
 
@@ -173,3 +177,48 @@ def test_dx_at_positive_x_ignores_alpha(device, alpha_value):
     (dx,) = torch.autograd.grad(learnable_elu(x, alpha), x, dy)
     positive = x.detach() > 0
     assert torch.equal(dx[positive], dy[positive])
+
+
+def test_prepare_is_worked_out_once_per_signature(device):
+    x = torch.randn(2, 3, 4, 5, device=device)
+    alpha = torch.rand(3, device=device)
+    first = backends.prepare(x, alpha)
+    assert backends.prepare(torch.randn_like(x), torch.rand_like(alpha)) is first
+    assert first.backend is backends.backend_for(device)
+    # Another layout, dtype or alpha size is another signature, with a plan of its own.
+    others = [
+        backends.prepare(x.to(memory_format=torch.channels_last), alpha),
+        backends.prepare(x.double(), alpha),
+        backends.prepare(x, alpha[:1]),
+    ]
+    assert all(other is not first for other in others)
+    if first.plan is not None:  # the Triton backend's launch plans
+        assert len({id(other.plan) for other in [first, *others]}) == 4
+
+
+def test_invalid_inputs_raise_on_every_call(device):
+    x = torch.randn(2, 3, 4, device=device)
+    learnable_elu(x, torch.rand(3, device=device))
+    for _ in range(2):  # never cached: the second call checks again
+        with pytest.raises(ValueError, match="1 or C=3 elements"):
+            learnable_elu(x, torch.rand(4, device=device))
+        with pytest.raises(TypeError, match="floating-point dtype"):
+            learnable_elu(x.long(), torch.rand(3, device=device))
+
+
+@pytest.mark.filterwarnings("ignore:Sparse CSR tensor support is in beta")
+@pytest.mark.parametrize("to_layout", ["to_sparse", "to_sparse_csr"])
+def test_sparse_inputs_are_refused(to_layout):
+    x = getattr(torch.randn(4, 3), to_layout)()
+    with pytest.raises(TypeError, match="x must be a dense \\(strided\\) tensor, got layout torch.sparse"):
+        learnable_elu(x, torch.rand(3))
+
+
+def test_prepared_signatures_are_bounded(monkeypatch):
+    monkeypatch.setattr(backends, "_MAX_PREPARED", 4)
+    monkeypatch.setattr(backends, "_prepared", {})
+    alpha = torch.rand(1)
+    for size in range(1, 11):
+        x = torch.randn(size)
+        torch.testing.assert_close(learnable_elu(x, alpha), reference.learnable_elu(x, alpha))
+        assert len(backends._prepared) <= 4

@@ -87,6 +87,18 @@ def test_gradient_layouts(make_dy, device, check_against_reference, make_alpha):
     check_against_reference(x, make_alpha(20, device=device), dy)
 
 
+def test_negated_views(device, check_against_reference, make_alpha):
+    """Lazily negated views (the imaginary part of a conj(), say) are read with their sign."""
+    negated = torch._neg_view  # a dense view with the neg bit: its memory holds -value
+    x = negated(torch.randn(3, 20, 5, 7, device=device))
+    alpha = negated(-make_alpha(20, device=device))
+    assert x.is_neg() and alpha.is_neg()
+    check_against_reference(x, alpha, negated(torch.randn_like(x)))
+    public = torch.randn(1, 1, dtype=torch.complex64, device=device).conj().imag  # 1 element: dense
+    assert public.is_neg()
+    check_against_reference(public, make_alpha(1, device=device))
+
+
 def test_sum_backward(device, make_alpha):
     # The stride-0 gradient of y.sum().backward(), end to end.
     x = torch.randn(2, 20, 6, 6, device=device, requires_grad=True)

@@ -33,28 +33,40 @@ def test_every_device_kind_has_tuning():
 
 
 @pytest.fixture
-def launched_plans(monkeypatch):
-    """The launch configurations the kernels ran with, in order."""
-    configs = []
-    real_plan = triton_kernels.plan
+def launched_index_64(monkeypatch):
+    """The INDEX_64 argument of every kernel launch, in order."""
+    seen = []
 
-    def recording_plan(x, num_alpha):
-        chosen = real_plan(x, num_alpha)
-        configs.append(chosen.config)
-        return chosen
+    class Recording:
+        def __init__(self, kernel):
+            self.kernel = kernel
 
-    monkeypatch.setattr(triton_kernels, "plan", recording_plan)
-    return configs
+        def __getitem__(self, grid):
+            launch = self.kernel[grid]
+
+            def record_and_launch(*args, **kwargs):
+                seen.append(kwargs["INDEX_64"])
+                return launch(*args, **kwargs)
+
+            return record_and_launch
+
+    for name in ("learnable_elu_forward_kernel", "learnable_elu_backward_kernel"):
+        monkeypatch.setattr(triton_kernels, name, Recording(getattr(triton_kernels, name)))
+    return seen
 
 
 @pytest.mark.kernels
 @pytest.mark.parametrize("layout", ["contiguous", "channels_last", "shared"])
-def test_int64_offsets_path(monkeypatch, layout, launched_plans, check_against_reference, make_alpha):
+def test_int64_offsets_path(monkeypatch, layout, launched_index_64, check_against_reference, make_alpha):
     # 2^31 elements do not fit the CI machine's time budget in the interpreter:
     # lower the threshold so that small tensors take the 64-bit path. Plans are
-    # cached per shape, and other tests plan this shape with 32-bit offsets:
-    # start from an empty cache, and check the plan each launch used.
+    # cached per signature, and other tests plan this shape with 32-bit
+    # offsets: start from empty caches (monkeypatch restores the old, with no
+    # 64-bit plan in it), and check what each launch ran with.
+    from elu_triton import backends
+
     monkeypatch.setattr(triton_config, "_INT32_LIMIT", 1)
+    monkeypatch.setattr(backends, "_prepared", {})
     triton_config._plan.cache_clear()
     x = torch.randn(3, 20, 5, 7)
     if layout == "channels_last":
@@ -63,7 +75,7 @@ def test_int64_offsets_path(monkeypatch, layout, launched_plans, check_against_r
         check_against_reference(x, make_alpha(1 if layout == "shared" else 20))
     finally:
         triton_config._plan.cache_clear()  # no 64-bit plan outlives the patch
-    assert len(launched_plans) == 2 and all(cfg.index_64 for cfg in launched_plans)
+    assert launched_index_64 == [True, True]  # the forward and the backward
 
 
 @pytest.mark.kernels

@@ -14,32 +14,49 @@ Adding a device (XPU, say) is one module with a ``BACKEND`` and one row here;
 ROCm GPUs are "cuda" devices to PyTorch, which the Triton backend serves.
 
 ``backend_for(device)`` says which backend serves a device; ``use_backend(name)``
-forces one in this thread, for tests, benchmarks and the demo. The choice per
-device type is cached: selecting costs one dict lookup per call.
+forces one in this thread, for tests, benchmarks and the demo.
+
+Every eager call goes through ``prepare(x, alpha)``: the inputs' check, the
+backend, and the backend's plan for their layout (the Triton backend's launch
+arguments) all follow from the pair's signature (shapes, strides, dtypes,
+devices, and this thread's forced backend), so they are worked out once per
+signature and a repeated call costs one dict lookup. At the activation sizes
+most layers see, the GPU waits for this Python: every microsecond shows.
 """
 
 import contextlib
 import importlib
 import threading
 from dataclasses import dataclass
-from typing import Callable, Iterator, Optional, Union
+from typing import Any, Callable, Iterator, NamedTuple, Optional, Union
 
 import torch
 
-Forward = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+from ..checks import check_inputs
+
+Forward = Callable[[torch.Tensor, torch.Tensor, Any], torch.Tensor]
 Backward = Callable[
-    [torch.Tensor, torch.Tensor, torch.Tensor, bool], tuple[torch.Tensor, Optional[torch.Tensor]]
+    [torch.Tensor, torch.Tensor, torch.Tensor, bool, Any],
+    tuple[torch.Tensor, Optional[torch.Tensor]],
 ]
 
 
-@dataclass(frozen=True)
+def _no_plan(x: torch.Tensor, num_alpha: int) -> None:
+    return None
+
+
+# eq=False: a backend is hashed by identity (a C-level hash), as it is part of
+# prepare's cache key; a generated __hash__ would run Python over every field.
+@dataclass(frozen=True, eq=False)
 class Backend:
     """One way of running the passes.
 
-    ``forward(x, alpha)`` returns y in x's dtype and memory format;
-    ``backward(dy, x, alpha, compute_dalpha)`` returns (dx in x's dtype and
-    memory format, dalpha in alpha's dtype or None). Both take validated,
-    non-empty tensors on one device (``elu_triton.checks``).
+    ``forward(x, alpha, plan)`` returns y in x's dtype and memory format;
+    ``backward(dy, x, alpha, compute_dalpha, plan)`` returns (dx in x's dtype
+    and memory format, dalpha in alpha's dtype or None). Both take validated,
+    non-empty tensors on one device (``elu_triton.checks``), and the plan
+    that ``plan(x, alpha.numel())`` returned for x's layout (shape, strides,
+    dtype, device), or None; they must also accept plan=None.
     """
 
     name: str
@@ -47,6 +64,14 @@ class Backend:
     serves: Callable[[str], bool]  # device type ("cuda", "cpu", ...) -> runs there
     forward: Forward
     backward: Backward
+    plan: Callable[[torch.Tensor, int], Any] = _no_plan  # per layout, derived once (``prepare``)
+
+
+class Prepared(NamedTuple):
+    """What runs a call: the backend, and its plan for the inputs' layout."""
+
+    backend: Backend
+    plan: Any
 
 
 # Module names, in order of preference; each module defines BACKEND. The
@@ -62,6 +87,25 @@ class _Forced(threading.local):
 
 _forced = _Forced()
 _by_device_type: dict[str, Backend] = {}
+_prepared: dict[tuple, Prepared] = {}
+# Distinct signatures kept; past this the cache starts over (a model sees a
+# handful: one per activation shape and layout).
+_MAX_PREPARED = 4096
+
+
+def _empty_forward(x: torch.Tensor, alpha: torch.Tensor, plan: None) -> torch.Tensor:
+    return torch.empty_like(x)
+
+
+def _empty_backward(dy, x, alpha, compute_dalpha: bool, plan: None):
+    return torch.empty_like(x), torch.zeros_like(alpha) if compute_dalpha else None
+
+
+# Empty inputs, on any backend: nothing to compute, so nothing is launched.
+NOTHING_TO_COMPUTE = Backend(
+    "empty", "nothing to compute (an empty input)", lambda device_type: True,
+    _empty_forward, _empty_backward,
+)  # fmt: skip
 
 
 def _load(module_name: str) -> Optional[Backend]:
@@ -120,14 +164,44 @@ def device_kind(x: torch.Tensor) -> str:
     return "cpu" if x.is_cpu else x.device.type
 
 
-def select(x: torch.Tensor) -> Backend:
-    """The backend for x's device: the hot path's lookup (one dict get when nothing is forced)."""
-    kind = device_kind(x)
-    if _forced.backend is None:
-        backend = _by_device_type.get(kind)
-        if backend is not None:
-            return backend
-    return _select(kind)
+def prepare(x: torch.Tensor, alpha: torch.Tensor) -> Prepared:
+    """Check (x, alpha) and choose what runs them: worked out once per signature.
+
+    Validity (``check_inputs``), the backend (``use_backend`` included) and
+    the backend's plan depend only on the signature: both tensors' shapes,
+    x's strides, dtypes, devices and this thread's forced backend. A signature
+    seen before costs its key and one dict lookup; invalid inputs are never
+    cached, so each raises anew.
+
+    Raises:
+        TypeError, ValueError: as ``check_inputs``; ValueError also when the
+            backend forced by use_backend does not serve x's device.
+    """
+    try:
+        key = (
+            x.shape, x.stride(), x.dtype, x.device,
+            alpha.shape, alpha.dtype, alpha.device, _forced.backend,
+        )  # fmt: skip
+    except (AttributeError, TypeError, RuntimeError):  # not strided tensors
+        key = None
+    prepared = _prepared.get(key)
+    if prepared is None:
+        prepared = _prepare(x, alpha, key)
+    return prepared
+
+
+def _prepare(x: torch.Tensor, alpha: torch.Tensor, key: Optional[tuple]) -> Prepared:
+    check_inputs(x, alpha)  # also refuses what the key could not be read from
+    assert key is not None, "check_inputs passed inputs without a signature"
+    if x.numel() == 0:
+        prepared = Prepared(NOTHING_TO_COMPUTE, None)
+    else:
+        backend = _select(device_kind(x))
+        prepared = Prepared(backend, backend.plan(x, alpha.shape[0]))
+    if len(_prepared) >= _MAX_PREPARED:
+        _prepared.clear()
+    _prepared[key] = prepared
+    return prepared
 
 
 @contextlib.contextmanager

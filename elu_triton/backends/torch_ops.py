@@ -67,8 +67,8 @@ def _prelu_weight(alpha: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     return alpha.reshape(-1).to(dtype)
 
 
-def forward(x: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
-    """y in x's dtype and memory format."""
+def forward(x: torch.Tensor, alpha: torch.Tensor, plan: None = None) -> torch.Tensor:
+    """y in x's dtype and memory format (plan: unused, this backend plans nothing)."""
     with _autocast_off(x):
         xc = x.to(compute_dtype(x.dtype))
         # elu with alpha 1 is x for x > 0 (NaN and +inf included) and expm1(x)
@@ -97,7 +97,7 @@ def sum_per_channel(terms: torch.Tensor, num_alpha: int) -> torch.Tensor:
 
 
 def backward(
-    dy: torch.Tensor, x: torch.Tensor, alpha: torch.Tensor, compute_dalpha: bool
+    dy: torch.Tensor, x: torch.Tensor, alpha: torch.Tensor, compute_dalpha: bool, plan: None = None
 ) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
     """(dx, dalpha): dx in x's dtype and memory format, dalpha in alpha's dtype or None."""
     with _autocast_off(x):
