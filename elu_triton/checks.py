@@ -58,15 +58,17 @@ def _check_float_tensor(name: str, t: object) -> None:
         raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
     if not t.is_floating_point():
         raise TypeError(f"{name} must have a floating-point dtype, got {t.dtype}")
-    if t.layout != torch.strided:
-        raise TypeError(f"{name} must be a dense (strided) tensor, got layout {t.layout}")
+    if t.layout != torch.strided or t.is_nested:
+        kind = "a nested tensor" if t.is_nested else f"layout {t.layout}"
+        raise TypeError(f"{name} must be a dense (strided) tensor, got {kind}")
 
 
 def check_inputs(x: torch.Tensor, alpha: torch.Tensor) -> None:
     """Validate the (x, alpha) pair of the forward.
 
     Raises:
-        TypeError: x or alpha is not a strided floating-point tensor.
+        TypeError: x or alpha is not a strided (dense, not nested)
+            floating-point tensor.
         ValueError: alpha is not 1-D, has neither 1 nor C elements, or lives on
             another device than x.
     """
@@ -77,6 +79,7 @@ def check_inputs(x: torch.Tensor, alpha: torch.Tensor) -> None:
             x.is_floating_point()
             and alpha.is_floating_point()
             and x.layout == alpha.layout == torch.strided
+            and not (x.is_nested or alpha.is_nested)
             and alpha.ndim == 1
             and alpha.shape[0] in (1, x.shape[1] if x.ndim >= 2 else 1)  # channel_count, inlined
             and x.device == alpha.device

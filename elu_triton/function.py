@@ -29,7 +29,13 @@ from torch.autograd import forward_ad
 
 from . import backends, reference
 from .checks import check_inputs
-from .ops import _PLAIN_TENSORS, _is_functorch_wrapped, can_skip_dispatcher, grads_for_inputs, run_forward
+from .ops import (
+    PLAIN_TENSOR_TYPES,
+    can_skip_dispatcher,
+    grads_for_inputs,
+    is_functorch_wrapped,
+    run_forward,
+)
 
 _is_dynamo_compiling = torch.compiler.is_dynamo_compiling
 _transforms_active = torch._C._are_functorch_transforms_active
@@ -93,7 +99,8 @@ def learnable_elu(x: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
         y, same shape, dtype and memory format as x.
 
     Raises:
-        TypeError: x or alpha is not a floating-point tensor.
+        TypeError: x or alpha is not a strided (dense, not nested)
+            floating-point tensor.
         ValueError: alpha is not 1-D, its size is neither 1 nor C, or it is
             on another device than x.
     """
@@ -103,9 +110,9 @@ def learnable_elu(x: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
     if not (
         not (_is_dynamo_compiling() or _transforms_active() or _dispatch_modes())
         and forward_ad._current_level < 0
-        and type(x) in _PLAIN_TENSORS
-        and type(alpha) in _PLAIN_TENSORS
-        and not (_is_functorch_wrapped(x) or _is_functorch_wrapped(alpha))
+        and type(x) in PLAIN_TENSOR_TYPES
+        and type(alpha) in PLAIN_TENSOR_TYPES
+        and not (is_functorch_wrapped(x) or is_functorch_wrapped(alpha))
     ):
         routed = _route_elsewhere(x, alpha)
         if routed is not None:
@@ -117,6 +124,7 @@ def learnable_elu(x: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
 
 def _route_elsewhere(x: torch.Tensor, alpha: torch.Tensor) -> Optional[torch.Tensor]:
     """y for a call that is traced, transformed, dispatched or dual; None for the eager path."""
+    check_inputs(x, alpha)  # (what is not a tensor at all ends up here too)
     # Whether this thread traces or transforms the call, by this thread's state
     # alone: is_dynamo_compiling is constant-folded to True by dynamo as it
     # traces (and is False when run); the functorch stack is this thread's;

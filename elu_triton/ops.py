@@ -17,8 +17,8 @@ from . import backends
 from .checks import check_grad_output, check_inputs
 from .second_order import double_backward, save_for_double_backward
 
-_PLAIN_TENSORS = (torch.Tensor, torch.nn.Parameter)
-_is_functorch_wrapped = torch._C._functorch.is_functorch_wrapped_tensor
+PLAIN_TENSOR_TYPES = (torch.Tensor, torch.nn.Parameter)
+is_functorch_wrapped = torch._C._functorch.is_functorch_wrapped_tensor
 
 
 def can_skip_dispatcher(
@@ -35,10 +35,10 @@ def can_skip_dispatcher(
     if torch.compiler.is_dynamo_compiling() or torch._C._len_torch_dispatch_stack():
         return False
     return (
-        type(a) in _PLAIN_TENSORS
-        and not _is_functorch_wrapped(a)
-        and (b is None or (type(b) in _PLAIN_TENSORS and not _is_functorch_wrapped(b)))
-        and (c is None or (type(c) in _PLAIN_TENSORS and not _is_functorch_wrapped(c)))
+        type(a) in PLAIN_TENSOR_TYPES
+        and not is_functorch_wrapped(a)
+        and (b is None or (type(b) in PLAIN_TENSOR_TYPES and not is_functorch_wrapped(b)))
+        and (c is None or (type(c) in PLAIN_TENSOR_TYPES and not is_functorch_wrapped(c)))
     )
 
 

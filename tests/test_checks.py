@@ -46,6 +46,31 @@ def test_not_a_tensor(forward):
         forward(torch.zeros(2, 3), 1.0)
 
 
+def test_none_alpha_with_grad_needed():
+    with pytest.raises(TypeError, match="alpha must be a torch.Tensor, got NoneType"):
+        learnable_elu(torch.zeros(2, 3, requires_grad=True), None)
+
+
+@pytest.mark.filterwarnings("ignore:Sparse CSR tensor support is in beta")
+@pytest.mark.filterwarnings("ignore:The PyTorch API of nested tensors is in prototype")
+@pytest.mark.parametrize("forward", ENTRY_POINTS[:2], ids=["functional", "function"])
+def test_sparse_and_nested_tensors(forward):
+    # First, valid calls whose signatures read the same as the sparse ones but
+    # for the layout (sparse COO reports strides (0, 0), as an expanded scalar
+    # does; alpha's strides are not read): a cached check must not pass them.
+    forward(torch.randn(()).expand(4, 3), torch.rand(3))
+    forward(torch.randn(4, 3), torch.rand(1).expand(3))
+    cases = [
+        (torch.randn(4, 3).to_sparse(), torch.rand(3), "x", "layout torch.sparse_coo"),
+        (torch.randn(4, 3).to_sparse_csr(), torch.rand(3), "x", "layout torch.sparse_csr"),
+        (torch.randn(4, 3), torch.rand(3).to_sparse(), "alpha", "layout torch.sparse_coo"),
+        (torch.nested.nested_tensor([torch.randn(2, 3), torch.randn(4, 3)]), torch.rand(3), "x", "a nested tensor"),
+    ]
+    for x, alpha, name, given in cases:
+        with pytest.raises(TypeError, match=rf"{name} must be a dense \(strided\) tensor, got {given}"):
+            forward(x, alpha)
+
+
 def test_devices_differ(forward):
     with pytest.raises(ValueError, match=r"same device, got x on cpu and alpha on meta"):
         forward(torch.zeros(2, 3), torch.ones(3, device="meta"))

@@ -177,3 +177,18 @@ def test_forward_ad_level_in_another_thread_changes_nothing_here(device, composi
         release.set()
         other.join()
     assert composite_calls == []
+
+
+@pytest.mark.parametrize("unpack", [torch.Tensor.contiguous, torch.Tensor.double], ids=["contiguous", "float64"])
+def test_saved_tensor_hooks_may_change_the_layout(unpack, device, make_alpha):
+    """x handed back in another memory format or dtype (save_on_cpu does the former) is read as it is."""
+    x = torch.randn(2, 4, 3, 5, device=device).to(memory_format=torch.channels_last).requires_grad_()
+    alpha = make_alpha(4, device=device).requires_grad_()
+    dy = torch.randn_like(x)
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: t, unpack):
+        y = learnable_elu(x, alpha)
+    dx, dalpha = torch.autograd.grad(y, (x, alpha), dy)
+    x64, a64 = x.detach().double().requires_grad_(), alpha.detach().double().requires_grad_()
+    dx64, da64 = torch.autograd.grad(reference.learnable_elu(x64, a64), (x64, a64), dy.double())
+    torch.testing.assert_close(dx.double(), dx64, rtol=1e-6, atol=1e-7)
+    torch.testing.assert_close(dalpha.double(), da64, rtol=1e-5, atol=1e-5)

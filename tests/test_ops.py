@@ -40,7 +40,7 @@ def test_backward_without_dalpha_returns_empty(device):
     assert dalpha.shape == (0,) and dx.shape == x.shape
 
 
-def test_alpha_without_grad_skips_dalpha(device):
+def test_alpha_without_grad_skips_dalpha(monkeypatch, device):
     calls = []
     default = backends.backend_for(device)
 
@@ -48,8 +48,14 @@ def test_alpha_without_grad_skips_dalpha(device):
         calls.append(compute_dalpha)
         return default.backward(dy, x, alpha, compute_dalpha, plan)
 
+    spy = dataclasses.replace(default, name="spy", backward=backward)
+    # The op's backward selects its backend where autograd runs it: for CUDA
+    # tensors on autograd's device thread, where this thread's use_backend is
+    # not in force. So the spy is also the device type's selected backend.
+    monkeypatch.setitem(backends._by_device_type, torch.device(device).type, spy)
+    monkeypatch.setattr(backends, "_prepared", {})
     x = torch.randn(3, 4, device=device, requires_grad=True)
-    with backends.use_backend(dataclasses.replace(default, name="spy", backward=backward)):
+    with backends.use_backend(spy):  # (the cpu-torch run forces "torch" in this thread)
         torch.ops.elu_triton.forward(x, torch.rand(4, device=device)).sum().backward()
     assert calls == [False]
 

@@ -1,7 +1,9 @@
 """Backends: what computes the forward and backward passes for a device.
 
 A backend is a small protocol (``Backend``): a name, whether it serves a
-device type, and the two passes on validated, non-empty inputs. ``BACKENDS``
+device type, the two passes on validated, non-empty inputs, and optionally a
+plan: what it can work out once per input layout (the Triton backend's
+launch arguments), handed to both passes. ``BACKENDS``
 lists them in order of preference; for a tensor's device the first that
 serves it runs:
 
@@ -168,10 +170,10 @@ def prepare(x: torch.Tensor, alpha: torch.Tensor) -> Prepared:
     """Check (x, alpha) and choose what runs them: worked out once per signature.
 
     Validity (``check_inputs``), the backend (``use_backend`` included) and
-    the backend's plan depend only on the signature: both tensors' shapes,
-    x's strides, dtypes, devices and this thread's forced backend. A signature
-    seen before costs its key and one dict lookup; invalid inputs are never
-    cached, so each raises anew.
+    the backend's plan depend only on the signature: both tensors' layouts
+    (strided, sparse...), shapes, dtypes and devices, x's strides, and this
+    thread's forced backend. A signature seen before costs its key and one
+    dict lookup; invalid inputs are never cached, so each raises anew.
 
     Raises:
         TypeError, ValueError: as ``check_inputs``; ValueError also when the
@@ -179,10 +181,10 @@ def prepare(x: torch.Tensor, alpha: torch.Tensor) -> Prepared:
     """
     try:
         key = (
-            x.shape, x.stride(), x.dtype, x.device,
-            alpha.shape, alpha.dtype, alpha.device, _forced.backend,
+            x.shape, x.stride(), x.dtype, x.device, x.layout,
+            alpha.shape, alpha.dtype, alpha.device, alpha.layout, _forced.backend,
         )  # fmt: skip
-    except (AttributeError, TypeError, RuntimeError):  # not strided tensors
+    except (AttributeError, TypeError, RuntimeError):  # not tensors, or without strides
         key = None
     prepared = _prepared.get(key)
     if prepared is None:
@@ -192,15 +194,19 @@ def prepare(x: torch.Tensor, alpha: torch.Tensor) -> Prepared:
 
 def _prepare(x: torch.Tensor, alpha: torch.Tensor, key: Optional[tuple]) -> Prepared:
     check_inputs(x, alpha)  # also refuses what the key could not be read from
-    assert key is not None, "check_inputs passed inputs without a signature"
+    if key is None:  # (not an assert: python -O would cache the None key)
+        raise TypeError(f"x and alpha must be strided tensors, got {type(x)} and {type(alpha)}")
+    backend = _select(device_kind(x))  # (empty inputs too: a forced backend must serve)
     if x.numel() == 0:
         prepared = Prepared(NOTHING_TO_COMPUTE, None)
     else:
-        backend = _select(device_kind(x))
         prepared = Prepared(backend, backend.plan(x, alpha.shape[0]))
-    if len(_prepared) >= _MAX_PREPARED:
-        _prepared.clear()
-    _prepared[key] = prepared
+    # A plan first made during CUDA graph capture may hold tensors from the
+    # graph's private pool: not cached, so that the cache pins no pool.
+    if not (x.is_cuda and torch.cuda.is_current_stream_capturing()):
+        if len(_prepared) >= _MAX_PREPARED:
+            _prepared.clear()
+        _prepared[key] = prepared
     return prepared
 
 

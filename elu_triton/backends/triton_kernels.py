@@ -26,11 +26,14 @@ class Launch(NamedTuple):
     plan: Plan
     # The dalpha partials' shape and dtype on x's device, as a stride-0 view of
     # one element: torch.empty_like(it) allocates the partials (contiguous).
-    # Measured in a training step's sequence, that saved about 10 us per
-    # backward on the host against x.new_empty(shape, dtype=...), whose
-    # Python argument parsing and dispatch cost more than the allocation.
+    # In a training step's sequence (bench/host_overhead.py's forward+backward,
+    # launches stubbed, 2-core EPYC) that took about 10 us off the host's
+    # 124 us against x.new_empty(shape, dtype=...), whose argument parsing
+    # and dispatch cost more than the allocation itself.
     # Never written: it also stands in for the partials when no dalpha is due.
     dalpha_partials_like: torch.Tensor
+    strides: tuple  # of the x planned for, with its dtype: see backward
+    dtype: torch.dtype
 
 
 def launch_for(x: torch.Tensor, num_alpha: int) -> Optional[Launch]:
@@ -39,11 +42,12 @@ def launch_for(x: torch.Tensor, num_alpha: int) -> Optional[Launch]:
     if planned is None:
         return None
     partials_like = x.new_empty(1, dtype=planned.partials_dtype)
-    return Launch(planned, partials_like.expand(planned.config.dalpha_partials_shape))
+    partials_like = partials_like.expand(planned.config.dalpha_partials_shape)
+    return Launch(planned, partials_like, x.stride(), x.dtype)
 
 
 def _densified(x: torch.Tensor, num_alpha: int) -> tuple[torch.Tensor, Launch]:
-    """A dense copy of non-dense x, and its launch: every call of such a layout pays for both."""
+    """x if dense, else a dense copy, and its launch: made anew on every such call."""
     x = dense(x)
     return x, launch_for(x, num_alpha)
 
@@ -86,7 +90,10 @@ def backward(
             return backward(dy, x, alpha, compute_dalpha, launch)
     if dy.is_neg() or x.is_neg() or alpha.is_neg():  # as in forward
         dy, x, alpha = dy.resolve_neg(), x.resolve_neg(), alpha.resolve_neg()
-    if launch is None:
+    # The forward's launch, unless x is not dense or is not the x it was made
+    # for: a saved-tensor hook (save_on_cpu, say) may hand x back in another
+    # memory format or dtype, and the kernel must not read it with the old plan.
+    if launch is None or x.stride() != launch.strides or x.dtype != launch.dtype:
         x, launch = _densified(x, alpha.numel())
     planned = launch.plan
     dy = with_layout_of(dy, x)  # the kernel reads x and dy at the same offsets
