@@ -75,7 +75,9 @@ def stubbed_launches():
     """Route CPU tensors to the Triton backend with every kernel launch a no-op.
 
     Everything the package does around a launch still runs: checks, the
-    launch plan, allocations, the dalpha finishing, autograd.
+    launch plan, allocations, the dalpha finishing, autograd. The backend is
+    forced with use_backend, which costs what the unforced selection does
+    (the forced backend is one more part of prepare's cache key).
     """
     from elu_triton import backends
     from elu_triton.backends import triton_kernels
@@ -83,17 +85,12 @@ def stubbed_launches():
     kernels = ("learnable_elu_forward_kernel", "learnable_elu_backward_kernel")
     real = {name: getattr(triton_kernels, name) for name in kernels}
     everywhere = dataclasses.replace(triton_kernels.BACKEND, serves=lambda device_type: True)
-    # As the selected backend for CPU tensors (the cache that selection fills),
-    # not through use_backend: users' calls take the unforced path.
-    selected = dict(backends._by_device_type)
     try:
         for name in kernels:
             setattr(triton_kernels, name, _no_launch())
-        backends._by_device_type["cpu"] = everywhere
-        yield
+        with backends.use_backend(everywhere):
+            yield
     finally:
-        backends._by_device_type.clear()
-        backends._by_device_type.update(selected)
         for name, kernel in real.items():
             setattr(triton_kernels, name, kernel)
 
