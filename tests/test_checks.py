@@ -46,9 +46,12 @@ def test_not_a_tensor(forward):
         forward(torch.zeros(2, 3), 1.0)
 
 
-def test_none_alpha_with_grad_needed():
+@pytest.mark.parametrize("x_requires_grad", [False, True])
+def test_none_alpha(x_requires_grad):
+    # None used to pass the eager route's tests (as "no second tensor") and then
+    # fail on alpha.requires_grad.
     with pytest.raises(TypeError, match="alpha must be a torch.Tensor, got NoneType"):
-        learnable_elu(torch.zeros(2, 3, requires_grad=True), None)
+        learnable_elu(torch.zeros(2, 3, requires_grad=x_requires_grad), None)
 
 
 @pytest.mark.filterwarnings("ignore:Sparse CSR tensor support is in beta")

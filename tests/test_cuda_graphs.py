@@ -155,3 +155,27 @@ def test_reduce_overhead_compile_with_custom_ops_matches_eager():
         return model
 
     _compiled_training_matches_eager(make_model)
+
+
+def test_plan_first_made_during_capture_is_not_cached():
+    """A plan made in capture holds a tensor from the graph's pool: the cache must not keep it."""
+    import dataclasses
+
+    from elu_triton import backends, learnable_elu, reference
+
+    x = torch.randn(4, 5, 6, device="cuda")
+    alpha = torch.rand(5, device="cuda")
+    learnable_elu(x, alpha)  # Triton compiles the kernel outside capture
+    # Another backend object with the same kernels: another signature, so the
+    # call in capture prepares anew, and nothing new needs compiling.
+    twin = dataclasses.replace(backends.backend_for("cuda"), name="triton twin")
+    graph = torch.cuda.CUDAGraph()
+    with backends.use_backend(twin), torch.cuda.graph(graph):
+        y = learnable_elu(x, alpha)
+    assert not any(key[-1] is twin for key in backends._prepared)
+    graph.replay()
+    torch.cuda.synchronize()
+    torch.testing.assert_close(y, reference.learnable_elu(x, alpha))
+    with backends.use_backend(twin):
+        learnable_elu(x, alpha)  # outside capture the same signature is cached
+    assert any(key[-1] is twin for key in backends._prepared)

@@ -179,13 +179,21 @@ def test_forward_ad_level_in_another_thread_changes_nothing_here(device, composi
     assert composite_calls == []
 
 
-@pytest.mark.parametrize("unpack", [torch.Tensor.contiguous, torch.Tensor.double], ids=["contiguous", "float64"])
+UNPACKS = {
+    "contiguous": torch.Tensor.contiguous,  # what save_on_cpu(pin_memory=True) does
+    "transposed": lambda t: t.transpose(0, 3).contiguous().transpose(0, 3),  # another dense layout
+    "not dense": lambda t: torch.cat([t, t], dim=3)[..., : t.shape[3]],
+}
+
+
+@pytest.mark.parametrize("unpack", UNPACKS.values(), ids=UNPACKS.keys())
 def test_saved_tensor_hooks_may_change_the_layout(unpack, device, make_alpha):
-    """x handed back in another memory format or dtype (save_on_cpu does the former) is read as it is."""
+    """x handed back by a saved-tensor hook in another memory layout is read as it is."""
     x = torch.randn(2, 4, 3, 5, device=device).to(memory_format=torch.channels_last).requires_grad_()
     alpha = make_alpha(4, device=device).requires_grad_()
     dy = torch.randn_like(x)
-    with torch.autograd.graph.saved_tensors_hooks(lambda t: t, unpack):
+    unpack_x = lambda t: unpack(t) if t.dim() == 4 else t  # noqa: E731 (alpha as it is)
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: t, unpack_x):
         y = learnable_elu(x, alpha)
     dx, dalpha = torch.autograd.grad(y, (x, alpha), dy)
     x64, a64 = x.detach().double().requires_grad_(), alpha.detach().double().requires_grad_()

@@ -20,8 +20,8 @@ forces one in this thread, for tests, benchmarks and the demo.
 
 Every eager call goes through ``prepare(x, alpha)``: the inputs' check, the
 backend, and the backend's plan for their layout (the Triton backend's launch
-arguments) all follow from the pair's signature (shapes, strides, dtypes,
-devices, and this thread's forced backend), so they are worked out once per
+arguments) all follow from the pair's signature (layouts, shapes, x's
+strides, dtypes, devices, and this thread's forced backend), so they are worked out once per
 signature and a repeated call costs one dict lookup. At the activation sizes
 most layers see, the GPU waits for this Python: every microsecond shows.
 """
@@ -58,7 +58,10 @@ class Backend:
     and memory format, dalpha in alpha's dtype or None). Both take validated,
     non-empty tensors on one device (``elu_triton.checks``), and the plan
     that ``plan(x, alpha.numel())`` returned for x's layout (shape, strides,
-    dtype, device), or None; they must also accept plan=None.
+    dtype, device), or None; they must also accept plan=None. The backward
+    gets the forward's plan, but x as autograd saved it: a saved-tensor hook
+    (``save_on_cpu``, say) may hand it back in another memory format or dtype,
+    so a backend whose plan depends on them must check (the Triton backend does).
     """
 
     name: str
@@ -203,11 +206,17 @@ def _prepare(x: torch.Tensor, alpha: torch.Tensor, key: Optional[tuple]) -> Prep
         prepared = Prepared(backend, backend.plan(x, alpha.shape[0]))
     # A plan first made during CUDA graph capture may hold tensors from the
     # graph's private pool: not cached, so that the cache pins no pool.
-    if not (x.is_cuda and torch.cuda.is_current_stream_capturing()):
+    if not (x.is_cuda and _capturing_on(x.device)):
         if len(_prepared) >= _MAX_PREPARED:
             _prepared.clear()
         _prepared[key] = prepared
     return prepared
+
+
+def _capturing_on(device: torch.device) -> bool:
+    """Whether x's device's current stream is capturing a CUDA graph (x may be off the current device)."""
+    with torch.cuda.device(device):
+        return torch.cuda.is_current_stream_capturing()
 
 
 @contextlib.contextmanager
