@@ -124,7 +124,6 @@ def learnable_elu(x: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
 
 def _route_elsewhere(x: torch.Tensor, alpha: torch.Tensor) -> Optional[torch.Tensor]:
     """y for a call that is traced, transformed, dispatched or dual; None for the eager path."""
-    check_inputs(x, alpha)  # (what is not a tensor at all ends up here too)
     # Whether this thread traces or transforms the call, by this thread's state
     # alone: is_dynamo_compiling is constant-folded to True by dynamo as it
     # traces (and is False when run); the functorch stack is this thread's;
@@ -137,7 +136,8 @@ def _route_elsewhere(x: torch.Tensor, alpha: torch.Tensor) -> Optional[torch.Ten
         or (forward_ad._current_level >= 0 and _carries_a_tangent(x, alpha))
     ):
         return reference.learnable_elu(x, alpha)
-    if can_skip_dispatcher(x, alpha):
+    if can_skip_dispatcher(x, alpha):  # (which reads alpha=None as "no second tensor")
+        check_inputs(x, alpha)  # before the eager path reads alpha.requires_grad
         return None  # a forward-AD level of another thread's, say
     # Subclass tensors or a dispatch mode: tracing (non-strict export, whose
     # TracingContext is this thread's) gets the composite, anything else the op.

@@ -83,6 +83,7 @@ class Prepared(NamedTuple):
 # Triton backend imports triton, which machines without it lack.
 BACKENDS = ("triton_kernels", "torch_ops")
 
+
 class _Forced(threading.local):
     """This thread's forced backend. A class default, not a getattr default:
     getattr on a missing thread-local attribute raises and catches, 1.5 us."""

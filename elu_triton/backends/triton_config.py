@@ -68,7 +68,6 @@ class LaunchConfig:
 class Plan(NamedTuple):
     """Everything a launch on one layout needs, derived once (``plan``)."""
 
-    view: MemoryView
     config: LaunchConfig
     sizes: tuple  # the kernels' (R, K, C) arguments
     partials_dtype: torch.dtype  # of the dalpha partials: the compute dtype
@@ -97,7 +96,7 @@ def _plan(shape, strides, dtype, device_type, num_alpha) -> Optional[Plan]:
         K_MULTIPLE=cfg.k_multiple, INDEX_64=cfg.index_64, num_warps=cfg.num_warps,
     )  # fmt: skip
     return Plan(
-        view=view, config=cfg, sizes=(view.rows, view.cols, view.channels),
+        config=cfg, sizes=(view.rows, view.cols, view.channels),
         partials_dtype=compute_dtype(dtype), constants=constants,
     )  # fmt: skip
 
