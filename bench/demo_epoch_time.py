@@ -100,7 +100,9 @@ def main() -> None:
     print("| mode | activation | median s/epoch | min | max |")
     print("| --- | --- | --- | --- | --- |")
     for (name, mode), t in times.items():
-        print(f"| {mode} | {ACTIVATIONS[name]} | {statistics.median(t):.3f} | {min(t):.3f} | {max(t):.3f} |")
+        print(
+            f"| {mode} | {ACTIVATIONS[name]} | {statistics.median(t):.3f} | {min(t):.3f} | {max(t):.3f} |"
+        )
     for mode in modes:
         ratio = statistics.median(times["learnable", mode]) / statistics.median(times["elu", mode])
         print(f"{mode}: LearnableELU / nn.ELU epoch time {ratio:.3f} ({100 * (ratio - 1):+.1f}%)")

@@ -36,8 +36,8 @@ import platform
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -209,7 +209,9 @@ def report(result: dict, targets: dict) -> str:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--stub", action="store_true", help="stub the launches (the default without a GPU)")
+    parser.add_argument(
+        "--stub", action="store_true", help="stub the launches (the default without a GPU)"
+    )
     parser.add_argument("--rounds", type=int, default=30)
     parser.add_argument("--calls", type=int, default=100, help="calls per round and provider")
     parser.add_argument("--json", type=Path, help="also write the figures here")
@@ -235,7 +237,9 @@ def main(argv=None) -> int:
     print(report(result["min"], targets))
     print("\nmedians over rounds:\n" + report(result["median"], targets))
     if args.json:
-        args.json.write_text(json.dumps({"environment": env, "stub": stub, "shape": shape, "us": result}, indent=1))
+        args.json.write_text(
+            json.dumps({"environment": env, "stub": stub, "shape": shape, "us": result}, indent=1)
+        )
     return 0
 
 

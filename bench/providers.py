@@ -25,15 +25,15 @@ dy; the others use ``torch.autograd.grad`` on a graph built outside the timed
 region), ``fwd+bwd`` (both, through autograd, as in training).
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Optional
 
 import torch
 import torch.nn.functional as F
+from cases import Inputs
 
 import elu_triton
 from elu_triton import reference
-from cases import Inputs
 
 Outputs = tuple[torch.Tensor, ...]
 ActivationFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -55,8 +55,8 @@ class Expected:
     """float64 outputs to check against, and each parameter gradient's scale."""
 
     elementwise: Outputs  # y, or dx
-    param_grad: Optional[torch.Tensor] = None  # dalpha (C,), or None
-    param_grad_scale: Optional[torch.Tensor] = None  # sum of |terms| per channel
+    param_grad: torch.Tensor | None = None  # dalpha (C,), or None
+    param_grad_scale: torch.Tensor | None = None  # sum of |terms| per channel
 
 
 # ---------------------------------------------------------------------------
@@ -92,7 +92,7 @@ def _build_eager(inputs: Inputs, mode: str):
     return _autograd_modes(reference.learnable_elu, inputs, mode)
 
 
-_compiled_reference: Optional[ActivationFn] = None
+_compiled_reference: ActivationFn | None = None
 
 
 def compiled_reference() -> ActivationFn:

@@ -11,12 +11,11 @@ shared CPU, ``OMP_NUM_THREADS=1`` keeps other jobs from stalling every op.
 import functools
 import time
 
-import pytest
-import torch
-
 import cases
 import providers
+import pytest
 import timing
+import torch
 
 # Seconds of timed calls per benchmark, and bounds on their number.
 _SECONDS_PER_BENCHMARK = 0.5

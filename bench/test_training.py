@@ -8,12 +8,11 @@ and compiled; the compiled LearnableELU net must compile without a graph
 break and agree with the others.
 """
 
-import pytest
-import torch
-
 import cases
 import providers
+import pytest
 import timing
+import torch
 import training
 
 

@@ -13,16 +13,15 @@ inductor, so the two compiled nets should run the same fused code.
 
 import copy
 import statistics
-from typing import Callable
+from collections.abc import Callable
 
+import timing
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 import elu_triton
 from elu_triton import reference
-
-import timing
 
 
 def saved_activation_bytes(

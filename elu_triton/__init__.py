@@ -11,7 +11,7 @@ built model's ReLU/ELU/PReLU modules for LearnableELU layers), the custom ops
 ``elu_triton.reference.learnable_elu`` (pure PyTorch).
 """
 
-from . import ops as _ops  # registers torch.ops.elu_triton.*
+from . import ops as _ops  # noqa: F401  (registers torch.ops.elu_triton.*)
 from .convert import replace_activations
 from .function import LearnableELUFunction, learnable_elu
 from .lazy import LazyLearnableELU

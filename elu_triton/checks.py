@@ -50,7 +50,9 @@ def check_parameter_dtype(dtype: torch.dtype | None) -> None:
     if dtype is None:
         return
     if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
-        raise TypeError(f"alpha's dtype must be a floating-point torch.dtype or None, got {dtype!r}")
+        raise TypeError(
+            f"alpha's dtype must be a floating-point torch.dtype or None, got {dtype!r}"
+        )
 
 
 def _check_float_tensor(name: str, t: object) -> None:

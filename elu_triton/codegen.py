@@ -23,8 +23,8 @@ import re
 import subprocess
 import sys
 import tempfile
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Optional, Sequence
 
 import torch
 import triton
@@ -44,7 +44,12 @@ LAYOUTS = ("channel_per_row", "channel_per_column", "shared_alpha")
 DTYPES = ("float32", "bfloat16", "float16", "float64")
 HOPPER = ("cuda", 90, 32)  # GPUTarget(backend, compute capability, warp size)
 
-_TRITON_POINTER_TYPES = {"float32": "*fp32", "bfloat16": "*bf16", "float16": "*fp16", "float64": "*fp64"}
+_TRITON_POINTER_TYPES = {
+    "float32": "*fp32",
+    "bfloat16": "*bf16",
+    "float16": "*fp16",
+    "float64": "*fp64",
+}
 _ALPHA_DTYPE = "float32"  # LearnableELU's default parameter dtype
 _DIVISIBILITY = [["tt.divisibility", 16]]
 
@@ -79,7 +84,7 @@ class GlobalAccess:
     """One global memory instruction of the PTX and the pointer argument it uses."""
 
     op: str  # "ld", "st", "atom" or "red"
-    pointer: Optional[str]  # kernel argument the address derives from; None if unknown
+    pointer: str | None  # kernel argument the address derives from; None if unknown
     bits: int  # bits moved per thread: vector length times element width
 
 
@@ -143,7 +148,9 @@ def compile_for_hopper(case: CodegenCase) -> CompiledCase:
     values = _kernel_arguments(case, view, cfg)
     signature, constexprs, attrs = _specialize(fn, values)
     source = ASTSource(fn=fn, signature=signature, constexprs=constexprs, attrs=attrs)
-    compiled = triton.compile(source, target=GPUTarget(*HOPPER), options={"num_warps": cfg.num_warps})
+    compiled = triton.compile(
+        source, target=GPUTarget(*HOPPER), options={"num_warps": cfg.num_warps}
+    )
     n_regs, local_bytes = _resource_usage(compiled.asm["cubin"], fn.__name__)
     params = tuple(name for name in fn.arg_names if signature[name] != "constexpr")
     return CompiledCase(
@@ -162,7 +169,9 @@ def _resource_usage(cubin: bytes, kernel_name: str) -> tuple[int, int]:
         report = subprocess.run([tool, "--dump-resource-usage", path], capture_output=True,
                                 text=True, check=True).stdout  # fmt: skip
     # "Function <name>:\n  REG:32 STACK:0 SHARED:0 LOCAL:0 ..."
-    match = re.search(rf"Function {kernel_name}:\s*REG:(\d+) STACK:(\d+) SHARED:\d+ LOCAL:(\d+)", report)
+    match = re.search(
+        rf"Function {kernel_name}:\s*REG:(\d+) STACK:(\d+) SHARED:\d+ LOCAL:(\d+)", report
+    )
     if match is None:
         raise RuntimeError(f"no resource usage for {kernel_name} in cuobjdump output:\n{report}")
     regs, stack, local = map(int, match.groups())
@@ -240,7 +249,7 @@ def global_accesses(compiled: CompiledCase) -> list[GlobalAccess]:
     ]
 
 
-def _pointer_of(address: list, sources: dict, params: dict, compiled: CompiledCase) -> Optional[str]:
+def _pointer_of(address: list, sources: dict, params: dict, compiled: CompiledCase) -> str | None:
     """The single pointer argument the address registers derive from, or None."""
     seen, todo, found = set(), list(address), set()
     while todo:
@@ -267,7 +276,9 @@ def _access_bits(opcode: str) -> int:
 def all_cases() -> list[CodegenCase]:
     """The cases the codegen tests check: every kernel, 16/32-bit dtype and layout, plus fp64."""
     cases = [CodegenCase(k, d, layout) for k in KERNELS for d in DTYPES[:3] for layout in LAYOUTS]
-    cases += [CodegenCase("backward", d, "channel_per_row", compute_dalpha=False) for d in DTYPES[:3]]
+    cases += [
+        CodegenCase("backward", d, "channel_per_row", compute_dalpha=False) for d in DTYPES[:3]
+    ]
     cases += [CodegenCase(k, "float64", "channel_per_row") for k in KERNELS]
     return cases
 
@@ -278,7 +289,9 @@ def _main(argv: list[str]) -> None:
         json.dump([asdict(compile_for_hopper(c)) for c in cases], sys.stdout)
         return
     print(f"sm_90, x of shape {EXAMPLE_SHAPE}, alpha {_ALPHA_DTYPE}")
-    print(f"{'kernel':<22}{'dtype':<10}{'layout':<20}{'tile':>10}{'warps':>6}{'regs':>6}{'local B':>8}")
+    print(
+        f"{'kernel':<22}{'dtype':<10}{'layout':<20}{'tile':>10}{'warps':>6}{'regs':>6}{'local B':>8}"
+    )
     for c in compile_cases(all_cases()):
         kernel = c.case.kernel + ("" if c.case.compute_dalpha else " (no dalpha)")
         tile = f"{c.block_r}x{c.block_k}"

@@ -81,7 +81,9 @@ def replace_activations(
     return model
 
 
-def _names_of_instances(model: nn.Module, kinds: tuple[type[nn.Module], ...]) -> dict[nn.Module, list[str]]:
+def _names_of_instances(
+    model: nn.Module, kinds: tuple[type[nn.Module], ...]
+) -> dict[nn.Module, list[str]]:
     """Every instance of kinds in model, with all the qualified names it is registered under."""
     names: dict[nn.Module, list[str]] = {}
     for name, module in model.named_modules(remove_duplicate=False):
@@ -119,7 +121,9 @@ def _record_calls(
     return calls
 
 
-def _refuse_mixed_channel_counts(names: dict[nn.Module, list[str]], calls: dict[nn.Module, _Calls]) -> None:
+def _refuse_mixed_channel_counts(
+    names: dict[nn.Module, list[str]], calls: dict[nn.Module, _Calls]
+) -> None:
     mixed = [
         f"{names[instance][0]}, which the model calls on inputs of {seen.channel_counts} channels"
         for instance, seen in calls.items()

@@ -21,8 +21,6 @@ decide the route: another thread compiling must not change an eager call's
 arithmetic.
 """
 
-from typing import Optional
-
 import torch
 from torch._guards import TracingContext
 from torch.autograd import forward_ad
@@ -122,7 +120,7 @@ def learnable_elu(x: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
     return run_forward(x, alpha)  # nothing to record: no autograd node at all
 
 
-def _route_elsewhere(x: torch.Tensor, alpha: torch.Tensor) -> Optional[torch.Tensor]:
+def _route_elsewhere(x: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor | None:
     """y for a call that is traced, transformed, dispatched or dual; None for the eager path."""
     # Whether this thread traces or transforms the call, by this thread's state
     # alone: is_dynamo_compiling is constant-folded to True by dynamo as it

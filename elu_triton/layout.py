@@ -68,9 +68,7 @@ def memory_view(x: torch.Tensor, num_alpha: int) -> MemoryView:
 
 def same_layout(a: torch.Tensor, b: torch.Tensor) -> bool:
     """Whether a and b put equal indices at equal memory offsets (size-1 dims ignored)."""
-    return all(
-        size == 1 or sa == sb for size, sa, sb in zip(a.shape, a.stride(), b.stride())
-    )
+    return all(size == 1 or sa == sb for size, sa, sb in zip(a.shape, a.stride(), b.stride()))
 
 
 def with_layout_of(t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:

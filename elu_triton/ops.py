@@ -9,8 +9,6 @@ never y. Backward has an autograd formula of its own (``second_order.py``),
 recorded only under create_graph=True, for second-order gradients.
 """
 
-from typing import Optional
-
 import torch
 
 from . import backends
@@ -22,7 +20,7 @@ is_functorch_wrapped = torch._C._functorch.is_functorch_wrapped_tensor
 
 
 def can_skip_dispatcher(
-    a: torch.Tensor, b: Optional[torch.Tensor] = None, c: Optional[torch.Tensor] = None
+    a: torch.Tensor, b: torch.Tensor | None = None, c: torch.Tensor | None = None
 ) -> bool:
     """Whether eager code may call the op bodies directly on a (b, c), by this thread's state.
 
@@ -105,8 +103,8 @@ def grads_for_inputs(
     x: torch.Tensor,
     alpha: torch.Tensor,
     needs_input_grad: tuple[bool, ...],
-    prepared: Optional[backends.Prepared] = None,
-) -> tuple[Optional[torch.Tensor], Optional[torch.Tensor]]:
+    prepared: backends.Prepared | None = None,
+) -> tuple[torch.Tensor | None, torch.Tensor | None]:
     """(dx, dalpha) as autograd wants them: None for inputs that need no gradient.
 
     prepared: what ran the forward (so that use_backend reaches a backward

@@ -31,8 +31,6 @@ its channel; x = -inf gives exp(x) = 0. Arithmetic is in fp32 for 16- and
 is fp64 (a float64 gradgradcheck may pass fp64 upstream gradients).
 """
 
-from typing import Optional
-
 import torch
 
 from .reference import alpha_for_broadcast
@@ -48,8 +46,8 @@ def save_for_double_backward(ctx, inputs, output) -> None:
 
 
 def double_backward(
-    ctx, grad_dx: Optional[torch.Tensor], grad_dalpha: Optional[torch.Tensor]
-) -> tuple[Optional[torch.Tensor], ...]:
+    ctx, grad_dx: torch.Tensor | None, grad_dalpha: torch.Tensor | None
+) -> tuple[torch.Tensor | None, ...]:
     """Gradients of (dx, dalpha) w.r.t. (grad_output, x, alpha); None for compute_dalpha."""
     dy, x, alpha = ctx.saved_tensors
     needs_ddy, needs_dx, needs_dalpha = ctx.needs_input_grad[:3]
@@ -87,7 +85,7 @@ def double_backward(
     return ddy, dx, dalpha, None
 
 
-def _sum_defined(first: Optional[torch.Tensor], second: Optional[torch.Tensor]) -> torch.Tensor:
+def _sum_defined(first: torch.Tensor | None, second: torch.Tensor | None) -> torch.Tensor:
     """first + second, where at most one of them may be None (an unused gradient)."""
     if first is None:
         return second

@@ -44,7 +44,9 @@ def learnable_elu_backward_kernel(
     K_MULTIPLE: tl.constexpr,  # a power of two dividing K, for aligned vector access
     INDEX_64: tl.constexpr,
 ):
-    pid_r, pid_k, rows, cols, offsets, mask = tile_offsets(R, K, BLOCK_R, BLOCK_K, K_MULTIPLE, INDEX_64)
+    pid_r, pid_k, rows, cols, offsets, mask = tile_offsets(
+        R, K, BLOCK_R, BLOCK_K, K_MULTIPLE, INDEX_64
+    )
     x_raw = tl.load(x_ptr + offsets, mask=mask, other=0.0)
     compute_dtype = tl.float64 if x_raw.dtype == tl.float64 else tl.float32
     x = x_raw.to(compute_dtype)

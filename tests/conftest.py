@@ -17,7 +17,9 @@ INTERPRET = os.environ.get("TRITON_INTERPRET") == "1"
 # Under the interpreter (CI) "cpu" runs the Triton kernels; "cpu-torch" then
 # also runs every device test through the PyTorch backend, the one that CPU
 # users without TRITON_INTERPRET get.
-DEVICES = ["cpu"] + (["cpu-torch"] if INTERPRET else []) + (["cuda"] if torch.cuda.is_available() else [])
+DEVICES = (
+    ["cpu"] + (["cpu-torch"] if INTERPRET else []) + (["cuda"] if torch.cuda.is_available() else [])
+)
 
 # Per-dtype (rtol, atol) for y and dx against float64 math on the same inputs.
 # Inputs are exactly representable in both, so the only error is the kernel's

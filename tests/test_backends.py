@@ -61,7 +61,9 @@ def test_unknown_backend_is_refused():
 
 @pytest.mark.parametrize("shape", [(2, 3), (0, 3)], ids=["filled", "empty"])
 def test_forced_backend_must_serve_the_device(shape):
-    nowhere = dataclasses.replace(torch_ops.BACKEND, name="nowhere", serves=lambda device_type: False)
+    nowhere = dataclasses.replace(
+        torch_ops.BACKEND, name="nowhere", serves=lambda device_type: False
+    )
     x, alpha = torch.randn(shape), torch.rand(3)
     with backends.use_backend(nowhere), pytest.raises(ValueError, match="does not serve cpu"):
         learnable_elu(x, alpha)
@@ -103,7 +105,10 @@ def test_torch_backend_sums_equal_terms_exactly_enough(shape, channels, memory_f
     x = torch.full(shape, -1.0).to(memory_format=memory_format)
     dy = torch.full(shape, 0.1).to(memory_format=memory_format)
     _, dalpha = torch_ops.backward(dy, x, torch.ones(channels), True)
-    term = torch.tensor(-1.0, dtype=torch.float64).expm1() * torch.tensor(0.1, dtype=torch.float32).double()
+    term = (
+        torch.tensor(-1.0, dtype=torch.float64).expm1()
+        * torch.tensor(0.1, dtype=torch.float32).double()
+    )
     expected = term * (x.numel() // channels)
     torch.testing.assert_close(dalpha.double(), expected.expand(channels), rtol=1e-6, atol=0)
 
@@ -132,7 +137,9 @@ def test_first_call_compiles_nothing():
         "print('torch._inductor.compile_fx' in sys.modules)\n"
     )
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
-    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 0, done.stderr
     *seconds, compiled = done.stdout.split()
     assert compiled == "False"
@@ -155,7 +162,11 @@ def test_leaves_global_compile_settings_alone(monkeypatch, device):
             x = torch.randn(2, 4, 3, 3, device=device, dtype=dtype, requires_grad=True)
             layer(x).sum().backward()
 
-    threads = [threading.Thread(target=train_steps) for _ in range(2)] if device != "cpu" or not INTERPRET else []
+    threads = (
+        [threading.Thread(target=train_steps) for _ in range(2)]
+        if device != "cpu" or not INTERPRET
+        else []
+    )
     for t in threads:  # (Triton's interpreter is not thread-safe: one thread there)
         t.start()
     train_steps()

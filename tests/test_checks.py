@@ -15,7 +15,9 @@ def forward(request):
 
 
 def test_alpha_not_1d(forward):
-    with pytest.raises(ValueError, match=r"alpha must be 1-D with 1 or C=4 elements, got shape \(2, 2\)"):
+    with pytest.raises(
+        ValueError, match=r"alpha must be 1-D with 1 or C=4 elements, got shape \(2, 2\)"
+    ):
         forward(torch.randn(2, 4, 3), torch.ones(2, 2))
 
 
@@ -67,10 +69,17 @@ def test_sparse_and_nested_tensors(forward):
         (torch.randn(4, 3).to_sparse(), torch.rand(3), "x", "layout torch.sparse_coo"),
         (torch.randn(4, 3).to_sparse_csr(), torch.rand(3), "x", "layout torch.sparse_csr"),
         (torch.randn(4, 3), torch.rand(3).to_sparse(), "alpha", "layout torch.sparse_coo"),
-        (torch.nested.nested_tensor([torch.randn(2, 3), torch.randn(4, 3)]), torch.rand(3), "x", "a nested tensor"),
+        (
+            torch.nested.nested_tensor([torch.randn(2, 3), torch.randn(4, 3)]),
+            torch.rand(3),
+            "x",
+            "a nested tensor",
+        ),
     ]
     for x, alpha, name, given in cases:
-        with pytest.raises(TypeError, match=rf"{name} must be a dense \(strided\) tensor, got {given}"):
+        with pytest.raises(
+            TypeError, match=rf"{name} must be a dense \(strided\) tensor, got {given}"
+        ):
             forward(x, alpha)
 
 
@@ -100,7 +109,9 @@ def test_module_input_channels_mismatch():
         LearnableELU(4)(torch.randn(2, 8, 3, 3))
 
 
-@pytest.mark.parametrize("count", [np.int64(3), np.int32(3), torch.tensor(3)], ids=["np.int64", "np.int32", "tensor"])
+@pytest.mark.parametrize(
+    "count", [np.int64(3), np.int32(3), torch.tensor(3)], ids=["np.int64", "np.int32", "tensor"]
+)
 def test_module_channel_count_any_integer(count):
     act = LearnableELU(count)
     assert type(act.num_channels) is int and act.num_channels == 3
@@ -116,7 +127,9 @@ def test_module_channel_count_bool(count):
 
 @pytest.mark.parametrize("dtype", [torch.int32, torch.int64, torch.bool, torch.complex64], ids=str)
 def test_module_dtype_not_float(dtype):
-    with pytest.raises(TypeError, match=f"alpha's dtype must be a floating-point torch.dtype or None, got {dtype}"):
+    with pytest.raises(
+        TypeError, match=f"alpha's dtype must be a floating-point torch.dtype or None, got {dtype}"
+    ):
         LearnableELU(3, dtype=dtype)
 
 

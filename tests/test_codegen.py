@@ -120,7 +120,10 @@ def test_32_bit_index_math_without_index_64(compiled, case):
 
 
 def _fp64_literals(ptx: str) -> set[float]:
-    return {struct.unpack(">d", bytes.fromhex(h))[0] for h in re.findall(r"\b0d([0-9A-Fa-f]{16})\b", ptx)}
+    return {
+        struct.unpack(">d", bytes.fromhex(h))[0]
+        for h in re.findall(r"\b0d([0-9A-Fa-f]{16})\b", ptx)
+    }
 
 
 def _fp32_rounded(value: float) -> float:
@@ -144,7 +147,9 @@ _FP64_CONSTANTS = {
 
 @pytest.mark.parametrize("kernel", codegen.KERNELS)
 def test_fp64_constants_are_not_rounded_to_fp32(compiled, kernel):
-    literals = _fp64_literals(compiled[codegen.CodegenCase(kernel, "float64", "channel_per_row")].ptx)
+    literals = _fp64_literals(
+        compiled[codegen.CodegenCase(kernel, "float64", "channel_per_row")].ptx
+    )
     for name in _FP64_CONSTANTS[kernel]:
         value = getattr(elu_math, name)
         value = getattr(value, "value", value)  # tl.constexpr

@@ -20,10 +20,15 @@ class Bottleneck(nn.Module):
     def __init__(self, in_channels, width):
         super().__init__()
         self.conv1, self.bn1 = nn.Conv2d(in_channels, width, 1, bias=False), nn.BatchNorm2d(width)
-        self.conv2, self.bn2 = nn.Conv2d(width, width, 3, padding=1, bias=False), nn.BatchNorm2d(width)
+        self.conv2, self.bn2 = (
+            nn.Conv2d(width, width, 3, padding=1, bias=False),
+            nn.BatchNorm2d(width),
+        )
         self.conv3, self.bn3 = nn.Conv2d(width, 4 * width, 1, bias=False), nn.BatchNorm2d(4 * width)
         self.relu = nn.ReLU(inplace=True)
-        self.downsample = nn.Sequential(nn.Conv2d(in_channels, 4 * width, 1, bias=False), nn.BatchNorm2d(4 * width))
+        self.downsample = nn.Sequential(
+            nn.Conv2d(in_channels, 4 * width, 1, bias=False), nn.BatchNorm2d(4 * width)
+        )
 
     def forward(self, x):
         out = self.relu(self.bn1(self.conv1(x)))
@@ -37,9 +42,17 @@ class SmallNet(nn.Module):
 
     def __init__(self):
         super().__init__()
-        self.conv1, self.bn1, self.act1 = nn.Conv2d(3, 6, 3, padding=1), nn.BatchNorm2d(6), nn.ReLU(inplace=True)
+        self.conv1, self.bn1, self.act1 = (
+            nn.Conv2d(3, 6, 3, padding=1),
+            nn.BatchNorm2d(6),
+            nn.ReLU(inplace=True),
+        )
         self.act1_alias = self.act1  # one instance under two names
-        self.conv2, self.conv3, self.act2 = nn.Conv2d(6, 6, 3, padding=1), nn.Conv2d(6, 6, 3, padding=1), nn.ELU()
+        self.conv2, self.conv3, self.act2 = (
+            nn.Conv2d(6, 6, 3, padding=1),
+            nn.Conv2d(6, 6, 3, padding=1),
+            nn.ELU(),
+        )
         self.fc, self.act3 = nn.Linear(6, 5), nn.PReLU()
         self.unused = nn.ReLU()
 
@@ -67,7 +80,9 @@ def test_replaces_each_instance_with_a_layer_of_its_channel_count():
     net, _ = _converted_and_hand_built()
     assert type(net.act1) is LearnableELU and net.act1.alpha.shape == (6,)
     assert net.act1_alias is net.act1
-    assert type(net.act2) is LearnableELU and net.act2.alpha.shape == (6,)  # one layer for both places
+    assert type(net.act2) is LearnableELU and net.act2.alpha.shape == (
+        6,
+    )  # one layer for both places
     assert type(net.act3) is LearnableELU and net.act3.alpha.shape == (5,)
     assert torch.all(net.act2.alpha == 0.6)
     assert type(net.unused) is nn.ReLU  # never called: left alone
@@ -103,14 +118,18 @@ def test_kinds_and_dtype():
 
 def test_the_model_itself_is_an_activation():
     layer = replace_activations(nn.ReLU(), torch.randn(2, 7), init=0.3)
-    assert type(layer) is LearnableELU and layer.alpha.shape == (7,) and torch.all(layer.alpha == 0.3)
+    assert (
+        type(layer) is LearnableELU and layer.alpha.shape == (7,) and torch.all(layer.alpha == 0.3)
+    )
 
 
 def test_refuses_one_instance_at_two_channel_counts():
     model = nn.Sequential(OrderedDict(
         stem=nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU()), layer1=nn.Sequential(Bottleneck(8, 4)),
     ))  # fmt: skip
-    expected = r"cannot replace layer1\.0\.relu, which the model calls on inputs of \[4, 16\] channels"
+    expected = (
+        r"cannot replace layer1\.0\.relu, which the model calls on inputs of \[4, 16\] channels"
+    )
     with pytest.raises(ValueError, match=expected):
         replace_activations(model, torch.randn(2, 3, 8, 8))
     # Refused before anything changed.

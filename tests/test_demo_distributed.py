@@ -52,7 +52,9 @@ def test_matches_one_process_on_the_same_global_batches(distributed_run):
     torch.manual_seed(SEED)
     net = model.digit_net(train_set.images.mean(dim=0))
     optimizer = train.sgd(net, 0.01)
-    batches = train.shuffled_batches(train_set.images, train_set.labels, BATCH, torch.Generator().manual_seed(SEED))
+    batches = train.shuffled_batches(
+        train_set.images, train_set.labels, BATCH, torch.Generator().manual_seed(SEED)
+    )
     net.train()
     for epoch in range(1, EPOCHS + 1):
         for batch in batches(epoch):

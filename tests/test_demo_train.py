@@ -175,7 +175,9 @@ def test_compile_flag_trains_like_eager(tmp_path):
     # reference composite: the same losses as eager, to fp32 rounding.
     args = ["--train-size", "48", "--test-size", "16", "--batch-size", "16", "--epochs", "1"]
     eager_summary, eager_history = run_demo(tmp_path / "eager", args, interpret=False)
-    compiled_summary, compiled_history = run_demo(tmp_path / "compiled", [*args, "--compile"], interpret=False)
+    compiled_summary, compiled_history = run_demo(
+        tmp_path / "compiled", [*args, "--compile"], interpret=False
+    )
     assert compiled_summary["compiled"] and not eager_summary["compiled"]
     assert "torch.compile" in compiled_summary["activation_backend"]
     assert compiled_history["loss"] == pytest.approx(eager_history["loss"], rel=1e-4)

@@ -36,7 +36,9 @@ def test_functional_call_keeps_the_eager_path(device):
     params = {name: p.detach() * 1.5 for name, p in model.named_parameters()}
     ran = []
     default = backends.backend_for(device)
-    spy = dataclasses.replace(default, forward=lambda *a: ran.append("eager") or default.forward(*a))
+    spy = dataclasses.replace(
+        default, forward=lambda *a: ran.append("eager") or default.forward(*a)
+    )
     with backends.use_backend(spy):
         y = functional_call(model, params, (x,))
     assert ran == ["eager"]
@@ -45,7 +47,10 @@ def test_functional_call_keeps_the_eager_path(device):
 
 def test_grad_of_the_loss(device):
     model = _model(device)
-    x, target = torch.randn(8, 5, device=device, dtype=torch.float64), torch.randn(8, 2, device=device, dtype=torch.float64)
+    x, target = (
+        torch.randn(8, 5, device=device, dtype=torch.float64),
+        torch.randn(8, 2, device=device, dtype=torch.float64),
+    )
     params = dict(model.named_parameters())
 
     def loss(p, net):
@@ -84,7 +89,9 @@ def test_jacobian(device):
     # The activation is elementwise: d y_ij / d x_ij on the diagonal, zero elsewhere.
     diagonal = torch.where(x > 0, 1.0, alpha * x.exp())
     torch.testing.assert_close(jac_x.reshape(12, 12), torch.diag(diagonal.reshape(-1)))
-    expected = torch.where(x > 0, 0.0, x.expm1())[..., None] * torch.eye(4, device=device, dtype=torch.float64)
+    expected = torch.where(x > 0, 0.0, x.expm1())[..., None] * torch.eye(
+        4, device=device, dtype=torch.float64
+    )
     torch.testing.assert_close(jac_alpha, expected)
 
 

@@ -57,7 +57,10 @@ def test_output_can_be_modified_in_place(device):
     alpha = torch.rand(3, device=device, requires_grad=True)
     y = learnable_elu(x, alpha)
     y.mul_(2).sum().backward()
-    expected_x, expected_alpha = x.detach().clone().requires_grad_(), alpha.detach().clone().requires_grad_()
+    expected_x, expected_alpha = (
+        x.detach().clone().requires_grad_(),
+        alpha.detach().clone().requires_grad_(),
+    )
     (learnable_elu(expected_x, expected_alpha) * 2).sum().backward()
     assert torch.equal(x.grad, expected_x.grad) and torch.equal(alpha.grad, expected_alpha.grad)
 
@@ -96,7 +99,7 @@ def test_results_do_not_depend_on_another_thread_compiling(device, composite_cal
 
     def compile_in_a_loop():
         for i in range(3):
-            torch.compile(lambda t: t.sin() * (i + 1), backend="eager")(torch.randn(8 + i))
+            torch.compile(lambda t, i=i: t.sin() * (i + 1), backend="eager")(torch.randn(8 + i))
         done.set()
 
     other = threading.Thread(target=compile_in_a_loop)
@@ -118,7 +121,9 @@ def test_traced_under_compile_as_the_composite():
 
     y = torch.compile(learnable_elu, backend=backend, fullgraph=True)(x, alpha)
     assert torch.equal(y, reference.learnable_elu(x, alpha))
-    assert not any("elu_triton" in op for op in graph_ops) and any("expm1" in op for op in graph_ops)
+    assert not any("elu_triton" in op for op in graph_ops) and any(
+        "expm1" in op for op in graph_ops
+    )
 
 
 def test_forward_mode_ad_gives_the_tangent(device):
@@ -144,7 +149,9 @@ def test_backward_runs_on_the_forward_backend(device):
     ran = []
     default = backend_for(device)
     spy = dataclasses.replace(
-        default, name="spy", backward=lambda *args: ran.append("backward") or default.backward(*args)
+        default,
+        name="spy",
+        backward=lambda *args: ran.append("backward") or default.backward(*args),
     )
     x = torch.randn(2, 3, 4, device=device, requires_grad=True)
     with use_backend(spy):
@@ -189,7 +196,11 @@ UNPACKS = {
 @pytest.mark.parametrize("unpack", UNPACKS.values(), ids=UNPACKS.keys())
 def test_saved_tensor_hooks_may_change_the_layout(unpack, device, make_alpha):
     """x handed back by a saved-tensor hook in another memory layout is read as it is."""
-    x = torch.randn(2, 4, 3, 5, device=device).to(memory_format=torch.channels_last).requires_grad_()
+    x = (
+        torch.randn(2, 4, 3, 5, device=device)
+        .to(memory_format=torch.channels_last)
+        .requires_grad_()
+    )
     alpha = make_alpha(4, device=device).requires_grad_()
     dy = torch.randn_like(x)
     unpack_x = lambda t: unpack(t) if t.dim() == 4 else t  # noqa: E731 (alpha as it is)

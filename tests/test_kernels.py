@@ -42,11 +42,13 @@ def test_mixed_dtypes(x_dtype, alpha_dtype, device, check_against_reference, mak
 def layouts():
     """(name, function of a random generator -> x) for each memory layout."""
     yield "contiguous", lambda d: torch.randn(4, 20, 9, 7, device=d)
-    yield "channels_last", lambda d: torch.randn(4, 20, 9, 7, device=d).to(
-        memory_format=torch.channels_last
+    yield (
+        "channels_last",
+        lambda d: torch.randn(4, 20, 9, 7, device=d).to(memory_format=torch.channels_last),
     )
-    yield "channels_last_3d", lambda d: torch.randn(2, 7, 3, 5, 9, device=d).to(
-        memory_format=torch.channels_last_3d
+    yield (
+        "channels_last_3d",
+        lambda d: torch.randn(2, 7, 3, 5, 9, device=d).to(memory_format=torch.channels_last_3d),
     )
     # Dense permutations that are neither: channel dim outermost, and H fastest.
     yield "channel_outermost", lambda d: torch.randn(20, 4, 9, 7, device=d).transpose(0, 1)
@@ -194,7 +196,8 @@ def test_whole_negative_range(dtype, dy_size, device, log_uniform):
     from elu_triton import learnable_elu
 
     windows = [
-        torch.empty(4096, dtype=torch.float64).uniform_(lo, hi) for lo, hi in UNDERFLOW_WINDOWS[dtype]
+        torch.empty(4096, dtype=torch.float64).uniform_(lo, hi)
+        for lo, hi in UNDERFLOW_WINDOWS[dtype]
     ]
     x = torch.cat([-log_uniform(1 << 15, 1e-30, 800.0), *windows]).to(dtype).to(device)
     x.requires_grad_()

@@ -25,7 +25,16 @@ def channel_of_each_offset(x: torch.Tensor, view: MemoryView) -> torch.Tensor:
         lambda: torch.empty(5, 7).t(),
         lambda: torch.empty(1, 5, 1, 1),
     ],
-    ids=["nchw", "channels_last", "channels_last_3d", "channel_outermost", "permuted", "nc", "cn", "ones"],
+    ids=[
+        "nchw",
+        "channels_last",
+        "channels_last_3d",
+        "channel_outermost",
+        "permuted",
+        "nc",
+        "cn",
+        "ones",
+    ],
 )
 def test_view_puts_every_element_in_its_channel(make_x):
     x = make_x()
@@ -66,7 +75,11 @@ def test_with_layout_of_copies_only_when_needed():
     x = torch.randn(2, 3, 4, 5).to(memory_format=torch.channels_last)
     same = torch.randn(2, 3, 4, 5).to(memory_format=torch.channels_last)
     assert with_layout_of(same, x) is same
-    for other in (torch.randn(2, 3, 4, 5), torch.randn(1, 3, 4, 5).expand(2, 3, 4, 5), same.double()):
+    for other in (
+        torch.randn(2, 3, 4, 5),
+        torch.randn(1, 3, 4, 5).expand(2, 3, 4, 5),
+        same.double(),
+    ):
         moved = with_layout_of(other, x)
         assert moved.stride() == x.stride() and moved.dtype == x.dtype
         assert torch.equal(moved, other.to(x.dtype))

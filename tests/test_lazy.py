@@ -20,7 +20,14 @@ from elu_triton import LazyLearnableELU, LearnableELU, reference
 class ConvNormActivation(nn.Sequential):
     """As torchvision.ops.Conv2dNormActivation builds its activation_layer."""
 
-    def __init__(self, in_channels, out_channels, norm_layer=nn.BatchNorm2d, activation_layer=nn.ReLU, inplace=True):
+    def __init__(
+        self,
+        in_channels,
+        out_channels,
+        norm_layer=nn.BatchNorm2d,
+        activation_layer=nn.ReLU,
+        inplace=True,
+    ):
         layers = [nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=norm_layer is None)]
         if norm_layer is not None:
             layers.append(norm_layer(out_channels))
@@ -87,11 +94,15 @@ def sgd_losses(net, x, target, steps=3):
 
 def _inputs(seed=1):
     generator = torch.Generator().manual_seed(seed)
-    return torch.randn(6, 3, 5, 5, generator=generator), torch.randint(0, 2, (6,), generator=generator)
+    return torch.randn(6, 3, 5, 5, generator=generator), torch.randint(
+        0, 2, (6,), generator=generator
+    )
 
 
 @pytest.mark.parametrize(
-    "shape, channels", [((2, 5, 3, 3), 5), ((2, 5), 5), ((7,), 1), ((), 1)], ids=["NCHW", "NC", "1d", "0d"]
+    "shape, channels",
+    [((2, 5, 3, 3), 5), ((2, 5), 5), ((7,), 1), ((), 1)],
+    ids=["NCHW", "NC", "1d", "0d"],
 )
 def test_first_forward_sizes_alpha_and_becomes_learnable_elu(shape, channels):
     act = LazyLearnableELU(init=0.25)
@@ -101,7 +112,10 @@ def test_first_forward_sizes_alpha_and_becomes_learnable_elu(shape, channels):
     y = act(x)
     assert type(act) is LearnableELU and not isinstance(act.alpha, UninitializedParameter)
     assert act.alpha.shape == (channels,) and torch.all(act.alpha == 0.25)
-    assert act.num_channels == channels and repr(act) == f"LearnableELU(num_channels={channels}, init=0.25)"
+    assert (
+        act.num_channels == channels
+        and repr(act) == f"LearnableELU(num_channels={channels}, init=0.25)"
+    )
     assert not act._forward_pre_hooks and not act._load_state_dict_pre_hooks  # nothing lazy left
     torch.testing.assert_close(y, reference.learnable_elu(x, act.alpha.detach()))
 
@@ -132,7 +146,9 @@ def test_arguments_after_init_are_keyword_only():
 
 @pytest.mark.parametrize("dtype", [torch.int32, torch.complex64], ids=str)
 def test_dtype_not_float(dtype):
-    with pytest.raises(TypeError, match=f"alpha's dtype must be a floating-point torch.dtype or None, got {dtype}"):
+    with pytest.raises(
+        TypeError, match=f"alpha's dtype must be a floating-point torch.dtype or None, got {dtype}"
+    ):
         LazyLearnableELU(dtype=dtype)
 
 
@@ -148,7 +164,9 @@ def test_to_before_the_first_call(device):
     y = act(x)
     assert act.alpha.dtype == torch.float64 and act.alpha.device.type == device
     assert y.dtype == torch.float64
-    torch.testing.assert_close(y, reference.learnable_elu(x, torch.full((3,), 0.5, device=device, dtype=torch.float64)))
+    torch.testing.assert_close(
+        y, reference.learnable_elu(x, torch.full((3,), 0.5, device=device, dtype=torch.float64))
+    )
 
 
 def test_factory_built_net_trains_like_the_hand_written_one():
@@ -157,7 +175,10 @@ def test_factory_built_net_trains_like_the_hand_written_one():
     lazy = dry_run(lazy_net(0.7), x)
     torch.manual_seed(0)
     hand = dry_run(hand_written_net(0.7), x)
-    assert [type(m) for m in lazy.modules() if isinstance(m, LearnableELU)] == [LearnableELU, LearnableELU]
+    assert [type(m) for m in lazy.modules() if isinstance(m, LearnableELU)] == [
+        LearnableELU,
+        LearnableELU,
+    ]
     assert lazy[0][2].alpha.shape == (8,) and lazy[1].act.alpha.shape == (4,)
     assert sgd_losses(lazy, x, target) == sgd_losses(hand, x, target)  # bitwise, step by step
     lazy_state, hand_state = lazy.state_dict(), hand.state_dict()
@@ -174,7 +195,9 @@ def test_checkpoint_loads_into_an_uninitialized_model():
     torch.save(trained.state_dict(), buffer)
     buffer.seek(0)
     fresh = lazy_net(init=0.1)
-    fresh.load_state_dict(torch.load(buffer, weights_only=True))  # alpha takes the checkpoint's shape
+    fresh.load_state_dict(
+        torch.load(buffer, weights_only=True)
+    )  # alpha takes the checkpoint's shape
     trained.eval(), fresh.eval()
     torch.testing.assert_close(fresh(x), trained(x), rtol=0, atol=0)
     assert type(fresh[1].act) is LearnableELU and fresh[1].act.num_channels == 4
@@ -215,7 +238,9 @@ def test_compile_fullgraph_after_materialization(assert_compiled_matches_eager):
 @pytest.fixture
 def process_group(tmp_path):
     """A one-process gloo group, enough for DistributedDataParallel on the CPU."""
-    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
+    dist.init_process_group(
+        "gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1
+    )
     yield
     dist.destroy_process_group()
 

@@ -33,7 +33,9 @@ def test_device_and_dtype(device):
 def test_shared_alpha_applies_to_every_channel(device):
     x = torch.randn(2, 5, 3, device=device)
     act = LearnableELU(1, init=0.5).to(device)
-    torch.testing.assert_close(act(x), reference.learnable_elu(x, torch.full((5,), 0.5, device=device)))
+    torch.testing.assert_close(
+        act(x), reference.learnable_elu(x, torch.full((5,), 0.5, device=device))
+    )
 
 
 def test_learns_alpha(device):
@@ -46,11 +48,15 @@ def test_learns_alpha(device):
         opt.zero_grad()
         nn.functional.mse_loss(act(x), target).backward()
         opt.step()
-    torch.testing.assert_close(act.alpha.detach().cpu(), torch.tensor([0.2, 0.5, 1.5, 2.0]), atol=1e-3, rtol=0)
+    torch.testing.assert_close(
+        act.alpha.detach().cpu(), torch.tensor([0.2, 0.5, 1.5, 2.0]), atol=1e-3, rtol=0
+    )
 
 
 def _conv_model(act):
-    return nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), act, nn.Flatten(), nn.Linear(4 * 6 * 6, 3))
+    return nn.Sequential(
+        nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), act, nn.Flatten(), nn.Linear(4 * 6 * 6, 3)
+    )
 
 
 def test_compile_fullgraph_matches_eager(assert_compiled_matches_eager):

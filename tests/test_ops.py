@@ -5,14 +5,19 @@ import dataclasses
 import pytest
 import torch
 
-import elu_triton.ops as ops
 from elu_triton import backends
 
 OPCHECK_SAMPLES = [
     lambda d: (torch.randn(2, 5, 3, 4, device=d), torch.rand(5, device=d)),
-    lambda d: (torch.randn(2, 5, 3, 4, device=d).to(memory_format=torch.channels_last), torch.rand(5, device=d)),
+    lambda d: (
+        torch.randn(2, 5, 3, 4, device=d).to(memory_format=torch.channels_last),
+        torch.rand(5, device=d),
+    ),
     lambda d: (torch.randn(7, 3, device=d, dtype=torch.bfloat16), torch.rand(1, device=d)),
-    lambda d: (torch.randn(9, device=d, dtype=torch.float64), torch.rand(1, device=d, dtype=torch.float64)),
+    lambda d: (
+        torch.randn(9, device=d, dtype=torch.float64),
+        torch.rand(1, device=d, dtype=torch.float64),
+    ),
 ]
 
 
@@ -31,7 +36,9 @@ def test_opcheck_backward(sample, compute_dalpha, device):
     # The autograd test needs float64 (second-order formula); schema, fake and
     # dispatch tests run on every sample.
     utils = ("test_schema", "test_faketensor", "test_autograd_registration")
-    torch.library.opcheck(torch.ops.elu_triton.backward, (dy, x, alpha, compute_dalpha), test_utils=utils)
+    torch.library.opcheck(
+        torch.ops.elu_triton.backward, (dy, x, alpha, compute_dalpha), test_utils=utils
+    )
 
 
 def test_backward_without_dalpha_returns_empty(device):

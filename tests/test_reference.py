@@ -23,7 +23,9 @@ def test_equals_elu_with_constant_alpha(alpha):
 def test_channel_dim_is_dim_1():
     x = -torch.ones(2, 3, 4, dtype=torch.float64)
     y = reference.learnable_elu(x, torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64))
-    assert torch.allclose(y[:, 1], torch.full((2, 4), 2 * torch.expm1(torch.tensor(-1.0)).item(), dtype=torch.float64))
+    assert torch.allclose(
+        y[:, 1], torch.full((2, 4), 2 * torch.expm1(torch.tensor(-1.0)).item(), dtype=torch.float64)
+    )
 
 
 def test_edges_give_no_spurious_nan():

@@ -76,7 +76,9 @@ def _second_order(fn, x, alpha, dy, grad_dx, grad_dalpha):
 
 # The interpreter's numpy warns about the inf * 0 that the kernels then discard.
 @pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
-@pytest.mark.parametrize("dy_value,grad_dx_value", [(1.0, 1.0), (float("inf"), 1.0), (1.0, float("inf"))])
+@pytest.mark.parametrize(
+    "dy_value,grad_dx_value", [(1.0, 1.0), (float("inf"), 1.0), (1.0, float("inf"))]
+)
 def test_edge_values_match_reference(dy_value, grad_dx_value, device):
     """NaN, +-inf, 0 and tiny x, and infinite upstream gradients: the reference's values."""
     inf, nan = float("inf"), float("nan")
@@ -92,7 +94,7 @@ def test_edge_values_match_reference(dy_value, grad_dx_value, device):
     ours = _second_order(learnable_elu, x, alpha, dy, grad_dx, grad_dalpha)
     expected = _second_order(reference.learnable_elu, x, alpha, dy, grad_dx, grad_dalpha)
     for name, a, b in zip(("d dy", "d x", "d alpha"), ours, expected):
-        torch.testing.assert_close(a, b, equal_nan=True, msg=lambda m: f"{name}: {m}")
+        torch.testing.assert_close(a, b, equal_nan=True, msg=lambda m, name=name: f"{name}: {m}")
 
 
 def _critic(act: nn.Module) -> nn.Module:
@@ -108,7 +110,9 @@ def _gradient_penalty_grads(critic: nn.Module, real: torch.Tensor, fake: torch.T
     return torch.autograd.grad(penalty, list(critic.parameters()), materialize_grads=True)
 
 
-@pytest.mark.parametrize("dtype,rtol,atol", [(torch.float64, 1e-10, 1e-12), (torch.float32, 1e-4, 1e-6)])
+@pytest.mark.parametrize(
+    "dtype,rtol,atol", [(torch.float64, 1e-10, 1e-12), (torch.float32, 1e-4, 1e-6)]
+)
 def test_gradient_penalty_matches_reference(dtype, rtol, atol, device):
     torch.manual_seed(0)
     layer = LearnableELU(4, init=0.8, device=device, dtype=dtype)

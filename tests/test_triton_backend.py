@@ -19,7 +19,9 @@ def test_gpu_tiles_move_whole_vectors():
 
 
 def test_tile_never_exceeds_the_tensor():
-    cfg = triton_config.launch_config_for(MemoryView(3, 5, 3, False), 4, triton_config.TUNING["cpu"])
+    cfg = triton_config.launch_config_for(
+        MemoryView(3, 5, 3, False), 4, triton_config.TUNING["cpu"]
+    )
     assert (cfg.block_r, cfg.block_k) == (4, 8) and cfg.grid == (1,)
 
 
@@ -57,7 +59,9 @@ def launched_index_64(monkeypatch):
 
 @pytest.mark.kernels
 @pytest.mark.parametrize("layout", ["contiguous", "channels_last", "shared"])
-def test_int64_offsets_path(monkeypatch, layout, launched_index_64, check_against_reference, make_alpha):
+def test_int64_offsets_path(
+    monkeypatch, layout, launched_index_64, check_against_reference, make_alpha
+):
     # 2^31 elements do not fit the CI machine's time budget in the interpreter:
     # lower the threshold so that small tensors take the 64-bit path. Plans are
     # cached per signature, and other tests plan this shape with 32-bit

@@ -29,8 +29,9 @@ most layers see, the GPU waits for this Python: every microsecond shows.
 import contextlib
 import importlib
 import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, NamedTuple, Optional, Union
+from typing import Any, NamedTuple
 
 import torch
 
@@ -39,7 +40,7 @@ from ..checks import check_inputs
 Forward = Callable[[torch.Tensor, torch.Tensor, Any], torch.Tensor]
 Backward = Callable[
     [torch.Tensor, torch.Tensor, torch.Tensor, bool, Any],
-    tuple[torch.Tensor, Optional[torch.Tensor]],
+    tuple[torch.Tensor, torch.Tensor | None],
 ]
 
 
@@ -88,7 +89,7 @@ class _Forced(threading.local):
     """This thread's forced backend. A class default, not a getattr default:
     getattr on a missing thread-local attribute raises and catches, 1.5 us."""
 
-    backend: Optional[Backend] = None
+    backend: Backend | None = None
 
 
 _forced = _Forced()
@@ -114,7 +115,7 @@ NOTHING_TO_COMPUTE = Backend(
 )  # fmt: skip
 
 
-def _load(module_name: str) -> Optional[Backend]:
+def _load(module_name: str) -> Backend | None:
     try:
         return importlib.import_module(f"{__name__}.{module_name}").BACKEND
     except ModuleNotFoundError as error:
@@ -137,7 +138,7 @@ def _named(name: str) -> Backend:
     )
 
 
-def backend_for(device: Union[torch.device, str]) -> Backend:
+def backend_for(device: torch.device | str) -> Backend:
     """The backend that runs tensors on device (in this thread: use_backend applies).
 
     Raises:
@@ -196,7 +197,7 @@ def prepare(x: torch.Tensor, alpha: torch.Tensor) -> Prepared:
     return prepared
 
 
-def _prepare(x: torch.Tensor, alpha: torch.Tensor, key: Optional[tuple]) -> Prepared:
+def _prepare(x: torch.Tensor, alpha: torch.Tensor, key: tuple | None) -> Prepared:
     check_inputs(x, alpha)  # also refuses what the key could not be read from
     if key is None:  # (not an assert: python -O would cache the None key)
         raise TypeError(f"x and alpha must be strided tensors, got {type(x)} and {type(alpha)}")
@@ -221,7 +222,7 @@ def _capturing_on(device: torch.device) -> bool:
 
 
 @contextlib.contextmanager
-def use_backend(backend: Union[str, Backend]) -> Iterator[Backend]:
+def use_backend(backend: str | Backend) -> Iterator[Backend]:
     """Force a backend (by name, or a Backend of one's own) in this thread, for the block.
 
     Other threads keep their own choice. A call made in the block runs its

@@ -32,7 +32,6 @@ sums) and finished in fp64 (``sum_per_channel``).
 """
 
 import contextlib
-from typing import Optional
 
 import torch
 import torch.nn.functional as F
@@ -98,7 +97,7 @@ def sum_per_channel(terms: torch.Tensor, num_alpha: int) -> torch.Tensor:
 
 def backward(
     dy: torch.Tensor, x: torch.Tensor, alpha: torch.Tensor, compute_dalpha: bool, plan: None = None
-) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
+) -> tuple[torch.Tensor, torch.Tensor | None]:
     """(dx, dalpha): dx in x's dtype and memory format, dalpha in alpha's dtype or None."""
     with _autocast_off(x):
         x = dense(x)

@@ -8,7 +8,7 @@ exactly what a launch on a CUDA tensor would run, on a machine without one.
 
 import functools
 from dataclasses import dataclass
-from typing import NamedTuple, Optional
+from typing import NamedTuple
 
 import torch
 import triton
@@ -74,7 +74,7 @@ class Plan(NamedTuple):
     constants: dict  # their constexpr and launch keywords, shared by both kernels
 
 
-def plan(x: torch.Tensor, num_alpha: int) -> Optional[Plan]:
+def plan(x: torch.Tensor, num_alpha: int) -> Plan | None:
     """The launch plan of x, or None if x is not dense; cached per layout.
 
     Small activations cost more on the host than on the GPU, so the Python
@@ -85,7 +85,7 @@ def plan(x: torch.Tensor, num_alpha: int) -> Optional[Plan]:
 
 
 @functools.lru_cache(maxsize=4096)
-def _plan(shape, strides, dtype, device_type, num_alpha) -> Optional[Plan]:
+def _plan(shape, strides, dtype, device_type, num_alpha) -> Plan | None:
     layout = torch.empty_strided(shape, strides, device="meta")
     if not is_dense(layout):
         return None

@@ -7,7 +7,7 @@ when the kernels are decorated). Inputs are already validated
 """
 
 import os
-from typing import NamedTuple, Optional
+from typing import NamedTuple
 
 import torch
 
@@ -36,7 +36,7 @@ class Launch(NamedTuple):
     dtype: torch.dtype
 
 
-def launch_for(x: torch.Tensor, num_alpha: int) -> Optional[Launch]:
+def launch_for(x: torch.Tensor, num_alpha: int) -> Launch | None:
     """The launch of x's layout on x's device; None if x is not dense (the backend's plan)."""
     planned = plan(x, num_alpha)
     if planned is None:
@@ -52,7 +52,7 @@ def _densified(x: torch.Tensor, num_alpha: int) -> tuple[torch.Tensor, Launch]:
     return x, launch_for(x, num_alpha)
 
 
-def forward(x: torch.Tensor, alpha: torch.Tensor, launch: Optional[Launch] = None) -> torch.Tensor:
+def forward(x: torch.Tensor, alpha: torch.Tensor, launch: Launch | None = None) -> torch.Tensor:
     """y = learnable_elu(x, alpha), in x's dtype and memory format.
 
     launch: ``launch_for(x, alpha.numel())``; None for a non-dense x (copied first).
@@ -79,8 +79,8 @@ def backward(
     x: torch.Tensor,
     alpha: torch.Tensor,
     compute_dalpha: bool,
-    launch: Optional[Launch] = None,
-) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
+    launch: Launch | None = None,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
     """(dx, dalpha): dx in x's dtype and memory format, dalpha in alpha's dtype or None.
 
     launch: as in ``forward``.

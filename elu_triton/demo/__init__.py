@@ -7,10 +7,10 @@ Modules, one job each: ``typefaces`` and ``digits`` (the built-in synthetic data
 output), ``figures`` (PNGs), ``cli`` (the command).
 """
 
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     """Run the demo command line; returns the exit status (see ``cli.main``)."""
     from .cli import main as cli_main  # imported on call: `import elu_triton.demo` stays light
 

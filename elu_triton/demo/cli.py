@@ -12,9 +12,9 @@ import argparse
 import json
 import os
 import time
+from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
-from typing import Optional, Sequence
 
 import torch
 
@@ -95,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _check_args(args: argparse.Namespace) -> Optional[str]:
+def _check_args(args: argparse.Namespace) -> str | None:
     """The first problem with the flags' values, or None."""
     if args.epochs < 0:
         return f"--epochs must be >= 0, got {args.epochs}"
@@ -163,7 +163,7 @@ def activation_backend(device: torch.device, compiled: bool = False) -> str:
     return backends.backend_for(device).description
 
 
-def _version(package: str) -> Optional[str]:
+def _version(package: str) -> str | None:
     try:
         return metadata.version(package)
     except metadata.PackageNotFoundError:
@@ -229,7 +229,11 @@ def _train_model(args, device: torch.device, train_set: DigitSet):
         # On a GPU Triton compiles the kernels on first use, and --compile
         # compiles the network: seconds of silence otherwise.
         compiles = device.type == "cuda" or args.compile
-        print(f"warm-up: one step{', compiling on first use' if compiles else ''} ...", end=" ", flush=True)
+        print(
+            f"warm-up: one step{', compiling on first use' if compiles else ''} ...",
+            end=" ",
+            flush=True,
+        )
     warm_model = torch.compile(model) if args.compile else model
     warmup_seconds = warm_up(warm_model, images[: args.batch_size], labels[: args.batch_size])
     if main_process:
@@ -410,7 +414,7 @@ def evaluate_saved(args: argparse.Namespace, device: torch.device, test_set: Dig
     return test_accuracy
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``elu-triton-demo`` and ``python -m elu_triton.demo``.
 
     Returns the exit status; user errors exit with status 2 (argparse's error).

@@ -24,7 +24,6 @@ and they never share a draw.
 """
 
 from dataclasses import dataclass
-from typing import Optional
 
 import numpy as np
 import torch
@@ -63,12 +62,12 @@ class DigitSet:
 
     images: torch.Tensor
     labels: torch.Tensor
-    angles: Optional[torch.Tensor] = None
+    angles: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return self.labels.shape[0]
 
-    def head(self, count: Optional[int]) -> "DigitSet":
+    def head(self, count: int | None) -> "DigitSet":
         """The first ``count`` images (all of them when count is None)."""
         if count is None:
             return self

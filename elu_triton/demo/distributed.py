@@ -18,7 +18,7 @@ norm) rather than one that normalizes the whole batch at once.
 """
 
 import os
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.distributed as dist
@@ -36,8 +36,12 @@ def init_process_group(device_name: str) -> torch.device:
             environment), or CUDA asked for without a GPU per local rank.
     """
     if "RANK" not in os.environ or "WORLD_SIZE" not in os.environ:
-        raise ValueError("--distributed needs torchrun, e.g. torchrun --nproc-per-node 2 -m elu_triton.demo --distributed")
-    wants_cuda = device_name.startswith("cuda") or (device_name == "auto" and torch.cuda.is_available())
+        raise ValueError(
+            "--distributed needs torchrun, e.g. torchrun --nproc-per-node 2 -m elu_triton.demo --distributed"
+        )
+    wants_cuda = device_name.startswith("cuda") or (
+        device_name == "auto" and torch.cuda.is_available()
+    )
     if wants_cuda:
         local_rank = int(os.environ.get("LOCAL_RANK", 0))
         if local_rank >= torch.cuda.device_count():

@@ -7,7 +7,6 @@ GUI backend is touched and nothing global changes.
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 import torch
@@ -109,7 +108,7 @@ def alpha_bars(path: Path, alphas: list[float], initial_alphas: list[float]) -> 
     fig.savefig(path, dpi=120)
 
 
-def save_figures(out_dir: Path, results: RunResults) -> Optional[list[Path]]:
+def save_figures(out_dir: Path, results: RunResults) -> list[Path] | None:
     """Write the four PNGs to out_dir.
 
     Returns:

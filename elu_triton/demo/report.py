@@ -5,7 +5,8 @@ The table follows the verbose output of the original walkthrough's trainer
 time in seconds, since a whole run takes well under a minute.
 """
 
-from typing import Callable, Optional, TextIO
+from collections.abc import Callable
+from typing import TextIO
 
 from .train import ProgressRow
 
@@ -48,7 +49,7 @@ def table_footer() -> str:
     return _rule("=")
 
 
-def progress_printer(stream: Optional[TextIO] = None) -> Callable[[ProgressRow], None]:
+def progress_printer(stream: TextIO | None = None) -> Callable[[ProgressRow], None]:
     """A train() callback that prints the header before the first row, then each row."""
     started = False
 

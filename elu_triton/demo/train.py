@@ -10,8 +10,8 @@ progress rows, every ``log_every`` iterations.
 
 import copy
 import time
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Callable, Iterable, Iterator, Optional
 
 import torch
 from torch import nn
@@ -88,7 +88,7 @@ def train(
     batches: BatchSource,
     epochs: int,
     iterations_per_epoch: int,
-    on_progress: Optional[Callable[[ProgressRow], None]] = None,
+    on_progress: Callable[[ProgressRow], None] | None = None,
     log_every: int = 50,
 ) -> TrainHistory:
     """Minimize softmax cross-entropy; report the first, every log_every-th and the last iteration.
