@@ -32,7 +32,7 @@ from triton.backends.compiler import GPUTarget
 from triton.compiler import ASTSource
 
 from . import kernels
-from .backends.triton_config import TUNING, LaunchConfig, launch_config_for
+from .backends.triton_config import COMPILE_OPTIONS, TUNING, LaunchConfig, launch_config_for
 from .layout import MemoryView, memory_view
 
 # (N, C, H, W) with K = H*W = 576 (NCHW) and K = C = 64 (channels_last)
@@ -149,7 +149,7 @@ def compile_for_hopper(case: CodegenCase) -> CompiledCase:
     signature, constexprs, attrs = _specialize(fn, values)
     source = ASTSource(fn=fn, signature=signature, constexprs=constexprs, attrs=attrs)
     compiled = triton.compile(
-        source, target=GPUTarget(*HOPPER), options={"num_warps": cfg.num_warps}
+        source, target=GPUTarget(*HOPPER), options={"num_warps": cfg.num_warps, **COMPILE_OPTIONS}
     )
     n_regs, local_bytes = _resource_usage(compiled.asm["cubin"], fn.__name__)
     params = tuple(name for name in fn.arg_names if signature[name] != "constexpr")

@@ -21,8 +21,7 @@ fp64) and rounds to 0 below ln(2^-150) = -103.97 (-745.13). The GPU (no .ftz
 in our PTX) and numpy keep subnormals, and so does ``negative_branch``. Bits
 make 2^k only while it is normal, so it builds 2^(k+64) and multiplies by
 2^-64: exact down to 2^-149 (2^-1074), the smallest subnormal, and 0 for
-k <= -150 (-1075), as 2^-150 ties to even. s*p + s then rounds into the subnormals once (fused on
-the GPU; unfused, adding two numbers on the subnormal grid is exact). x is
+k <= -150 (-1075), as 2^-150 ties to even. s*p + s then rounds into the subnormals once (an fma). x is
 clamped at -104 (-746), below which exp rounds to 0 anyway: so k >= -150
 (-1076), k+64 is a normal exponent, and at the clamp s = 0 gives exp = 0 and
 expm1 = -1 exactly, with no select. The one inexact spot: k = -150 (x in
@@ -57,50 +56,61 @@ EXP_UNBIAS = tl.constexpr(2.0**-64)
 CLAMP_EXPM1 = tl.constexpr(-64.0)
 
 
+# Every multiply-add whose rounding the accuracy bounds assume is an explicit
+# tl.fma: Triton's FP-fusion default (on in 3.9, off from 3.10) then cannot
+# change a result, and the kernels launch with fusion off.
+#
 # The polynomials: Horner's rule on the Taylor coefficients 1/i!, one fma per
 # degree, then r + r^2*p, which keeps tiny r exact. (The nested form
 # 1 + r/2*(1 + r/3*(...)) needs a multiply and an fma per degree: 7 more
 # instructions per fp32 element, which made 16-bit inputs issue-bound.)
-# Python constants meet r's dtype unrounded: the fp64 path gets fp64 1/i!.
+
+
+@triton.jit
+def _f64(value: tl.constexpr):
+    """value as an fp64 scalar: before Triton 3.9, tl.fma made a Python float an fp32 constant."""
+    return tl.full((), value, tl.float64)
 
 
 @triton.jit
 def _expm1_poly_f32(r):
     """expm1(r) for |r| <= ln2/2: Taylor polynomial of degree 7."""
-    p = r * (1.0 / 5040) + (1.0 / 720)
-    p = p * r + (1.0 / 120)
-    p = p * r + (1.0 / 24)
-    p = p * r + (1.0 / 6)
-    p = p * r + 0.5
-    return r + (r * r) * p
+    p = tl.fma(r, 1.0 / 5040, 1.0 / 720)
+    p = tl.fma(p, r, 1.0 / 120)
+    p = tl.fma(p, r, 1.0 / 24)
+    p = tl.fma(p, r, 1.0 / 6)
+    p = tl.fma(p, r, 0.5)
+    return tl.fma(r * r, p, r)
 
 
 @triton.jit
 def _expm1_poly_f64(r):
     """expm1(r) for |r| <= ln2/2: Taylor polynomial of degree 13."""
-    p = r * (1.0 / 6227020800) + (1.0 / 479001600)
-    p = p * r + (1.0 / 39916800)
-    p = p * r + (1.0 / 3628800)
-    p = p * r + (1.0 / 362880)
-    p = p * r + (1.0 / 40320)
-    p = p * r + (1.0 / 5040)
-    p = p * r + (1.0 / 720)
-    p = p * r + (1.0 / 120)
-    p = p * r + (1.0 / 24)
-    p = p * r + (1.0 / 6)
-    p = p * r + 0.5
-    return r + (r * r) * p
+    p = tl.fma(r, _f64(1.0 / 6227020800), _f64(1.0 / 479001600))
+    p = tl.fma(p, r, _f64(1.0 / 39916800))
+    p = tl.fma(p, r, _f64(1.0 / 3628800))
+    p = tl.fma(p, r, _f64(1.0 / 362880))
+    p = tl.fma(p, r, _f64(1.0 / 40320))
+    p = tl.fma(p, r, _f64(1.0 / 5040))
+    p = tl.fma(p, r, _f64(1.0 / 720))
+    p = tl.fma(p, r, _f64(1.0 / 120))
+    p = tl.fma(p, r, _f64(1.0 / 24))
+    p = tl.fma(p, r, _f64(1.0 / 6))
+    p = tl.fma(p, r, _f64(0.5))
+    return tl.fma(r * r, p, r)
 
 
 @triton.jit
 def _reduce(x):
     """(k, p): x = k*ln2 + r with |r| <= ln2/2 (k a float), p = expm1(r)."""
-    k = tl.floor(x * LOG2E + 0.5)
+    # x - k*LN2_HI is exact; the fma then rounds r once.
     if x.dtype == tl.float64:
-        r = (x - k * LN2_HI_F64) - k * LN2_LO_F64
+        k = tl.floor(tl.fma(x, _f64(LOG2E), _f64(0.5)))
+        r = tl.fma(-k, _f64(LN2_LO_F64), tl.fma(-k, _f64(LN2_HI_F64), x))
         p = _expm1_poly_f64(r)
     else:
-        r = (x - k * LN2_HI_F32) - k * LN2_LO_F32
+        k = tl.floor(tl.fma(x, LOG2E, 0.5))
+        r = tl.fma(-k, LN2_LO_F32, tl.fma(-k, LN2_HI_F32, x))
         p = _expm1_poly_f32(r)
     return k, p
 
@@ -120,7 +130,7 @@ def negative_expm1(x):
     """expm1(x) for x <= 0: the same bits as ``negative_branch``'s, without exp."""
     k, p = _reduce(tl.maximum(x, CLAMP_EXPM1))
     scale = _pow2(k, 0)
-    return scale * p + (scale - 1.0)
+    return tl.fma(scale, p, scale - 1.0)
 
 
 @triton.jit
@@ -139,4 +149,4 @@ def negative_branch(x):
         x = tl.maximum(x, CLAMP_F32)
     k, p = _reduce(x)
     scale = _pow2(k, EXP_BIAS) * EXP_UNBIAS
-    return scale * p + (scale - 1.0), scale * p + scale
+    return tl.fma(scale, p, scale - 1.0), tl.fma(scale, p, scale)

@@ -13,8 +13,8 @@ Arithmetic is fp32 for 16- and 32-bit inputs, fp64 for fp64.
 import triton
 import triton.language as tl
 
-from .elu_math import negative_expm1
-from .tiles import load_tile_alpha, tile_offsets
+from .activation import learnable_elu
+from .tiles import load_for_compute, load_per_channel, tile_channels, tile_offsets
 
 
 @triton.jit
@@ -32,13 +32,8 @@ def learnable_elu_forward_kernel(
     INDEX_64: tl.constexpr,
 ):
     _, _, rows, cols, offsets, mask = tile_offsets(R, K, BLOCK_R, BLOCK_K, K_MULTIPLE, INDEX_64)
-    x_raw = tl.load(x_ptr + offsets, mask=mask, other=0.0)
-    compute_dtype = tl.float64 if x_raw.dtype == tl.float64 else tl.float32
-    x = x_raw.to(compute_dtype)
-    alpha, _, _ = load_tile_alpha(alpha_ptr, rows, cols, R, K, C, compute_dtype, CHANNEL_IS_COLUMN)
-    # The negative branch sees 0 for x > 0, +inf and NaN, so it never makes
-    # an inf or NaN of its own; the select below restores NaN and +inf.
-    expm1_x = negative_expm1(tl.where(x < 0, x, 0.0))
-    # `x <= 0` is False for NaN, so NaN takes the identity branch and survives.
-    y = tl.where(x <= 0, alpha * expm1_x, x)
-    tl.store(y_ptr + offsets, y.to(x_raw.dtype), mask=mask)
+    x = load_for_compute(x_ptr + offsets, mask)
+    channels, _ = tile_channels(rows, cols, C, CHANNEL_IS_COLUMN)
+    alpha = load_per_channel(alpha_ptr, channels, rows, cols, R, K, x.dtype, CHANNEL_IS_COLUMN)
+    y = learnable_elu(x, alpha)
+    tl.store(y_ptr + offsets, y.to(y_ptr.dtype.element_ty), mask=mask)

@@ -51,31 +51,93 @@ def tile_offsets(
 
 
 @triton.jit
-def load_tile_alpha(
-    alpha_ptr,  # (C,) alpha, any float dtype
+def load_for_compute(pointers, mask):
+    """A tile of a 16-, 32- or 64-bit float tensor in the compute dtype (fp32; fp64 for fp64)."""
+    values = tl.load(pointers, mask=mask, other=0.0)
+    if values.dtype != tl.float64:
+        values = values.to(tl.float32)
+    return values
+
+
+@triton.jit
+def tile_channels(
     rows,  # (BLOCK_R,) row indices of the tile
     cols,  # (BLOCK_K,) column indices of the tile
-    R,
-    K,
-    C,  # channel count: alpha.numel()
-    COMPUTE_DTYPE: tl.constexpr,
+    C,  # channel count
     CHANNEL_IS_COLUMN: tl.constexpr,
 ):
-    """(alpha, channels, index_in_channel) of the tile.
+    """(channels, index_in_channel): the channel of each column, or of each row.
 
-    alpha is broadcastable to (BLOCK_R, BLOCK_K); channels holds the channel
-    of each column (channel per column) or row (row = index_in_channel*C +
-    channel). One gather and, per row, one integer division, never per
-    element: C is at most a few thousand, so alpha stays in L1.
+    With the channel per row, row = index_in_channel*C + channel: one integer
+    division per row, never per element. With the channel per column,
+    index_in_channel is unused (the per-channel sums are per column).
     """
     if CHANNEL_IS_COLUMN:
         channels = cols
-        index_in_channel = cols  # unused: the sums are per column
-        alpha = tl.load(alpha_ptr + cols, mask=cols < K, other=0.0).to(COMPUTE_DTYPE)
-        alpha = alpha[None, :]
+        index_in_channel = cols
     else:
         index_in_channel = rows // C
         channels = rows - index_in_channel * C
-        alpha = tl.load(alpha_ptr + channels, mask=rows < R, other=0.0).to(COMPUTE_DTYPE)
-        alpha = alpha[:, None]
-    return alpha, channels, index_in_channel
+    return channels, index_in_channel
+
+
+@triton.jit
+def load_per_channel(
+    pointer,  # a (C,) per-channel vector (alpha, a mean, a weight...), any float dtype
+    channels,  # from tile_channels
+    rows,
+    cols,
+    R,
+    K,
+    COMPUTE_DTYPE: tl.constexpr,
+    CHANNEL_IS_COLUMN: tl.constexpr,
+):
+    """The vector's value for each element of the tile, broadcastable to (BLOCK_R, BLOCK_K).
+
+    One gather per tile row or column: C is at most a few thousand, so the
+    vector stays in L1.
+    """
+    if CHANNEL_IS_COLUMN:
+        values = tl.load(pointer + channels, mask=cols < K, other=0.0).to(COMPUTE_DTYPE)
+        values = values[None, :]
+    else:
+        values = tl.load(pointer + channels, mask=rows < R, other=0.0).to(COMPUTE_DTYPE)
+        values = values[:, None]
+    return values
+
+
+@triton.jit
+def store_channel_sums(
+    partials_ptr,  # (C, sums per channel) row-major partial sums, see below
+    terms,  # (BLOCK_R, BLOCK_K) terms to sum per channel; 0 in masked lanes
+    pid_r,
+    pid_k,
+    rows,
+    cols,
+    channels,  # from tile_channels
+    index_in_channel,
+    R,
+    K,
+    C,
+    BLOCK_R: tl.constexpr,
+    BLOCK_K: tl.constexpr,
+    CHANNEL_IS_COLUMN: tl.constexpr,
+):
+    """Write the tile's per-channel sums of terms into the partials matrix, no atomics.
+
+    The partials are a row-major (C, sums per channel) matrix, so that the
+    host's final, fixed-order sum runs along contiguous rows: with the channel
+    per column, row-block i of column c goes to [c, i] (cdiv(R, BLOCK_R) sums
+    per channel); with the channel per row, the sum of row r = o*C + c over
+    column block j goes to [c, j*(R//C) + o] (cdiv(K, BLOCK_K) * R // C sums).
+    """
+    if CHANNEL_IS_COLUMN:
+        sums = tl.sum(terms, axis=0)
+        row_blocks = tl.cdiv(R, BLOCK_R)
+        tl.store(partials_ptr + cols * row_blocks + pid_r, sums, mask=cols < K)
+    else:
+        sums = tl.sum(terms, axis=1)
+        rows_per_channel = R // C
+        sums_per_channel = tl.cdiv(K, BLOCK_K) * rows_per_channel
+        index = channels * sums_per_channel + pid_k * rows_per_channel + index_in_channel
+        tl.store(partials_ptr + index, sums, mask=rows < R)

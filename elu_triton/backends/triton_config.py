@@ -40,6 +40,11 @@ TUNING = {
     "cpu": Tuning(tile_elements=1 << 16, tile_max_bytes=1 << 20, num_warps=1),
 }
 
+# Every multiply-add whose rounding matters is an explicit tl.fma in the
+# kernels; fusion off (Triton 3.10's default) keeps any other product and sum
+# rounded as written, whatever the installed Triton's default.
+COMPILE_OPTIONS = {"enable_fp_fusion": False}
+
 _INT32_LIMIT = 2**31
 # Column blocks are powers of two; a K that is not one pads the last block
 # with masked lanes. Narrower blocks waste less: take the widest that wastes
@@ -94,6 +99,7 @@ def _plan(shape, strides, dtype, device_type, num_alpha) -> Plan | None:
     constants = dict(
         CHANNEL_IS_COLUMN=view.channel_is_column, BLOCK_R=cfg.block_r, BLOCK_K=cfg.block_k,
         K_MULTIPLE=cfg.k_multiple, INDEX_64=cfg.index_64, num_warps=cfg.num_warps,
+        **COMPILE_OPTIONS,
     )  # fmt: skip
     return Plan(
         config=cfg, sizes=(view.rows, view.cols, view.channels),

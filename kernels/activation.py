@@ -1,0 +1,44 @@
+"""The activation's math on one tile, for any kernel that applies it.
+
+    y         = x                      if x > 0
+              = alpha * expm1(x)       if x <= 0
+    dx        = dy                     if x > 0
+              = dy * alpha * exp(x)    if x <= 0
+    dalpha    = dy * expm1(min(x, 0))  (summed per channel by the caller)
+
+x, dy and alpha are in the compute dtype (fp32, or fp64 for fp64 inputs).
+NaN in x gives NaN in y, dx and the dalpha term; +inf gives y = +inf and the
+slope 1; -inf gives y = -alpha, dx = 0 and the dalpha term -dy.
+"""
+
+import triton
+import triton.language as tl
+
+from .elu_math import negative_branch, negative_expm1
+
+
+@triton.jit
+def learnable_elu(x, alpha):
+    """y of the activation, in x's dtype; alpha broadcasts against x."""
+    # The negative branch sees 0 for x > 0, +inf and NaN, so it never makes
+    # an inf or NaN of its own; `x <= 0` is False for NaN, which takes the
+    # identity branch and survives.
+    expm1_x = negative_expm1(tl.where(x < 0, x, 0.0))
+    return tl.where(x <= 0, alpha * expm1_x, x)
+
+
+@triton.jit
+def learnable_elu_grads(x, dy, alpha):
+    """(dx, dalpha term) of the activation at x for the upstream gradient dy."""
+    expm1_x, exp_x = negative_branch(tl.where(x < 0, x, 0.0))
+    # NaN x must poison dx and dalpha, but the negative branch saw 0 for it:
+    # put the NaN back into the negative-branch factors.
+    is_nan = x != x
+    exp_x = tl.where(is_nan, x, exp_x)
+    expm1_x = tl.where(is_nan, x, expm1_x)
+    # d/dx alpha*expm1(x) = alpha*exp(x); for x > 0 the slope is exactly 1.
+    dx = tl.where(x > 0, dy, dy * (alpha * exp_x))
+    # d/dalpha y = expm1(min(x, 0)); selecting after the product keeps an
+    # infinite dy at x > 0 from making inf * 0 = NaN.
+    dalpha_term = tl.where(x > 0, 0.0, dy * expm1_x)
+    return dx, dalpha_term
