@@ -12,16 +12,17 @@ built model's ReLU/ELU/PReLU modules for LearnableELU layers), the custom ops
 """
 
 from . import ops as _ops  # noqa: F401  (registers torch.ops.elu_triton.*)
+from ._version import __version__
 from .convert import replace_activations
 from .function import LearnableELUFunction, learnable_elu
 from .lazy import LazyLearnableELU
 from .module import LearnableELU
 
 __all__ = [
+    "__version__",
     "LazyLearnableELU",
     "LearnableELU",
     "LearnableELUFunction",
     "learnable_elu",
     "replace_activations",
 ]
-__version__ = "0.1.0"

@@ -6,6 +6,10 @@ as in CI; else through the PyTorch backend) and on CUDA when a GPU is present.
 
 import math
 import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -179,3 +183,44 @@ def log_uniform():
         return torch.exp(torch.empty(n, dtype=dtype).uniform_(math.log(low), math.log(high)))
 
     return draw
+
+
+ROOT = Path(__file__).resolve().parents[1]
+# What a build of the package reads from the checkout.
+BUILD_INPUTS = ("pyproject.toml", "README.md", "LICENSE", "elu_triton", "kernels")
+
+
+@pytest.fixture(scope="session")
+def built_distributions(tmp_path_factory) -> dict[str, Path]:
+    """The package as a user gets it, built once: {"wheel", "sdist", "wheel_from_sdist"}.
+
+    "wheel" is what ``pip install .`` or ``pip install git+URL`` builds from a
+    checkout; ``python -m build`` makes the sdist, then its wheel from the
+    sdist's own files. No build isolation: the build uses this environment's
+    setuptools, so the test needs no network.
+    """
+    # A fresh copy of the build's inputs: setuptools reuses the build/ and
+    # *.egg-info folders of earlier builds, which would hide a missing package.
+    source = tmp_path_factory.mktemp("checkout")
+    for name in BUILD_INPUTS:
+        if (ROOT / name).is_dir():
+            shutil.copytree(
+                ROOT / name, source / name, ignore=shutil.ignore_patterns("__pycache__")
+            )
+        else:
+            shutil.copy2(ROOT / name, source / name)
+    from_checkout = tmp_path_factory.mktemp("wheel")
+    from_sdist = tmp_path_factory.mktemp("sdist")
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+         "-w", str(from_checkout), str(source)],
+        check=True, capture_output=True, cwd=from_checkout,
+    )  # fmt: skip
+    subprocess.run(
+        [sys.executable, "-m", "build", "--no-isolation", "--outdir", str(from_sdist), str(source)],
+        check=True, capture_output=True, cwd=from_sdist,
+    )  # fmt: skip
+    (wheel,) = from_checkout.glob("elu_triton-*.whl")
+    (sdist,) = from_sdist.glob("elu_triton-*.tar.gz")
+    (wheel_from_sdist,) = from_sdist.glob("elu_triton-*.whl")
+    return {"wheel": wheel, "sdist": sdist, "wheel_from_sdist": wheel_from_sdist}

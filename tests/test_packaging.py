@@ -1,50 +1,98 @@
-"""The wheel installs the device code as elu_triton.kernels, never as a top-level `kernels`.
+"""What a wheel and an sdist of the checkout carry: every module, at its import path.
 
-`kernels` is the import name of Hugging Face's popular package; shadowing it
-would break users who have both installed.
+The device code ships as elu_triton.kernels, never as a top-level `kernels`:
+that is the import name of Hugging Face's popular package, and shadowing it
+would break users who have both installed. Installing and running the wheel
+is ``test_install.py``'s job.
 """
 
-import subprocess
-import sys
+import tarfile
 import zipfile
 from pathlib import Path
 
 import pytest
 
+import elu_triton
+
+tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+
 ROOT = Path(__file__).resolve().parents[1]
+# Source folder -> the package it installs as (pyproject's package-dir).
+SOURCE_ROOTS = {"elu_triton": "elu_triton", "kernels": "elu_triton.kernels"}
 
 
-@pytest.fixture(scope="module")
-def wheel_names(tmp_path_factory):
-    pytest.importorskip("setuptools")
-    out = tmp_path_factory.mktemp("wheel")
-    subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(out), str(ROOT)],
-        check=True, capture_output=True, cwd=out,
-    )  # fmt: skip
-    (wheel,) = out.glob("elu_triton-*.whl")
-    with zipfile.ZipFile(wheel) as zf:
-        return zf.namelist()
+def _source_packages() -> dict[str, Path]:
+    """Every package folder of the checkout (one with an __init__.py), by import name."""
+    packages = {}
+    for folder, package in SOURCE_ROOTS.items():
+        for init in (ROOT / folder).rglob("__init__.py"):
+            parts = init.parent.relative_to(ROOT / folder).parts
+            packages[".".join((package, *parts))] = init.parent
+    return packages
 
 
-def test_kernels_are_a_subpackage(wheel_names):
-    assert "elu_triton/kernels/__init__.py" in wheel_names
-    assert "elu_triton/kernels/forward.py" in wheel_names
-    assert "elu_triton/kernels/backward.py" in wheel_names
-    assert "elu_triton/demo/cli.py" in wheel_names
+def _installed_modules() -> set[str]:
+    """Paths every distribution must hold: each .py file, as installed (elu_triton/...)."""
+    modules = set()
+    for name, folder in _source_packages().items():
+        prefix = name.replace(".", "/")
+        modules.update(f"{prefix}/{path.name}" for path in folder.glob("*.py"))
+    return modules
 
 
-def test_no_top_level_kernels(wheel_names):
-    top_levels = {name.split("/")[0] for name in wheel_names}
-    assert "kernels" not in top_levels, sorted(top_levels)
-    assert not any(name.startswith(("tests/", "bench/")) for name in wheel_names)
+def _pyproject() -> dict:
+    return tomllib.loads((ROOT / "pyproject.toml").read_text())
+
+
+def test_every_package_folder_is_listed():
+    # The package list is written by hand (discovery cannot map kernels/ to
+    # elu_triton.kernels): a new subpackage must fail here, not in a user's import.
+    listed = set(_pyproject()["tool"]["setuptools"]["packages"])
+    assert set(_source_packages()) == listed
+
+
+def test_the_kernels_folder_installs_as_a_subpackage():
+    assert _pyproject()["tool"]["setuptools"]["package-dir"] == {"elu_triton.kernels": "kernels"}
+
+
+@pytest.mark.parametrize("which", ["wheel", "wheel_from_sdist"])
+def test_wheels_carry_every_module(built_distributions, which):
+    with zipfile.ZipFile(built_distributions[which]) as wheel:
+        names = set(wheel.namelist())
+    missing = _installed_modules() - names
+    assert not missing, f"{which} lacks {sorted(missing)}"
+    top_levels = {name.split("/")[0] for name in names}
+    assert top_levels == {"elu_triton", f"elu_triton-{elu_triton.__version__}.dist-info"}
+    assert f"elu_triton-{elu_triton.__version__}.dist-info/licenses/LICENSE" in names
+
+
+def test_sdist_carries_every_source_file(built_distributions):
+    with tarfile.open(built_distributions["sdist"]) as sdist:
+        names = {name.split("/", 1)[1] for name in sdist.getnames() if "/" in name}
+    sources = {
+        str(path.relative_to(ROOT))
+        for folder in SOURCE_ROOTS
+        for path in (ROOT / folder).rglob("*.py")
+    }
+    missing = sources - names
+    assert not missing, f"the sdist lacks {sorted(missing)}"
+    assert {"LICENSE", "README.md", "pyproject.toml"} <= names
+
+
+def test_the_version_is_written_once():
+    assert "version" in _pyproject()["project"]["dynamic"]
+    assert elu_triton.__version__ == elu_triton._version.__version__
+
+
+def test_distributions_carry_the_package_version(built_distributions):
+    version = elu_triton.__version__
+    assert built_distributions["wheel"].name.startswith(f"elu_triton-{version}-")
+    assert built_distributions["sdist"].name == f"elu_triton-{version}.tar.gz"
 
 
 def test_pytest_keeps_the_root_off_sys_path():
     # Nothing in our configuration puts the repository root on sys.path.
-    import tomllib
-
-    config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["pytest"]["ini_options"]
+    config = _pyproject()["tool"]["pytest"]["ini_options"]
     assert "--import-mode=importlib" in config["addopts"]
     assert "pythonpath" not in config
     assert not (ROOT / "conftest.py").exists()
