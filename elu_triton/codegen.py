@@ -1,13 +1,14 @@
-"""Ahead-of-time compilation of the kernels for Hopper (sm_90), without a GPU.
+"""Ahead-of-time compilation of the kernels for every GPU family, without a GPU.
 
-Triton's compiler, with the ptxas and cuobjdump it bundles, turns the kernels
-into PTX and an sm_90 cubin on any machine. ``tests/test_codegen.py`` reads
-them to guard the performance properties the kernels rely on: the big
-tensors (x, y, dy, dx) move in 128-bit accesses, nothing lives in local
-memory (no spills), the backward has no atomics. ``python -m
-elu_triton.codegen`` prints the register counts (for ``bench/report.py``).
+Triton's compiler, with the tools it bundles, turns the kernels into PTX and
+a cubin for NVIDIA targets (sm_80, sm_90, sm_100) and into AMDGCN for ROCm
+ones (gfx942, gfx90a) on any machine. ``tests/test_codegen.py`` reads them
+(``assembly.py``) to guard the properties the kernels rely on: the big
+tensors (x, y, dy, dx) move in 128-bit accesses, nothing spills, the
+backward has no atomics, every fma is explicit. ``python -m
+elu_triton.codegen [TARGET]`` prints the register counts.
 
-Each case is specialized the way a launch on a contiguous CUDA tensor of
+Each case is specialized the way a launch on a contiguous GPU tensor of
 ``EXAMPLE_SHAPE`` would be: tile and warps from ``launch_config_for``;
 pointers and integer arguments divisible by 16 carry that divisibility;
 integer arguments equal to 1 become constants (Triton's specialization).
@@ -23,7 +24,7 @@ import re
 import subprocess
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 
 import torch
@@ -32,6 +33,7 @@ from triton.backends.compiler import GPUTarget
 from triton.compiler import ASTSource
 
 from . import kernels
+from .assembly import amdgcn_resources
 from .backends.triton_config import COMPILE_OPTIONS, TUNING, LaunchConfig, launch_config_for
 from .layout import MemoryView, memory_view
 
@@ -42,7 +44,17 @@ EXAMPLE_SHAPE = (8, 64, 24, 24)
 KERNELS = ("forward", "backward")
 LAYOUTS = ("channel_per_row", "channel_per_column", "shared_alpha")
 DTYPES = ("float32", "bfloat16", "float16", "float64")
-HOPPER = ("cuda", 90, 32)  # GPUTarget(backend, compute capability, warp size)
+# GPUTarget(backend, arch, warp size) of each family checked: Ampere, Hopper,
+# Blackwell; CDNA3 (MI300) and CDNA2 (MI200).
+TARGETS = {
+    "sm_80": ("cuda", 80, 32),
+    "sm_90": ("cuda", 90, 32),
+    "sm_100": ("cuda", 100, 32),
+    "gfx942": ("hip", "gfx942", 64),
+    "gfx90a": ("hip", "gfx90a", 64),
+}
+# The TUNING row a launch on each backend's GPUs takes (triton_config.tuning_kind).
+_TUNING_KIND = {"cuda": "cuda", "hip": "rocm"}
 
 _TRITON_POINTER_TYPES = {
     "float32": "*fp32",
@@ -56,12 +68,18 @@ _DIVISIBILITY = [["tt.divisibility", 16]]
 
 @dataclass(frozen=True)
 class CodegenCase:
-    """One specialization to compile: kernel, input dtype, memory layout."""
+    """One specialization to compile: kernel, input dtype, memory layout, GPU target."""
 
     kernel: str  # one of KERNELS
     dtype: str  # one of DTYPES, the dtype of x (and y, dy, dx)
     layout: str  # one of LAYOUTS
     compute_dalpha: bool = True  # backward only
+    target: str = "sm_90"  # one of TARGETS
+
+    @property
+    def isa(self) -> str:
+        """ "ptx" for NVIDIA targets, "amdgcn" for ROCm ones."""
+        return "ptx" if TARGETS[self.target][0] == "cuda" else "amdgcn"
 
 
 @dataclass(frozen=True)
@@ -69,23 +87,20 @@ class CompiledCase:
     """What the compiler made of a CodegenCase."""
 
     case: CodegenCase
-    ptx: str
-    n_regs: int  # registers per thread, from the cubin
-    local_bytes: int  # local memory per thread (spills and stack); 0 means no spills
+    asm: str  # PTX (NVIDIA) or AMDGCN (ROCm)
+    ttir_fma: int  # tl.fma operations in Triton's IR, each over the whole tile
+    n_regs: int  # registers per thread: from the cubin (NVIDIA), VGPRs (ROCm)
+    local_bytes: int  # local memory or scratch per thread, spills included; 0: no spills
     block_r: int
     block_k: int
     num_warps: int
-    param_names: tuple  # kernel arguments in PTX parameter order (constants left out)
+    warp_size: int
+    param_names: tuple  # kernel arguments in parameter order (constants left out)
     pointer_names: tuple  # those of param_names that are pointers
 
-
-@dataclass(frozen=True)
-class GlobalAccess:
-    """One global memory instruction of the PTX and the pointer argument it uses."""
-
-    op: str  # "ld", "st", "atom" or "red"
-    pointer: str | None  # kernel argument the address derives from; None if unknown
-    bits: int  # bits moved per thread: vector length times element width
+    @property
+    def elements_per_thread(self) -> int:
+        return self.block_r * self.block_k // (self.num_warps * self.warp_size)
 
 
 def example_view(layout: str) -> MemoryView:
@@ -133,8 +148,10 @@ def _specialize(fn, values: dict) -> tuple[dict, dict, dict]:
     return signature, constexprs, attrs
 
 
-def compile_for_hopper(case: CodegenCase) -> CompiledCase:
-    """Compile one case for sm_90 in this process.
+def compile_case(case: CodegenCase, options: Mapping | None = None) -> CompiledCase:
+    """Compile one case for its target in this process, with the launches' options.
+
+    options: compile options instead of ``COMPILE_OPTIONS`` (num_warps aside).
 
     Raises:
         RuntimeError: the kernels were imported under TRITON_INTERPRET=1 (use
@@ -143,19 +160,23 @@ def compile_for_hopper(case: CodegenCase) -> CompiledCase:
     fn = getattr(kernels, f"learnable_elu_{case.kernel}_kernel")
     if not isinstance(fn, triton.runtime.JITFunction):
         raise RuntimeError("kernels imported under TRITON_INTERPRET=1; use compile_cases()")
+    backend, arch, warp_size = TARGETS[case.target]
     view = example_view(case.layout)
-    cfg = launch_config_for(view, getattr(torch, case.dtype).itemsize, TUNING["cuda"])
-    values = _kernel_arguments(case, view, cfg)
-    signature, constexprs, attrs = _specialize(fn, values)
+    tuning = TUNING[_TUNING_KIND[backend]]
+    cfg = launch_config_for(view, getattr(torch, case.dtype).itemsize, tuning)
+    signature, constexprs, attrs = _specialize(fn, _kernel_arguments(case, view, cfg))
     source = ASTSource(fn=fn, signature=signature, constexprs=constexprs, attrs=attrs)
-    compiled = triton.compile(
-        source, target=GPUTarget(*HOPPER), options={"num_warps": cfg.num_warps, **COMPILE_OPTIONS}
-    )
-    n_regs, local_bytes = _resource_usage(compiled.asm["cubin"], fn.__name__)
+    options = dict(COMPILE_OPTIONS if options is None else options, num_warps=cfg.num_warps)
+    compiled = triton.compile(source, target=GPUTarget(backend, arch, warp_size), options=options)
+    if case.isa == "ptx":
+        n_regs, local_bytes = _resource_usage(compiled.asm["cubin"], fn.__name__)
+    else:
+        n_regs, local_bytes = amdgcn_resources(compiled.asm["amdgcn"])
     params = tuple(name for name in fn.arg_names if signature[name] != "constexpr")
     return CompiledCase(
-        case, compiled.asm["ptx"], n_regs, local_bytes, cfg.block_r, cfg.block_k, cfg.num_warps,
-        params, tuple(name for name in params if signature[name].startswith("*")),
+        case, compiled.asm[case.isa], compiled.asm["ttir"].count("math.fma"), n_regs,
+        local_bytes, cfg.block_r, cfg.block_k, cfg.num_warps, warp_size, params,
+        tuple(name for name in params if signature[name].startswith("*")),
     )  # fmt: skip
 
 
@@ -178,18 +199,22 @@ def _resource_usage(cubin: bytes, kernel_name: str) -> tuple[int, int]:
     return regs, stack + local
 
 
-def compile_cases(cases: Sequence[CodegenCase], jobs: int = 2) -> list[CompiledCase]:
-    """Compile cases for sm_90 in ``jobs`` child processes without TRITON_INTERPRET.
+def compile_cases(
+    cases: Sequence[CodegenCase], jobs: int = 2, env: Mapping | None = None
+) -> list[CompiledCase]:
+    """Compile cases in ``jobs`` child processes without TRITON_INTERPRET.
 
+    env: variables to set in the children (Triton's knobs, say).
     Returns the results in the order of ``cases``. Raises RuntimeError with the
     child's stderr when a compilation fails.
     """
-    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    child_env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    child_env.update(env or {})
     chunks = [list(cases[i::jobs]) for i in range(jobs) if cases[i::jobs]]
     children = [
         subprocess.Popen(
             [sys.executable, "-m", "elu_triton.codegen", "--json", json.dumps([asdict(c) for c in chunk])],
-            env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            env=child_env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         )
         for chunk in chunks
     ]  # fmt: skip
@@ -198,6 +223,8 @@ def compile_cases(cases: Sequence[CodegenCase], jobs: int = 2) -> list[CompiledC
         out, err = child.communicate()
         if child.returncode != 0:
             raise RuntimeError(f"codegen child failed ({child.returncode}):\n{err[-4000:]}")
+        if err:
+            raise RuntimeError(f"codegen child wrote to stderr (a warning?):\n{err[-4000:]}")
         for item in json.loads(out):
             compiled = _compiled_from_json(item)
             results[compiled.case] = compiled
@@ -209,94 +236,41 @@ def _compiled_from_json(item: dict) -> CompiledCase:
     return CompiledCase(**{k: tuple(v) if isinstance(v, list) else v for k, v in item.items()})
 
 
-# PTX: an optional predicate, the opcode, the operands up to ';'.
-_PTX_INSTRUCTION = re.compile(r"^\s*(?:@!?%\w+\s+)?([a-z][\w.:]*)\s+([^;]*);")
-_PTX_REGISTER = re.compile(r"%[a-z]+\d+")
-_PTX_PARAM = re.compile(r"\[\s*(\w+_param_(\d+))\s*\]")
-_PTX_MEMORY_OPS = {"ld.global": "ld", "st.global": "st", "atom.": "atom", "red.": "red"}
-
-
-def ptx_instructions(ptx: str) -> list[tuple[str, str]]:
-    """(opcode, operands) of every instruction in the PTX, inline asm included."""
-    matches = (_PTX_INSTRUCTION.match(line.split("//")[0]) for line in ptx.splitlines())
-    return [m.groups() for m in matches if m is not None]
-
-
-def global_accesses(compiled: CompiledCase) -> list[GlobalAccess]:
-    """Every global load, store, atomic and reduction in the PTX, with its pointer.
-
-    The pointer is found by following the address register back through the
-    instructions that define it to the ``ld.param`` of a pointer argument
-    (None when it reaches none, or more than one).
-    """
-    sources, params, accesses = {}, {}, []
-    for opcode, operands in ptx_instructions(compiled.ptx):
-        registers = _PTX_REGISTER.findall(operands)
-        op = next((v for k, v in _PTX_MEMORY_OPS.items() if opcode.startswith(k)), None)
-        if op is not None:
-            address = _PTX_REGISTER.findall(operands[operands.index("[") :].split("]")[0])
-            accesses.append((op, opcode, address))
-            if op in ("ld", "atom"):
-                for dst in _PTX_REGISTER.findall(operands[: operands.index("[")]):
-                    sources.setdefault(dst, set()).update(address)
-        elif opcode.startswith("ld.param"):
-            params[registers[0]] = int(_PTX_PARAM.search(operands).group(2))
-        elif registers:  # the first register is the destination
-            sources.setdefault(registers[0], set()).update(registers[1:])
-    return [
-        GlobalAccess(op, _pointer_of(address, sources, params, compiled), _access_bits(opcode))
-        for op, opcode, address in accesses
-    ]
-
-
-def _pointer_of(address: list, sources: dict, params: dict, compiled: CompiledCase) -> str | None:
-    """The single pointer argument the address registers derive from, or None."""
-    seen, todo, found = set(), list(address), set()
-    while todo:
-        reg = todo.pop()
-        if reg in seen:
-            continue
-        seen.add(reg)
-        if reg in params and params[reg] < len(compiled.param_names):
-            name = compiled.param_names[params[reg]]
-            if name in compiled.pointer_names:
-                found.add(name)
-        todo.extend(sources.get(reg, ()))
-    return found.pop() if len(found) == 1 else None
-
-
-def _access_bits(opcode: str) -> int:
-    """Bits per thread of a memory opcode such as ``ld.global.v4.b32``."""
-    parts = opcode.split(".")
-    vector = next((int(p[1:]) for p in parts if re.fullmatch(r"v\d", p)), 1)
-    width = next(int(m.group(1)) for p in reversed(parts) if (m := re.fullmatch(r"[bfsu](\d+)", p)))
-    return vector * width
-
-
-def all_cases() -> list[CodegenCase]:
-    """The cases the codegen tests check: every kernel, 16/32-bit dtype and layout, plus fp64."""
-    cases = [CodegenCase(k, d, layout) for k in KERNELS for d in DTYPES[:3] for layout in LAYOUTS]
-    cases += [
-        CodegenCase("backward", d, "channel_per_row", compute_dalpha=False) for d in DTYPES[:3]
-    ]
-    cases += [CodegenCase(k, "float64", "channel_per_row") for k in KERNELS]
+def all_cases(targets: Sequence[str] = tuple(TARGETS)) -> list[CodegenCase]:
+    """The cases the codegen tests check, per target: every kernel, 16/32-bit dtype and layout,
+    the backward without dalpha, and fp64."""
+    cases = []
+    for target in targets:
+        cases += [
+            CodegenCase(k, d, layout, target=target)
+            for k in KERNELS
+            for d in DTYPES[:3]
+            for layout in LAYOUTS
+        ]
+        cases += [
+            CodegenCase("backward", d, "channel_per_row", compute_dalpha=False, target=target)
+            for d in DTYPES[:3]
+        ]
+        cases += [CodegenCase(k, "float64", "channel_per_row", target=target) for k in KERNELS]
     return cases
 
 
 def _main(argv: list[str]) -> None:
     if argv[:1] == ["--json"]:  # child of compile_cases
         cases = [CodegenCase(**c) for c in json.loads(argv[1])]
-        json.dump([asdict(compile_for_hopper(c)) for c in cases], sys.stdout)
+        json.dump([asdict(compile_case(c)) for c in cases], sys.stdout)
         return
-    print(f"sm_90, x of shape {EXAMPLE_SHAPE}, alpha {_ALPHA_DTYPE}")
+    targets = argv or ["sm_90"]
+    print(f"x of shape {EXAMPLE_SHAPE}, alpha {_ALPHA_DTYPE}")
     print(
-        f"{'kernel':<22}{'dtype':<10}{'layout':<20}{'tile':>10}{'warps':>6}{'regs':>6}{'local B':>8}"
+        f"{'target':<8}{'kernel':<22}{'dtype':<10}{'layout':<20}{'tile':>10}{'warps':>6}"
+        f"{'regs':>6}{'local B':>8}"
     )
-    for c in compile_cases(all_cases()):
+    for c in compile_cases(all_cases(targets)):
         kernel = c.case.kernel + ("" if c.case.compute_dalpha else " (no dalpha)")
         tile = f"{c.block_r}x{c.block_k}"
-        print(f"{kernel:<22}{c.case.dtype:<10}{c.case.layout:<20}{tile:>10}{c.num_warps:>6}"
-              f"{c.n_regs:>6}{c.local_bytes:>8}")  # fmt: skip
+        print(f"{c.case.target:<8}{kernel:<22}{c.case.dtype:<10}{c.case.layout:<20}{tile:>10}"
+              f"{c.num_warps:>6}{c.n_regs:>6}{c.local_bytes:>8}")  # fmt: skip
 
 
 if __name__ == "__main__":

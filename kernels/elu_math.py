@@ -119,7 +119,9 @@ def _reduce(x):
 def _pow2(k, BIAS: tl.constexpr):
     """2^(k + BIAS) from exponent bits, in k's dtype; k + BIAS must be a normal exponent."""
     if k.dtype == tl.float64:
-        scale = ((k.to(tl.int64) + (1023 + BIAS)) << 52).to(tl.float64, bitcast=True)
+        # Through int32 (the clamps keep |k| <= 1076): AMD GPUs convert an
+        # f64 to an i64 in several instructions, an fma among them.
+        scale = ((k.to(tl.int32).to(tl.int64) + (1023 + BIAS)) << 52).to(tl.float64, bitcast=True)
     else:
         scale = ((k.to(tl.int32) + (127 + BIAS)) << 23).to(tl.float32, bitcast=True)
     return scale

@@ -1,16 +1,21 @@
-"""Generated code for Hopper (sm_90): the kernels' performance properties, no GPU needed.
+"""Generated code for every GPU family: the kernels' properties, no GPU needed.
 
-Every kernel is compiled ahead of time, specialized as a launch on a contiguous
-CUDA tensor would be (``elu_triton/codegen.py``), and its PTX and cubin must show:
+Every kernel is compiled ahead of time for each target of ``codegen.TARGETS``
+(NVIDIA sm_80, sm_90, sm_100; AMD gfx942, gfx90a), specialized as a launch
+on a contiguous GPU tensor would be (``elu_triton/codegen.py``). Everywhere:
 
-- x and dy loads, y and dx stores: 128-bit vector accesses only, exactly as
-  many as the tile needs (tile bytes / 16 bytes / threads); alpha loads and
-  dalpha partial-sum stores are the only other global accesses, a few each;
-- no local memory (so no register spills);
+- x and dy loads, y and dx stores: 128-bit vector accesses, exactly as many
+  as the tile needs (tile bytes / 16 bytes / threads);
+- no spills (no local memory on NVIDIA, no scratch on AMD);
 - no atomics in the backward;
-- no per-element integer division, and no 64-bit integer arithmetic besides
-  address formation when INDEX_64 is off;
-- fp64 constants emitted at full fp64 precision.
+- every fused multiply-add is an explicit tl.fma and nothing else is fused,
+  so neither Triton's FP-fusion default nor TRITON_FORCE_DISABLE_FP_FUSION
+  changes a result (and compiling prints no Triton warning).
+
+On NVIDIA, where the PTX shows which argument each access uses: alpha loads
+and dalpha partial-sum stores are the only other global accesses, a few
+each; no per-element integer division, no 64-bit integer arithmetic besides
+address formation when INDEX_64 is off; fp64 constants at full precision.
 
 Runs under TRITON_INTERPRET=1 too: compilation happens in child processes
 started without it. ``pytest -s`` prints the register counts.
@@ -23,21 +28,22 @@ import struct
 import pytest
 import torch
 
-from elu_triton import codegen
+from elu_triton import assembly, codegen
 from elu_triton.kernels import elu_math
 
 CASES = codegen.all_cases()
+PTX_CASES = [c for c in CASES if c.isa == "ptx"]
+AMDGCN_CASES = [c for c in CASES if c.isa == "amdgcn"]
 BIG_LOADS = {"forward": {"x_ptr"}, "backward": {"x_ptr", "dy_ptr"}}
 BIG_STORES = {"forward": {"y_ptr"}, "backward": {"dx_ptr"}}
 SMALL_ACCESSES = {("ld", "alpha_ptr"), ("st", "dalpha_partials_ptr")}
 REGISTERS_PER_SM = 65536
 VECTOR_BYTES = 16
-THREADS_PER_WARP = 32
 
 
 def _case_id(case: codegen.CodegenCase) -> str:
     dalpha = "" if case.compute_dalpha else "-no_dalpha"
-    return f"{case.kernel}{dalpha}-{case.dtype}-{case.layout}"
+    return f"{case.target}-{case.kernel}{dalpha}-{case.dtype}-{case.layout}"
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +53,7 @@ def compiled() -> dict:
 
 
 def _threads(c: codegen.CompiledCase) -> int:
-    return c.num_warps * THREADS_PER_WARP
+    return c.num_warps * c.warp_size
 
 
 def _vector_accesses_per_tensor(c: codegen.CompiledCase) -> int:
@@ -58,13 +64,13 @@ def _vector_accesses_per_tensor(c: codegen.CompiledCase) -> int:
 
 
 def _opcodes(ptx: str) -> list[str]:
-    return [opcode for opcode, _ in codegen.ptx_instructions(ptx)]
+    return [opcode for opcode, _ in assembly.ptx_instructions(ptx)]
 
 
-@pytest.mark.parametrize("case", CASES, ids=_case_id)
+@pytest.mark.parametrize("case", PTX_CASES, ids=_case_id)
 def test_big_tensors_move_in_128_bit_accesses(compiled, case):
     c = compiled[case]
-    accesses = codegen.global_accesses(c)
+    accesses = assembly.global_accesses(c.asm, c.param_names, c.pointer_names)
     unattributed = [a for a in accesses if a.pointer is None]
     assert not unattributed, f"global accesses not traced to one pointer argument: {unattributed}"
     expected = _vector_accesses_per_tensor(c)
@@ -84,35 +90,88 @@ def test_big_tensors_move_in_128_bit_accesses(compiled, case):
         assert count <= expected, f"{count} {op} of {pointer} per thread, more than {expected}"
 
 
-@pytest.mark.parametrize("case", CASES, ids=_case_id)
-def test_no_local_memory_so_no_spills(compiled, case):
+@pytest.mark.parametrize("case", AMDGCN_CASES, ids=_case_id)
+def test_big_tensors_move_in_128_bit_accesses_on_amd(compiled, case):
+    # AMDGCN names no pointer per access: count the 128-bit ones per kernel.
+    # With the channel per column, alpha's gather may be 128-bit too: at most
+    # one per vector access of a big tensor, as on NVIDIA.
     c = compiled[case]
-    assert c.local_bytes == 0, f"{c.local_bytes} bytes of local memory (spills or stack) per thread"
-    assert not re.search(r"\b(ld|st)\.local\b", c.ptx), "PTX uses local memory"
+    opcodes = assembly.amdgcn_opcodes(c.asm)
+    expected = _vector_accesses_per_tensor(c)
+    loads, stores = opcodes["global_load_dwordx4"], opcodes["global_store_dwordx4"]
+    big_loads = expected * len(BIG_LOADS[case.kernel])
+    assert big_loads <= loads <= big_loads + expected, f"{loads} 128-bit loads per thread"
+    assert stores == expected * len(BIG_STORES[case.kernel]), f"{stores} 128-bit stores per thread"
+
+
+@pytest.mark.parametrize("case", CASES, ids=_case_id)
+def test_no_spills(compiled, case):
+    c = compiled[case]
+    assert c.local_bytes == 0, f"{c.local_bytes} bytes of local memory or scratch per thread"
+    if case.isa == "ptx":
+        assert not re.search(r"\b(ld|st)\.local\b", c.asm), "PTX uses local memory"
+    else:
+        assert not [op for op in assembly.amdgcn_opcodes(c.asm) if op.startswith("scratch_")]
 
 
 @pytest.mark.parametrize("case", [c for c in CASES if c.kernel == "backward"], ids=_case_id)
 def test_backward_has_no_atomics(compiled, case):
-    ptx = compiled[case].ptx
-    atomics = [op for op in _opcodes(ptx) if op.startswith(("atom.", "red."))]
+    c = compiled[case]
+    if case.isa == "ptx":
+        atomics = [op for op in _opcodes(c.asm) if op.startswith(("atom.", "red."))]
+    else:
+        atomics = [op for op in assembly.amdgcn_opcodes(c.asm) if "atomic" in op]
     assert not atomics, f"backward uses atomics: {atomics}"
 
 
 @pytest.mark.parametrize("case", CASES, ids=_case_id)
+def test_every_fma_is_explicit(compiled, case):
+    # Each tl.fma of the math is one fma per element, rounded once; the
+    # compiler fuses nothing else (packed fma count two lanes).
+    c = compiled[case]
+    expected = c.ttir_fma * c.elements_per_thread
+    assert c.ttir_fma > 0
+    assert assembly.fma_lanes(c.asm, case.isa) == expected
+    if case.isa == "ptx":
+        assert not assembly.ptx_contractible_arithmetic(c.asm), "ptxas may fuse these"
+
+
+# One kernel of each shape of math per target; compiling them all again would
+# double the module's time for no more coverage.
+_FUSION_CASES = [
+    c for c in CASES if c.layout == "channel_per_row" and c.dtype in ("float32", "float64")
+    and c.compute_dalpha
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "knobs",
+    [{"TRITON_DEFAULT_FP_FUSION": "1"}, {"TRITON_DEFAULT_FP_FUSION": "0"},
+     {"TRITON_FORCE_DISABLE_FP_FUSION": "1"}],
+    ids=["default_fusion_on", "default_fusion_off", "fusion_forced_off"],
+)  # fmt: skip
+def test_code_does_not_depend_on_tritons_fusion_settings(compiled, knobs):
+    # compile_cases also fails when a child writes to stderr: no warning either.
+    again = codegen.compile_cases(_FUSION_CASES, env=knobs)
+    for c in again:
+        assert c.asm == compiled[c.case].asm, f"{_case_id(c.case)} differs under {knobs}"
+
+
+@pytest.mark.parametrize("case", PTX_CASES, ids=_case_id)
 def test_no_per_element_integer_division(compiled, case):
     c = compiled[case]
-    divisions = [op for op in _opcodes(c.ptx) if re.match(r"(div|rem)\.[su](32|64)$", op)]
+    divisions = [op for op in _opcodes(c.asm) if re.match(r"(div|rem)\.[su](32|64)$", op)]
     # Per program: pid // k_blocks and R // C. Per row segment at most: a
     # row // C and its remainder (the channel). Never one per element.
     limit = 2 + 2 * _vector_accesses_per_tensor(c)
     assert len(divisions) <= limit, f"{len(divisions)} integer divisions per thread: {divisions}"
 
 
-@pytest.mark.parametrize("case", [c for c in CASES if c.dtype != "float64"], ids=_case_id)
+@pytest.mark.parametrize("case", [c for c in PTX_CASES if c.dtype != "float64"], ids=_case_id)
 def test_32_bit_index_math_without_index_64(compiled, case):
     # The example tensor is far below 2^31 elements, so INDEX_64 is off: the
     # only 64-bit integer work left is adding the widened offset to a pointer.
-    ops = _opcodes(compiled[case].ptx)
+    ops = _opcodes(compiled[case].asm)
     # (Triton 3.6 widens some offsets with cvt where 3.9 uses mul.wide.)
     widening = {"add.s64", "cvt.s64.s32", "cvt.u64.u32"}
     wide = [op for op in ops if re.search(r"\.[su]64\b", op) and op not in widening]
@@ -145,10 +204,11 @@ _FP64_CONSTANTS = {
 }
 
 
+@pytest.mark.parametrize("target", [t for t, spec in codegen.TARGETS.items() if spec[0] == "cuda"])
 @pytest.mark.parametrize("kernel", codegen.KERNELS)
-def test_fp64_constants_are_not_rounded_to_fp32(compiled, kernel):
+def test_fp64_constants_are_not_rounded_to_fp32(compiled, kernel, target):
     literals = _fp64_literals(
-        compiled[codegen.CodegenCase(kernel, "float64", "channel_per_row")].ptx
+        compiled[codegen.CodegenCase(kernel, "float64", "channel_per_row", target=target)].asm
     )
     for name in _FP64_CONSTANTS[kernel]:
         value = getattr(elu_math, name)
@@ -162,15 +222,18 @@ def test_fp64_constants_are_not_rounded_to_fp32(compiled, kernel):
 
 
 def test_report_register_counts(compiled, record_property):
-    # Reported, not asserted: the count depends on the ptxas Triton bundles
-    # (Triton 3.9's gives the 16-bit backward up to ~150, 3.6's ~125), and
-    # 32 elements per thread keep enough bytes in flight even at one CTA per SM.
-    print(f"\nsm_90 registers per thread, x of shape {codegen.EXAMPLE_SHAPE}:")
+    # Reported, not asserted: the count depends on the compiler Triton bundles
+    # (Triton 3.9's ptxas gives the 16-bit backward up to ~150, 3.6's ~125),
+    # and 16 elements per thread keep enough bytes in flight even at one CTA per SM.
+    print(f"\nregisters per thread, x of shape {codegen.EXAMPLE_SHAPE}:")
     for c in compiled.values():
         record_property(f"n_regs[{_case_id(c.case)}]", c.n_regs)
-        ctas = REGISTERS_PER_SM // (_register_allocation(c.n_regs) * _threads(c))
-        print(f"  {_case_id(c.case):<45} tile {c.block_r}x{c.block_k}, "
-              f"{c.num_warps} warps: {c.n_regs:3d} regs, {ctas} CTAs/SM by registers")  # fmt: skip
+        occupancy = ""
+        if c.case.isa == "ptx":
+            ctas = REGISTERS_PER_SM // (_register_allocation(c.n_regs) * _threads(c))
+            occupancy = f", {ctas} CTAs/SM by registers"
+        print(f"  {_case_id(c.case):<52} tile {c.block_r}x{c.block_k}, "
+              f"{c.num_warps} warps: {c.n_regs:3d} regs{occupancy}")  # fmt: skip
 
 
 def _register_allocation(n_regs: int) -> int:

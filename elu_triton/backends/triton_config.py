@@ -1,9 +1,9 @@
 """Launch configuration of the Triton kernels: the one place that knows tiles and warps.
 
-Tuning is kept per device kind (``TUNING``): a CUDA GPU, and the CPU, where
-Triton's interpreter runs the kernels. A new kind (XPU, say) is one row.
+Tuning is kept per device kind (``TUNING``): NVIDIA and ROCm GPUs, and the
+CPU, where Triton's interpreter runs the kernels. A new kind (XPU, say) is one row.
 ``launch_config_for`` is pure host arithmetic, so ``codegen.py`` can compile
-exactly what a launch on a CUDA tensor would run, on a machine without one.
+exactly what a launch on a GPU tensor would run, on a machine without one.
 """
 
 import functools
@@ -28,17 +28,25 @@ class Tuning:
 
 
 TUNING = {
-    # 8 warps of 16 elements per thread (4096), at most 16 KiB of each tensor
-    # (2048 fp64). Measured on an H200: fp32 at this size reaches the copy
-    # bandwidth with 2-3 blocks per SM; 16-bit tiles of 8192 (the same bytes
-    # as fp32) needed 117-150 registers, one block per SM, and fell to
-    # 39-89%: the fp32 arithmetic per element, not the bytes, sets the
-    # registers, so tiles are sized in elements.
+    # 16 elements per thread of 8 warps; tiles sized in elements, not bytes:
+    # the fp32 arithmetic per element sets the registers, so a 16-bit tile of
+    # fp32's bytes would hold too many (H200 figures: bench/RESULTS.md).
     "cuda": Tuning(tile_elements=4096, tile_max_bytes=16 * 1024, num_warps=8),
+    # ROCm GPUs, whose warps (wavefronts) are 64 wide: the same tile and the
+    # same 16 elements per thread (four 128-bit accesses per tensor).
+    "rocm": Tuning(tile_elements=4096, tile_max_bytes=16 * 1024, num_warps=4),
     # In the interpreter every program costs a Python round trip, so tiles
     # are as large as numpy handles comfortably; warps mean nothing there.
     "cpu": Tuning(tile_elements=1 << 16, tile_max_bytes=1 << 20, num_warps=1),
 }
+# PyTorch calls ROCm GPUs "cuda" devices; a ROCm build of torch tells them apart.
+_CUDA_KIND = "rocm" if torch.version.hip else "cuda"
+
+
+def tuning_kind(device_type: str) -> str:
+    """The TUNING row of a device type: "cuda" devices are "rocm" under a ROCm build of torch."""
+    return _CUDA_KIND if device_type == "cuda" else device_type
+
 
 # Every multiply-add whose rounding matters is an explicit tl.fma in the
 # kernels; fusion off (Triton 3.10's default) keeps any other product and sum
@@ -86,16 +94,16 @@ def plan(x: torch.Tensor, num_alpha: int) -> Plan | None:
     that derives a launch, the density check included, runs once per (shape,
     strides, dtype, device kind, alpha size).
     """
-    return _plan(x.shape, x.stride(), x.dtype, device_kind(x), num_alpha)
+    return _plan(x.shape, x.stride(), x.dtype, tuning_kind(device_kind(x)), num_alpha)
 
 
 @functools.lru_cache(maxsize=4096)
-def _plan(shape, strides, dtype, device_type, num_alpha) -> Plan | None:
+def _plan(shape, strides, dtype, kind, num_alpha) -> Plan | None:
     layout = torch.empty_strided(shape, strides, device="meta")
     if not is_dense(layout):
         return None
     view = memory_view(layout, num_alpha)
-    cfg = launch_config_for(view, dtype.itemsize, TUNING[device_type])
+    cfg = launch_config_for(view, dtype.itemsize, TUNING[kind])
     constants = dict(
         CHANNEL_IS_COLUMN=view.channel_is_column, BLOCK_R=cfg.block_r, BLOCK_K=cfg.block_k,
         K_MULTIPLE=cfg.k_multiple, INDEX_64=cfg.index_64, num_warps=cfg.num_warps,
