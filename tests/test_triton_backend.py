@@ -32,6 +32,28 @@ def test_index_64_from_element_count():
 
 def test_every_device_kind_has_tuning():
     assert set(triton_kernels.SERVED_DEVICE_TYPES) <= set(triton_config.TUNING)
+    assert "rocm" in triton_config.TUNING
+
+
+def test_rocm_builds_tune_cuda_devices_as_rocm(monkeypatch):
+    # PyTorch calls ROCm GPUs "cuda" devices; only torch.version.hip tells them apart.
+    assert triton_config.tuning_kind("cpu") == "cpu"
+    expected = "rocm" if torch.version.hip else "cuda"
+    assert triton_config.tuning_kind("cuda") == expected
+    monkeypatch.setattr(triton_config, "_CUDA_KIND", "rocm")
+    assert triton_config.tuning_kind("cuda") == "rocm"
+
+
+def test_rocm_tiles_give_each_thread_what_a_cuda_thread_gets():
+    # Both: four 128-bit accesses per tensor per thread, on 32- or 64-wide warps.
+    view = MemoryView(1 << 20, 64, 64, True)
+    for element_size in (2, 4, 8):
+        per_thread = {}
+        for kind, warp_size in (("cuda", 32), ("rocm", 64)):
+            tuning = triton_config.TUNING[kind]
+            cfg = triton_config.launch_config_for(view, element_size, tuning)
+            per_thread[kind] = cfg.block_r * cfg.block_k // (cfg.num_warps * warp_size)
+        assert per_thread["cuda"] == per_thread["rocm"]
 
 
 @pytest.fixture
