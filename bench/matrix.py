@@ -17,7 +17,7 @@ DTYPE_NAMES = {dtype: name for name, dtype in DTYPES.items()}
 # fp16 fast path worth timing; its bf16 is timed on the cases that list it.
 DEVICE_DTYPES = {
     "cuda": ("fp32", "bf16", "fp16"),
-    "cpu": ("fp32", "bf16"),
+    "cpu": ("fp32", "bf16", "fp16"),
 }
 # Training steps run under autocast in these dtypes ("fp32": no autocast).
 # fp16 training needs a GradScaler, whose inf check reads a flag on the host

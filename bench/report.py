@@ -26,6 +26,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import cases  # noqa: E402
+import matrix  # noqa: E402
 import providers  # noqa: E402
 import render  # noqa: E402
 import targets  # noqa: E402
@@ -140,16 +141,20 @@ def measure_extras(device) -> tuple[dict, dict]:
 
 def _select(device, names: str, dtypes: str):
     wanted_cases = set(names.split(",")) if names else None
-    wanted_dtypes = set(dtypes.split(",")) if dtypes else None
+    wanted_dtypes = matrix.dtype_names(device, dtypes)
     return [
         (c, d) for c, d in cases.case_dtypes(device)
         if (wanted_cases is None or c.name in wanted_cases)
-        and (wanted_dtypes is None or cases.DTYPE_NAMES[d] in wanted_dtypes)
+        and cases.DTYPE_NAMES[d] in wanted_dtypes
     ]  # fmt: skip
 
 
 def run(args) -> dict:
-    device = timing.pick_device()
+    try:
+        device = matrix.resolve_device(args.device)
+        selected = _select(device, args.cases, args.dtypes)
+    except ValueError as e:
+        sys.exit(str(e))
     if timing.interpreter_active(device):
         sys.exit("TRITON_INTERPRET=1 with no GPU: the interpreter is not timed; unset it.")
     if device.type == "cpu":
@@ -164,7 +169,6 @@ def run(args) -> dict:
     if not args.no_extras:
         report["activation_memory"], report["model"] = measure_extras(device)
         print(f"[{clock.elapsed():6.1f}s] activation memory and conv net done", flush=True)
-    selected = _select(device, args.cases, args.dtypes)
     report["results"] = measure_all(device, selected, clock, report["copy_bandwidth"]["GBps"])
     report["elapsed_s"] = clock.elapsed()
     return report
@@ -193,9 +197,10 @@ def finish(report: dict, args) -> None:
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default=str(HERE / "results"), help="folder for JSON, PNG, MD")
+    parser.add_argument("--device", default="auto", help="auto (the first GPU), cpu, cuda:N")
     parser.add_argument("--budget-s", type=float, default=450, help="stop measuring after this")
     parser.add_argument("--cases", default="", help="comma-separated case names (default all)")
-    parser.add_argument("--dtypes", default="", help="comma-separated: fp32,bf16,fp16")
+    parser.add_argument("--dtypes", default="", help="comma-separated of fp32,bf16,fp16 (all)")
     parser.add_argument("--no-extras", action="store_true", help="skip memory and conv net")
     parser.add_argument(
         "--threads", type=int, default=0,

@@ -15,6 +15,7 @@ import subprocess
 import time
 from collections.abc import Callable
 
+import matrix
 import torch
 
 # do_bench's warm-up and timed milliseconds (its defaults are 25 and 100):
@@ -33,8 +34,8 @@ CPU_COPY_BYTES = 256 << 20
 
 
 def pick_device() -> torch.device:
-    """The first CUDA device if there is one, else the CPU."""
-    return torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
+    """The first GPU (CUDA or ROCm) if there is one, else the CPU."""
+    return matrix.resolve_device("auto")
 
 
 def interpreter_active(device: torch.device) -> bool:
@@ -192,6 +193,7 @@ def environment(device: torch.device) -> dict:
     if device.type == "cuda":
         env["driver"] = _nvidia_driver()
         env["cuda"] = torch.version.cuda
+        env["toolkit"] = matrix.gpu_vendor()
         props = torch.cuda.get_device_properties(device)
         env["gpu_memory_GiB"] = round(props.total_memory / 2**30, 1)
         env["multiprocessors"] = props.multi_processor_count
