@@ -27,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import cases  # noqa: E402
 import matrix  # noqa: E402
+import measure  # noqa: E402
 import providers  # noqa: E402
 import render  # noqa: E402
 import targets  # noqa: E402
@@ -52,15 +53,6 @@ class Clock:
         return self.elapsed() + reserve_s < self.budget_s
 
 
-def _record(case: cases.Case, dtype: torch.dtype, mode: str, provider: providers.Provider) -> dict:
-    return {
-        "case": case.name, "shape": list(case.shape), "layout": case.layout,
-        "num_alpha": case.num_alpha, "listed": case.listed, "roofline": case.roofline,
-        "dtype": cases.DTYPE_NAMES[dtype], "mode": mode, "provider": provider.name,
-        "bytes": cases.bytes_moved(case, dtype, mode), "ms": None,
-    }  # fmt: skip
-
-
 def _error_text(e: Exception) -> str:
     traceback.print_exc()
     first_line = (str(e).splitlines() or [""])[0]
@@ -71,17 +63,12 @@ def measure_one(record, provider, inputs, mode, device, copy_gbps) -> None:
     """Build, check and time one provider; fills record (ms, GB/s...) or its error."""
     try:
         fn = providers.build_checked(provider, inputs, mode)
-        record.update(timing.time_ms(fn, device))
+        measure.time_into(record, fn, inputs, device, copy_gbps)
         del fn
     except AssertionError as e:
         record["error"] = f"check failed: {e}"
-        return
     except Exception as e:  # an OOM or a compiler error must not end the run
         record["error"] = _error_text(e)
-        return
-    case = inputs.case
-    record["GBps"] = cases.effective_gbps(case, inputs.x.dtype, mode, record["ms"])
-    record["pct_copy"] = 100 * record["GBps"] / copy_gbps
 
 
 def measure_all(device, selected, clock: Clock, copy_gbps: float) -> list[dict]:
@@ -95,7 +82,7 @@ def measure_all(device, selected, clock: Clock, copy_gbps: float) -> list[dict]:
             for provider in providers.PROVIDERS:
                 if not providers.runs(provider, case, mode):
                     continue
-                record = _record(case, dtype, mode, provider)
+                record = measure.new_record(case, dtype, mode, provider)
                 records.append(record)
                 reserve = _COMPILE_RESERVE_S if provider.name == "compiled" else 0
                 if inputs is None:
