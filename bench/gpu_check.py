@@ -40,7 +40,8 @@ import targets  # noqa: E402
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 PY = sys.executable
-# The layer's tests that reach the GPU: kernels, the op and module, graphs, autocast.
+# The layer's tests that reach the GPU (-k cuda: their CUDA cases): kernels, the op
+# and module, graphs, autocast.
 GPU_TESTS = [
     "tests/test_kernels.py", "tests/test_triton_backend.py", "tests/test_function.py",
     "tests/test_module.py", "tests/test_cuda_graphs.py", "tests/test_autocast.py",
@@ -72,42 +73,63 @@ FULL_LIMITS_S = [s.limit_s for s in STEPS]
 assert sum(FULL_LIMITS_S) <= 420, "a full run must fit 7 minutes"
 
 
-def commands(step: str, args, work: Path) -> list[list[str]]:
-    """The child command(s) of a step; the report's own budget ends before the step's limit."""
-    dev, smoke, out = args.device, args.smoke, str(args.out)
-    dtypes = ["--dtypes", args.dtypes] if args.dtypes else []
+# Each step's sizes: (full run, --smoke). A budget ends before the step's limit.
+SIZES = {
+    "report": (
+        ["--budget-s", "95"],
+        [
+            "--cases",
+            "demo",
+            "--dtypes",
+            "fp32",
+            "--no-extras",
+            "--budget-s",
+            "15",
+            "--threads",
+            "1",
+        ],
+    ),
+    "training": (
+        ["--budget-s", "75", "--min-steps", "10", "--min-seconds", "0.5"],
+        [
+            "--smoke",
+            "--dtypes",
+            "fp32",
+            "--min-steps",
+            "3",
+            "--min-seconds",
+            "0",
+            "--threads",
+            "1",
+            "--compile-backend",
+            "aot_eager",
+        ],
+    ),  # fmt: skip
+    "profile": ([], ["--cases", "demo"]),
+    "host overhead": ([], ["--stub", "--rounds", "3", "--calls", "20"]),
+    "demo": ([], ["--epochs", "1", "--train-size", "256", "--test-size", "256"]),
+}
+
+
+def command(step: str, args, work: Path) -> list[str]:
+    """The child command of a step, on args.device, writing into DIR or the scratch folder."""
     if step == "tests":
-        return [
-            [
-                PY,
-                "-m",
-                "pytest",
-                "-q",
-                "-p",
-                "no:cacheprovider",
-                *(SMOKE_TESTS if smoke else GPU_TESTS),
-            ]
-        ]
+        tests = SMOKE_TESTS if args.smoke else [*GPU_TESTS, "-k", "cuda"]
+        return [PY, "-m", "pytest", "-q", "-p", "no:cacheprovider", *tests]
+    sizes = SIZES[step][args.smoke]
+    dtypes = ["--dtypes", args.dtypes] if args.dtypes and not args.smoke else []
+    on = ["--device", args.device]
     if step == "report":
-        sizes = ["--cases", "demo", "--dtypes", "fp32", "--no-extras", "--budget-s", "15",
-                 "--threads", "1"] if smoke else ["--budget-s", "95", *dtypes]  # fmt: skip
-        report_dir = str(work / "report")
-        return [[PY, str(HERE / "report.py"), "--device", dev, "--out", report_dir,
-                 "--results-md", "", *sizes]]  # fmt: skip
+        out = ["--out", str(work / "report"), "--results-md", ""]
+        return [PY, str(HERE / "report.py"), *on, *out, *sizes, *dtypes]
     if step == "training":
-        sizes = ["--smoke", "--dtypes", "fp32", "--min-steps", "3", "--min-seconds", "0",
-                 "--threads", "1", "--compile-backend", "aot_eager"] if smoke else [
-                 "--budget-s", "75", *dtypes]  # fmt: skip
-        return [[PY, str(HERE / "training_cuda.py"), "--device", dev, "--out", out, *sizes]]
+        return [PY, str(HERE / "training_cuda.py"), *on, "--out", str(args.out), *sizes, *dtypes]
     if step == "profile":
-        cases = ["--cases", "demo"] if smoke else []
-        return [[PY, str(HERE / "profile_step.py"), "--device", dev, "--out", out, *cases]]
+        return [PY, str(HERE / "profile_step.py"), *on, "--out", str(args.out), *sizes]
     if step == "host overhead":
-        sizes = ["--stub", "--rounds", "3", "--calls", "20"] if smoke else []
         json_path = str(args.out / f"host-overhead-{args.kind}.json")
-        return [[PY, str(HERE / "host_overhead.py"), "--device", dev, "--json", json_path, *sizes]]
-    sizes = ["--epochs", "1", "--train-size", "256", "--test-size", "256"] if smoke else []
-    return [[PY, "-m", "elu_triton.demo", "--device", dev, "--out", str(work / "demo"), *sizes]]
+        return [PY, str(HERE / "host_overhead.py"), *on, "--json", json_path, *sizes]
+    return [PY, "-m", "elu_triton.demo", *on, "--out", str(work / "demo"), *sizes]
 
 
 def run_child(command: list[str], limit_s: float, log) -> str:
@@ -152,9 +174,9 @@ def run_steps(args) -> list[dict]:
             print(f"[{step.name}] up to {limit} s", flush=True)
             if step.name == "tests":
                 with open(args.out / "tests.txt", "w") as tests_log:
-                    status = run_child(commands(step.name, args, work)[0], limit, tests_log)
+                    status = run_child(command(step.name, args, work), limit, tests_log)
             else:
-                status = run_child(commands(step.name, args, work)[0], limit, log)
+                status = run_child(command(step.name, args, work), limit, log)
             collect(step, args, work)
             seconds = time.perf_counter() - start
             output = step.output.format(dev=args.kind)
