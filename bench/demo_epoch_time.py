@@ -16,11 +16,15 @@ have learned (its loss fell), or the timing is discarded.
 import argparse
 import platform
 import statistics
+import sys
 import time
+from pathlib import Path
 
 import torch
 
-from elu_triton.demo.cli import resolve_device
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import matrix  # noqa: E402
+
 from elu_triton.demo.digits import synthetic_digits
 from elu_triton.demo.model import digit_net
 from elu_triton.demo.train import sgd, shuffled_batches, train, warm_up
@@ -82,7 +86,7 @@ def main() -> None:
         "--modes", default="eager,compiled", help="comma-separated: eager, compiled (default both)"
     )
     args = parser.parse_args()
-    device = resolve_device(args.device)
+    device = matrix.resolve_device(args.device)
     modes = tuple(args.modes.split(","))
     if not set(modes) <= {"eager", "compiled"}:
         parser.error(f"--modes takes eager and/or compiled, got {args.modes!r}")
