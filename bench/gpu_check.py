@@ -202,6 +202,20 @@ def _tests_line(path: Path) -> str:
     return lines[-1].strip("= ") if lines else "tests.txt is empty"
 
 
+def _demo_line(path: Path) -> str:
+    """The demo's test accuracy and training time, from the summary.json in demo.tar.gz."""
+    try:
+        with tarfile.open(path) as tar:
+            demo = json.load(tar.extractfile("demo/summary.json"))
+    except (OSError, KeyError, ValueError, tarfile.TarError):
+        return "no demo summary"
+    return (
+        f"test accuracy {demo['test_accuracy']:.4f} after {demo['epochs']} epochs; training "
+        f"{demo['train_seconds']:.2f} s ({1e3 * demo['seconds_per_iteration']:.2f} ms per "
+        f"iteration), warm-up {demo['warmup_seconds']:.2f} s, on {demo['device_name']}"
+    )
+
+
 def summary(args, outcomes: list[dict], total_s: float) -> str:
     """One screen: each step's outcome, then each target of targets.py."""
     report = _load(args.out / f"report-{args.kind}.json")
@@ -222,6 +236,8 @@ def summary(args, outcomes: list[dict], total_s: float) -> str:
         ),
         "",
         f"tests: {_tests_line(args.out / 'tests.txt')}",
+        "",
+        f"demo: {_demo_line(args.out / 'demo.tar.gz')}",
         "",
         "| target | status | detail |",
         "| --- | --- | --- |",

@@ -46,6 +46,7 @@ def test_summary_lists_every_step_ok_and_every_target(smoke_dir):
         assert f"| {step.name} | ok |" in text, text
     assert "training bench: every configuration's loss falls" in text
     assert "host cost, forward+backward" in text
+    assert "demo: test accuracy" in text
     assert "passed" in (smoke_dir / "tests.txt").read_text()
 
 
