@@ -105,6 +105,9 @@ def build_step(run: Run, mode: str, compile_backend: str) -> Callable[[], torch.
     if mode == "eager":
         return _plain_step(run, run.model)
     if mode == "compiled":
+        # Every row compiles an nn.Sequential: without a reset, dynamo's recompile
+        # limit for Sequential.forward would silently leave later rows eager.
+        torch._dynamo.reset()
         return _plain_step(run, torch.compile(run.model, backend=compile_backend))
     return _graphed_step(run)
 
