@@ -1,6 +1,7 @@
 """The whole comparison in one run: every case, dtype, mode and provider.
 
     python bench/report.py                  # measure on this machine's GPU, else its CPU
+    python bench/report.py --device cpu --dtypes fp32,bf16   # the matrix of matrix.py
     python bench/report.py --from-json F    # re-render a stored run, measure nothing
 
 It measures the copy bandwidth, the activation memory and a compiled conv
