@@ -241,6 +241,8 @@ def main(argv=None) -> int:
     except ValueError as e:
         sys.exit(str(e))
     args.dtype_names = [d for d in wanted if d in matrix.TRAINING_DTYPES]
+    if not args.dtype_names:
+        sys.exit(f"--dtypes {args.dtypes}: training runs {matrix.TRAINING_DTYPES} only")
     if timing.interpreter_active(device):
         sys.exit("TRITON_INTERPRET=1 on a CPU: the interpreter is not timed; unset it.")
     if args.threads:
