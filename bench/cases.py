@@ -19,13 +19,14 @@ from dataclasses import dataclass
 from math import prod
 
 import torch
+from matrix import DTYPE_NAMES as DTYPE_NAMES  # cases.DTYPE_NAMES: the names in records
+from matrix import DTYPES
 
 MODES = ("fwd", "bwd", "fwd+bwd")
 # Element reads + writes per element of x, per mode.
 TENSORS_MOVED = {"fwd": 2, "bwd": 3, "fwd+bwd": 5}
 
-ALL_DTYPES = (torch.float32, torch.bfloat16, torch.float16)
-DTYPE_NAMES = {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}
+ALL_DTYPES = tuple(DTYPES.values())
 
 
 @dataclass(frozen=True)

@@ -45,18 +45,13 @@ import torch.nn.functional as F
 import elu_triton
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import matrix  # noqa: E402
+import targets  # noqa: E402
 import timing  # noqa: E402
 
 STUB_SHAPE = (2, 4, 4, 4)
 GPU_SHAPE = (128, 20, 24, 24)  # the demo's activation: 5.9 MB in fp32
 MODES = ("forward (no grad)", "training forward", "forward+backward")
-# The issue's targets, as ratios of elu_triton's time to the comparison's.
-STUB_TARGETS = {
-    "forward (no grad)": ("F.elu", 2.0),
-    "training forward": ("F.prelu", 3.0),
-    "forward+backward": ("F.prelu", 1.4),
-}
-GPU_TARGETS = {"forward (no grad)": ("F.elu", 2.0), "forward+backward": ("F.prelu", 1.1)}
 
 
 def _no_launch() -> collections.defaultdict:
@@ -182,7 +177,7 @@ def measure(device: torch.device, shape: tuple, rounds: int, calls: int, stub: b
     }
 
 
-def report(result: dict, targets: dict) -> str:
+def report(result: dict, host_targets: dict) -> str:
     """A markdown table: us per call, elu_triton's ratio to each, and the targets."""
     lines = [
         "| mode | elu_triton us | F.elu us | F.prelu us | bare Function us | elu_triton / F.elu "
@@ -193,7 +188,7 @@ def report(result: dict, targets: dict) -> str:
         t = result.get(mode)
         if t is None:
             continue
-        target = targets.get(mode)
+        target = host_targets.get(mode)
         verdict = ""
         if target:
             ratio = t["elu_triton"] / t[target[0]]
@@ -215,8 +210,9 @@ def main(argv=None) -> int:
     parser.add_argument("--rounds", type=int, default=30)
     parser.add_argument("--calls", type=int, default=100, help="calls per round and provider")
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument("--device", default="auto", help="auto (the first GPU), cpu, cuda:N")
     args = parser.parse_args(argv)
-    device = timing.pick_device()
+    device = matrix.resolve_device(args.device)
     stub = args.stub or device.type != "cuda"
     if stub:
         device = torch.device("cpu")
@@ -233,9 +229,9 @@ def main(argv=None) -> int:
         f"torch threads {torch.get_num_threads()}"
     )
     print(header)
-    targets = STUB_TARGETS if stub else GPU_TARGETS
-    print(report(result["min"], targets))
-    print("\nmedians over rounds:\n" + report(result["median"], targets))
+    host_targets = targets.HOST_STUB if stub else targets.HOST_GPU
+    print(report(result["min"], host_targets))
+    print("\nmedians over rounds:\n" + report(result["median"], host_targets))
     if args.json:
         args.json.write_text(
             json.dumps({"environment": env, "stub": stub, "shape": shape, "us": result}, indent=1)

@@ -25,7 +25,11 @@ def _environment_lines(report: dict) -> list[str]:
     lines = [
         f"- date: {env['date']}",
         f"- device: {env['device']}"
-        + (f", driver {env['driver']}, CUDA {env['cuda']}" if env["device_type"] == "cuda" else ""),
+        + (
+            f", driver {env['driver']}, {env.get('toolkit') or 'CUDA ' + str(env['cuda'])}"
+            if env["device_type"] == "cuda"
+            else ""
+        ),
         f"- torch {env['torch']}, triton {env['triton']}, Python {env['python']}",
         f"- host CPU: {env['cpu']}, torch threads: {env['cpu_threads']}; load average at start "
         f"{env.get('load_average', 'unknown')} (other jobs share the machine when above 0)",

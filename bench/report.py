@@ -1,6 +1,7 @@
 """The whole comparison in one run: every case, dtype, mode and provider.
 
     python bench/report.py                  # measure on this machine's GPU, else its CPU
+    python bench/report.py --device cpu --dtypes fp32,bf16   # the matrix of matrix.py
     python bench/report.py --from-json F    # re-render a stored run, measure nothing
 
 It measures the copy bandwidth, the activation memory and a compiled conv
@@ -26,6 +27,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import cases  # noqa: E402
+import matrix  # noqa: E402
+import measure  # noqa: E402
 import providers  # noqa: E402
 import render  # noqa: E402
 import targets  # noqa: E402
@@ -51,15 +54,6 @@ class Clock:
         return self.elapsed() + reserve_s < self.budget_s
 
 
-def _record(case: cases.Case, dtype: torch.dtype, mode: str, provider: providers.Provider) -> dict:
-    return {
-        "case": case.name, "shape": list(case.shape), "layout": case.layout,
-        "num_alpha": case.num_alpha, "listed": case.listed, "roofline": case.roofline,
-        "dtype": cases.DTYPE_NAMES[dtype], "mode": mode, "provider": provider.name,
-        "bytes": cases.bytes_moved(case, dtype, mode), "ms": None,
-    }  # fmt: skip
-
-
 def _error_text(e: Exception) -> str:
     traceback.print_exc()
     first_line = (str(e).splitlines() or [""])[0]
@@ -70,17 +64,12 @@ def measure_one(record, provider, inputs, mode, device, copy_gbps) -> None:
     """Build, check and time one provider; fills record (ms, GB/s...) or its error."""
     try:
         fn = providers.build_checked(provider, inputs, mode)
-        record.update(timing.time_ms(fn, device))
+        measure.time_into(record, fn, inputs, device, copy_gbps)
         del fn
     except AssertionError as e:
         record["error"] = f"check failed: {e}"
-        return
     except Exception as e:  # an OOM or a compiler error must not end the run
         record["error"] = _error_text(e)
-        return
-    case = inputs.case
-    record["GBps"] = cases.effective_gbps(case, inputs.x.dtype, mode, record["ms"])
-    record["pct_copy"] = 100 * record["GBps"] / copy_gbps
 
 
 def measure_all(device, selected, clock: Clock, copy_gbps: float) -> list[dict]:
@@ -94,7 +83,7 @@ def measure_all(device, selected, clock: Clock, copy_gbps: float) -> list[dict]:
             for provider in providers.PROVIDERS:
                 if not providers.runs(provider, case, mode):
                     continue
-                record = _record(case, dtype, mode, provider)
+                record = measure.new_record(case, dtype, mode, provider)
                 records.append(record)
                 reserve = _COMPILE_RESERVE_S if provider.name == "compiled" else 0
                 if inputs is None:
@@ -140,16 +129,20 @@ def measure_extras(device) -> tuple[dict, dict]:
 
 def _select(device, names: str, dtypes: str):
     wanted_cases = set(names.split(",")) if names else None
-    wanted_dtypes = set(dtypes.split(",")) if dtypes else None
+    wanted_dtypes = matrix.dtype_names(device, dtypes)
     return [
         (c, d) for c, d in cases.case_dtypes(device)
         if (wanted_cases is None or c.name in wanted_cases)
-        and (wanted_dtypes is None or cases.DTYPE_NAMES[d] in wanted_dtypes)
+        and cases.DTYPE_NAMES[d] in wanted_dtypes
     ]  # fmt: skip
 
 
 def run(args) -> dict:
-    device = timing.pick_device()
+    try:
+        device = matrix.resolve_device(args.device)
+        selected = _select(device, args.cases, args.dtypes)
+    except ValueError as e:
+        sys.exit(str(e))
     if timing.interpreter_active(device):
         sys.exit("TRITON_INTERPRET=1 with no GPU: the interpreter is not timed; unset it.")
     if device.type == "cpu":
@@ -164,7 +157,6 @@ def run(args) -> dict:
     if not args.no_extras:
         report["activation_memory"], report["model"] = measure_extras(device)
         print(f"[{clock.elapsed():6.1f}s] activation memory and conv net done", flush=True)
-    selected = _select(device, args.cases, args.dtypes)
     report["results"] = measure_all(device, selected, clock, report["copy_bandwidth"]["GBps"])
     report["elapsed_s"] = clock.elapsed()
     return report
@@ -193,9 +185,10 @@ def finish(report: dict, args) -> None:
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default=str(HERE / "results"), help="folder for JSON, PNG, MD")
+    parser.add_argument("--device", default="auto", help="auto (the first GPU), cpu, cuda:N")
     parser.add_argument("--budget-s", type=float, default=450, help="stop measuring after this")
     parser.add_argument("--cases", default="", help="comma-separated case names (default all)")
-    parser.add_argument("--dtypes", default="", help="comma-separated: fp32,bf16,fp16")
+    parser.add_argument("--dtypes", default="", help="comma-separated of fp32,bf16,fp16 (all)")
     parser.add_argument("--no-extras", action="store_true", help="skip memory and conv net")
     parser.add_argument(
         "--threads", type=int, default=0,

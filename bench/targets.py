@@ -1,9 +1,10 @@
-"""The issue's performance targets, judged from one report run's measurements.
+"""Every benchmark's targets, in one table, judged from the benchmarks' stored results.
 
-Every function here reads the report's records (dicts, as stored in its
-JSON) and returns ``Target``s; nothing is measured here. A target whose
-measurements are missing (skipped, failed, out of time) is "not measured",
-never passed.
+``evaluate`` judges a ``report.py`` run, ``host_overhead`` a
+``host_overhead.py`` run, ``training`` a ``training_cuda.py`` run; each
+reads the JSON the script writes and returns ``Target``s; nothing is
+measured here. A target whose measurements are missing (skipped, failed,
+out of time) is "not measured", never passed.
 """
 
 from dataclasses import asdict, dataclass
@@ -17,6 +18,17 @@ SPEEDUP_OVER = {"eager": 3.0, "compiled": 1.2, "prelu": 1.0}
 CPU_SPEEDUP_OVER_EAGER = 2.0
 # Two compiled nets running the same fused code differ by timing noise only.
 MODEL_NOISE = 0.05
+# Host cost per call (host_overhead.py): mode -> (comparison, most elu_triton may
+# cost as a multiple of it). Stubbed launches on any machine; real ones on a GPU.
+HOST_STUB = {
+    "forward (no grad)": ("F.elu", 2.0),
+    "training forward": ("F.prelu", 3.0),
+    "forward+backward": ("F.prelu", 1.4),
+}
+HOST_GPU = {"forward (no grad)": ("F.elu", 2.0), "forward+backward": ("F.prelu", 1.1)}
+# The demo network's epoch time with LearnableELU over nn.ELU's, on a GPU
+# (demo_epoch_time.py --device cuda), in each mode: at most this.
+DEMO_EPOCH_GPU = 1.10
 
 
 @dataclass
@@ -122,3 +134,40 @@ def evaluate(report: dict) -> list[Target]:
     targets.append(_memory(report.get("activation_memory")))
     targets.append(_model(report.get("model")))
     return targets
+
+
+def host_overhead(result: dict | None) -> list[Target]:
+    """The host-cost targets for a host_overhead.py JSON (minimum over rounds)."""
+    if not result or "us" not in result:
+        return [Target("host cost per call", "not measured", "no measurement")]
+    table = HOST_STUB if result["stub"] else HOST_GPU
+    where = "launches stubbed" if result["stub"] else "real kernels"
+    found = []
+    for mode, (other, most) in table.items():
+        times = result["us"]["min"].get(mode, {})
+        name = f"host cost, {mode}, {where}: <= {most:g}x {other}"
+        if "elu_triton" not in times or other not in times:
+            found.append(Target(name, "not measured", "no measurement"))
+            continue
+        ratio = times["elu_triton"] / times[other]
+        detail = f"{times['elu_triton']:.1f} us against {times[other]:.1f} us: {ratio:.2f}x"
+        found.append(Target(name, "PASS" if ratio <= most else "FAIL", detail))
+    return found
+
+
+def training(result: dict | None) -> list[Target]:
+    """Whether every configuration training_cuda.py measured trained (its loss fell)."""
+    name = "training bench: every configuration's loss falls over its checked steps"
+    if not result or not result.get("rows"):
+        return [Target(name, "not measured", "no measurement")]
+    rows = result["rows"]
+    measured = [r for r in rows if r.get("ms") is not None]
+    failed = [r for r in rows if r.get("error", "").startswith(("check", "error"))]
+    skipped = len(rows) - len(measured) - len(failed)
+    detail = f"{len(measured)} trained and timed, {len(failed)} failed, {skipped} skipped"
+    if failed:
+        first = failed[0]
+        detail += f"; first failure: {first['network']} {first['mode']} {first['activation']}"
+        detail += f" {first['dtype']}: {first['error']}"
+    status = "FAIL" if failed else "PASS" if measured else "not measured"
+    return [Target(name, status, detail)]

@@ -1,10 +1,12 @@
 """Speed of the six providers, every case, dtype and mode (pytest-benchmark).
 
 Each test builds one provider's callable, checks its outputs once against
-float64, then times it. On CUDA each timed call ends in a synchronize, and
-``triton.testing.do_bench``'s median (L2 flushed), the achieved GB/s and the
-percent of the measured copy bandwidth go in ``extra_info``; on the CPU the
-GB/s come from pytest-benchmark's minimum (see ``timing.time_ms``). On a
+float64, then times it as ``report.py`` does (``measure.time_into``: on
+CUDA ``triton.testing.do_bench``'s median, L2 flushed; on the CPU the
+minimum of whole calls), and puts that record, GB/s and percent of the
+measured copy bandwidth included, in ``extra_info``. pytest-benchmark's own
+rounds (each CUDA call ending in a synchronize) fill its table beside it.
+Under ``--benchmark-disable`` the callable runs once, checked, untimed. On a
 shared CPU, ``OMP_NUM_THREADS=1`` keeps other jobs from stalling every op.
 """
 
@@ -12,6 +14,7 @@ import functools
 import time
 
 import cases
+import measure
 import providers
 import pytest
 import timing
@@ -61,20 +64,11 @@ def test_speed(benchmark, device, copy_bandwidth, case, dtype, mode, provider):
         pytest.skip(f"{provider.name} is not measured in {mode} mode for {case.name}")
     inputs = _inputs(case, dtype, device)
     fn = providers.build_checked(provider, inputs, mode)
-    info = benchmark.extra_info
-    info.update(
-        device=timing.device_name(device), case=case.name, shape=list(case.shape),
-        layout=case.layout, num_alpha=case.num_alpha, dtype=cases.DTYPE_NAMES[dtype],
-        mode=mode, provider=provider.name, bytes=cases.bytes_moved(case, dtype, mode),
-        copy_GBps=copy_bandwidth["GBps"],
-    )  # fmt: skip
-    if device.type == "cuda":
-        info["do_bench_median_ms"] = timing.time_ms(fn, device)["ms"]
+    record = measure.new_record(case, dtype, mode, provider)
+    if not benchmark.disabled:
+        measure.time_into(record, fn, inputs, device, copy_bandwidth["GBps"])
+    benchmark.extra_info.update(
+        device=timing.device_name(device), copy_GBps=copy_bandwidth["GBps"], **record
+    )
     target = _synchronized(fn, device)
     benchmark.pedantic(target, rounds=_rounds(target, device), iterations=1, warmup_rounds=1)
-    stats = benchmark.stats  # None under --benchmark-disable
-    ms = info.get("do_bench_median_ms") or (stats.stats.min * 1e3 if stats else None)
-    if ms is None:
-        return
-    info["GBps"] = cases.effective_gbps(case, dtype, mode, ms)
-    info["pct_copy"] = 100 * info["GBps"] / copy_bandwidth["GBps"]

@@ -15,6 +15,8 @@ import timing
 import torch
 import training
 
+import elu_triton
+
 
 def _synchronized(fn, device):
     def call():
@@ -49,3 +51,14 @@ def test_conv_net_step(benchmark, device, conv_nets, net):
     assert facts["same_graph"], facts
     benchmark.extra_info.update(device=timing.device_name(device), net=net, **facts)
     benchmark.pedantic(_synchronized(steps[net], device), rounds=5, iterations=1, warmup_rounds=1)
+
+
+def test_same_graph_compares_operations_not_names():
+    """The composite net traces to LearnableELU's operations; nn.PReLU's differ."""
+    torch.manual_seed(0)
+    learnable = training.small_conv_net(lambda c: elu_triton.LearnableELU(c, init=0.8), 4)
+    composite = training.small_conv_net(lambda c: training.CompositeELU(c, init=0.8), 4)
+    prelu = training.small_conv_net(lambda c: torch.nn.PReLU(c), 4)
+    x = torch.randn(2, 4, 6, 6)
+    assert training.same_dynamo_graph(learnable, composite, x)
+    assert not training.same_dynamo_graph(learnable, prelu, x)

@@ -15,6 +15,7 @@ import subprocess
 import time
 from collections.abc import Callable
 
+import matrix
 import torch
 
 # do_bench's warm-up and timed milliseconds (its defaults are 25 and 100):
@@ -33,8 +34,8 @@ CPU_COPY_BYTES = 256 << 20
 
 
 def pick_device() -> torch.device:
-    """The first CUDA device if there is one, else the CPU."""
-    return torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
+    """The first GPU (CUDA or ROCm) if there is one, else the CPU."""
+    return matrix.resolve_device("auto")
 
 
 def interpreter_active(device: torch.device) -> bool:
@@ -76,6 +77,45 @@ def time_ms(fn: Callable[[], object], device: torch.device, min_calls: int = CPU
         "min_ms": minimum,
         "calls": len(times),
     }
+
+
+def step_samples_ms(
+    step: Callable[[], object], device: torch.device, min_steps: int = 10, min_seconds: float = 1.0
+) -> list[float]:
+    """Milliseconds of each of at least min_steps calls of step, lasting at least min_seconds.
+
+    For calls long enough (a training step) that do_bench would time only one or
+    two: on CUDA each call sits between two events, read after one final
+    synchronize, so the host never waits in between; on the CPU perf_counter.
+    step must have run once already (compilation and capture excluded).
+    """
+    gpu = device.type == "cuda"
+    spans, start = [], time.perf_counter()
+    while len(spans) < min_steps or time.perf_counter() - start < min_seconds:
+        if gpu:
+            begin, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            begin.record()
+            step()
+            end.record()
+            spans.append((begin, end))
+        else:
+            t0 = time.perf_counter()
+            step()
+            spans.append((time.perf_counter() - t0) * 1e3)
+        if len(spans) >= 10 * min_steps:
+            break
+    if not gpu:
+        return spans
+    torch.cuda.synchronize(device)
+    return [begin.elapsed_time(end) for begin, end in spans]
+
+
+def median_and_spread(samples: list[float]) -> tuple[float, float]:
+    """The median and the interquartile range (75th minus 25th percentile) of samples."""
+    if len(samples) < 2:
+        return samples[0], 0.0
+    quartiles = statistics.quantiles(samples, n=4, method="inclusive")
+    return statistics.median(samples), quartiles[2] - quartiles[0]
 
 
 def copy_bandwidth_gbps(device: torch.device) -> dict:
@@ -153,6 +193,7 @@ def environment(device: torch.device) -> dict:
     if device.type == "cuda":
         env["driver"] = _nvidia_driver()
         env["cuda"] = torch.version.cuda
+        env["toolkit"] = matrix.gpu_vendor()
         props = torch.cuda.get_device_properties(device)
         env["gpu_memory_GiB"] = round(props.total_memory / 2**30, 1)
         env["multiprocessors"] = props.multi_processor_count

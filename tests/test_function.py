@@ -92,6 +92,17 @@ def test_eager_route_ignores_the_process_wide_compile_flag(monkeypatch, device, 
     assert composite_calls == []
 
 
+# torch 2.11: after this test's compile in another thread, the next compile in
+# the process (test_traced_under_compile_as_the_composite) segfaults inside
+# dynamo's FakeTensorMode.__enter__, which ends the whole pytest run; each
+# passes alone, and both pass in order on torch 2.13. 2.12 is unchecked.
+_THREAD_COMPILE_CRASHES = tuple(int(p) for p in torch.__version__.split(".")[:2]) < (2, 13)
+
+
+@pytest.mark.skipif(
+    _THREAD_COMPILE_CRASHES,
+    reason="torch < 2.13: a compile in another thread makes the next compile segfault",
+)
 def test_results_do_not_depend_on_another_thread_compiling(device, composite_calls):
     x, alpha = _bf16_case(device)
     expected = learnable_elu(x, alpha)

@@ -1,0 +1,290 @@
+"""Everything a GPU session measures, in one command, into one flat folder.
+
+    pip install --no-deps --no-build-isolation -e .    # torch and triton already installed
+    python bench/gpu_check.py --out DIR                # the first GPU; about 7 minutes
+    python bench/gpu_check.py --smoke --out DIR        # the same steps on the CPU, tiny sizes
+
+Steps, in order, each a child process under its own time limit (a step that
+fails, crashes or runs out of time leaves the others running): the layer's
+CUDA tests, ``report.py`` (fp32, bf16, fp16), ``training_cuda.py``,
+``profile_step.py``, ``host_overhead.py`` and the demo (30 epochs). The full
+run's limits sum to ``sum(FULL_LIMITS_S) <= 420`` s, so that a run, a short
+confirmation and the machine's start-up fit in 15 minutes.
+
+DIR receives at most 8 files, no folders, so that the result copies back in
+one step: ``tests.txt``, ``report-<dev>.json``, ``training-<dev>.json``,
+``profile.txt``, ``host-overhead-<dev>.json``, ``demo.tar.gz``, ``log.txt``
+(every other step's output) and ``summary.md`` (each step's outcome and
+each target of ``targets.py``). ``--smoke`` runs every step on the CPU at
+tiny sizes (a handful of tests; no CUDA graphs, marked skipped), in under 3
+minutes on a 2-core machine.
+"""
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import targets  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+PY = sys.executable
+# The layer's tests that reach the GPU (-k cuda: their CUDA cases): kernels, the op
+# and module, graphs, autocast.
+GPU_TESTS = [
+    "tests/test_kernels.py", "tests/test_triton_backend.py", "tests/test_function.py",
+    "tests/test_module.py", "tests/test_cuda_graphs.py", "tests/test_autocast.py",
+]  # fmt: skip
+SMOKE_TESTS = [
+    "tests/test_module.py",
+    "-k",
+    "conventions or defaults or device_and_dtype or learns",
+]
+
+
+@dataclass
+class Step:
+    name: str
+    limit_s: int  # full run
+    smoke_limit_s: int
+    output: str  # the file it leaves in DIR ("" for log.txt only)
+
+
+STEPS = (
+    Step("tests", 80, 60, "tests.txt"),
+    Step("report", 120, 45, "report-{dev}.json"),
+    Step("training", 100, 75, "training-{dev}.json"),
+    Step("profile", 30, 30, "profile.txt"),
+    Step("host overhead", 30, 30, "host-overhead-{dev}.json"),
+    Step("demo", 60, 40, "demo.tar.gz"),
+)
+FULL_LIMITS_S = [s.limit_s for s in STEPS]
+assert sum(FULL_LIMITS_S) <= 420, "a full run must fit 7 minutes"
+
+
+# Each step's sizes: (full run, --smoke). A budget ends before the step's limit.
+SIZES = {
+    "report": (
+        ["--budget-s", "95"],
+        [
+            "--cases",
+            "demo",
+            "--dtypes",
+            "fp32",
+            "--no-extras",
+            "--budget-s",
+            "15",
+            "--threads",
+            "1",
+        ],
+    ),
+    "training": (
+        ["--budget-s", "75", "--min-steps", "10", "--min-seconds", "0.5"],
+        [
+            "--smoke",
+            "--dtypes",
+            "fp32",
+            "--min-steps",
+            "3",
+            "--min-seconds",
+            "0",
+            "--threads",
+            "1",
+            "--compile-backend",
+            "aot_eager",
+        ],
+    ),  # fmt: skip
+    "profile": ([], ["--cases", "demo"]),
+    "host overhead": ([], ["--stub", "--rounds", "3", "--calls", "20"]),
+    "demo": ([], ["--epochs", "1", "--train-size", "256", "--test-size", "256"]),
+}
+
+
+def command(step: str, args, work: Path) -> list[str]:
+    """The child command of a step, on args.device, writing into DIR or the scratch folder."""
+    if step == "tests":
+        tests = SMOKE_TESTS if args.smoke else [*GPU_TESTS, "-k", "cuda"]
+        return [PY, "-m", "pytest", "-q", "-p", "no:cacheprovider", *tests]
+    sizes = SIZES[step][args.smoke]
+    dtypes = ["--dtypes", args.dtypes] if args.dtypes and not args.smoke else []
+    on = ["--device", args.device]
+    if step == "report":
+        out = ["--out", str(work / "report"), "--results-md", ""]
+        return [PY, str(HERE / "report.py"), *on, *out, *sizes, *dtypes]
+    if step == "training":
+        return [PY, str(HERE / "training_cuda.py"), *on, "--out", str(args.out), *sizes, *dtypes]
+    if step == "profile":
+        return [PY, str(HERE / "profile_step.py"), *on, "--out", str(args.out), *sizes]
+    if step == "host overhead":
+        json_path = str(args.out / f"host-overhead-{args.kind}.json")
+        return [PY, str(HERE / "host_overhead.py"), *on, "--json", json_path, *sizes]
+    return [PY, "-m", "elu_triton.demo", *on, "--out", str(work / "demo"), *sizes]
+
+
+def run_child(command: list[str], limit_s: float, log) -> str:
+    """Run one child in its own process group; 'ok', 'exit N', 'crashed (signal)' or 'timed out'."""
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    log.write(f"\n$ {' '.join(command)}\n")
+    log.flush()
+    child = subprocess.Popen(
+        command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
+    try:
+        rc = child.wait(timeout=limit_s)
+    except subprocess.TimeoutExpired:
+        os.killpg(child.pid, signal.SIGKILL)
+        child.wait()
+        return f"timed out after {limit_s:.0f} s"
+    if rc < 0:
+        return f"crashed ({signal.Signals(-rc).name})"
+    return "ok" if rc == 0 else f"exit {rc}"
+
+
+def collect(step: Step, args, work: Path) -> None:
+    """Move what the step wrote in the scratch folder into DIR."""
+    if step.name == "report":
+        found = work / "report" / f"report-{args.kind}.json"
+        if found.exists():
+            shutil.copy(found, args.out / found.name)
+    if step.name == "demo" and (work / "demo").is_dir():
+        with tarfile.open(args.out / "demo.tar.gz", "w:gz") as tar:
+            for path in sorted((work / "demo").iterdir()):
+                if path.suffix in (".json", ".png"):  # not the weights
+                    tar.add(path, arcname=f"demo/{path.name}")
+
+
+def run_steps(args) -> list[dict]:
+    outcomes = []
+    with tempfile.TemporaryDirectory() as scratch, open(args.out / "log.txt", "w") as log:
+        work = Path(scratch)
+        for step in STEPS:
+            limit = step.smoke_limit_s if args.smoke else step.limit_s
+            start = time.perf_counter()
+            print(f"[{step.name}] up to {limit} s", flush=True)
+            if step.name == "tests":
+                with open(args.out / "tests.txt", "w") as tests_log:
+                    status = run_child(command(step.name, args, work), limit, tests_log)
+            else:
+                status = run_child(command(step.name, args, work), limit, log)
+            collect(step, args, work)
+            seconds = time.perf_counter() - start
+            output = step.output.format(dev=args.kind)
+            outcomes.append({"step": step.name, "status": status, "seconds": seconds,
+                             "output": output if (args.out / output).exists() else "none"})  # fmt: skip
+            print(f"[{step.name}] {status} in {seconds:.0f} s", flush=True)
+    return outcomes
+
+
+def _load(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _tests_line(path: Path) -> str:
+    """pytest's last line ('12 passed, 3 skipped in 4.0s'), or why there is none."""
+    try:
+        lines = [line for line in path.read_text().splitlines() if line.strip()]
+    except OSError:
+        return "no tests.txt"
+    return lines[-1].strip("= ") if lines else "tests.txt is empty"
+
+
+def _demo_line(path: Path) -> str:
+    """The demo's test accuracy and training time, from the summary.json in demo.tar.gz."""
+    try:
+        with tarfile.open(path) as tar:
+            demo = json.load(tar.extractfile("demo/summary.json"))
+    except (OSError, KeyError, ValueError, tarfile.TarError):
+        return "no demo summary"
+    return (
+        f"test accuracy {demo['test_accuracy']:.4f} after {demo['epochs']} epochs; training "
+        f"{demo['train_seconds']:.2f} s ({1e3 * demo['seconds_per_iteration']:.2f} ms per "
+        f"iteration), warm-up {demo['warmup_seconds']:.2f} s, on {demo['device_name']}"
+    )
+
+
+def summary(args, outcomes: list[dict], total_s: float) -> str:
+    """One screen: each step's outcome, then each target of targets.py."""
+    report = _load(args.out / f"report-{args.kind}.json")
+    found = targets.evaluate(report) if report and "results" in report else []
+    found += targets.training(_load(args.out / f"training-{args.kind}.json"))
+    found += targets.host_overhead(_load(args.out / f"host-overhead-{args.kind}.json"))
+    lines = [
+        f"# gpu_check{' --smoke' if args.smoke else ''}: {args.device_name}",
+        "",
+        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; {args.versions}; "
+        f"{total_s:.0f} s in all",
+        "",
+        "| step | outcome | seconds | file |",
+        "| --- | --- | --- | --- |",
+        *(
+            f"| {o['step']} | {o['status']} | {o['seconds']:.0f} | {o['output']} |"
+            for o in outcomes
+        ),
+        "",
+        f"tests: {_tests_line(args.out / 'tests.txt')}",
+        "",
+        f"demo: {_demo_line(args.out / 'demo.tar.gz')}",
+        "",
+        "| target | status | detail |",
+        "| --- | --- | --- |",
+        *(f"| {t.name} | {t.status} | {t.detail} |" for t in found),
+    ]
+    if args.smoke:
+        lines += [
+            "",
+            "Smoke run: CPU, tiny sizes; CUDA-graph rows skipped (no GPU); timings mean nothing.",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def _describe_machine(args) -> None:
+    """The device's name and the versions, asked of a child (this process imports no torch)."""
+    probe = (
+        "import sys, torch, triton, matrix, timing\n"
+        "d = matrix.resolve_device(sys.argv[1])\n"
+        "print(d.type); print(timing.device_name(d))\n"
+        "print(f'torch {torch.__version__}, triton {triton.__version__}')\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(HERE)}
+    env.pop("TRITON_INTERPRET", None)
+    done = subprocess.run([PY, "-c", probe, args.device], capture_output=True, text=True, env=env)
+    if done.returncode != 0:
+        sys.exit(f"cannot use device {args.device!r}:\n{done.stderr.strip()[-2000:]}")
+    args.kind, args.device_name, args.versions = done.stdout.strip().splitlines()[:3]
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, required=True, help="folder for the 8 result files")
+    parser.add_argument("--device", default="auto", help="auto (the first GPU), cuda:N or cpu")
+    parser.add_argument("--dtypes", default="", help="report and training dtypes (default all)")
+    parser.add_argument("--smoke", action="store_true", help="CPU, tiny sizes, under 3 minutes")
+    args = parser.parse_args(argv)
+    if args.smoke:
+        args.device = "cpu"
+    args.out.mkdir(parents=True, exist_ok=True)
+    _describe_machine(args)
+    start = time.perf_counter()
+    outcomes = run_steps(args)
+    text = summary(args, outcomes, time.perf_counter() - start)
+    (args.out / "summary.md").write_text(text)
+    print("\n" + text)
+    return 0 if all(o["status"] == "ok" for o in outcomes) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
