@@ -38,7 +38,7 @@ import torch.nn.functional as F
 
 from ..layout import dense, memory_view, with_layout_of
 from ..precision import compute_dtype
-from . import Backend, device_kind
+from .base import Backend, device_kind
 
 _THRESHOLD_BACKWARD = torch.ops.aten.threshold_backward.grad_input
 # -x <= -(this) exactly when x > 0, in each compute dtype.
