@@ -105,9 +105,9 @@ def backward(
     if not compute_dalpha:
         return dx, None
     # Fixed-order sum along contiguous rows of (C, sums per channel): no atomics.
-    # (A positional dim: Python's parsing of sum(dim=1) costs microseconds.)
+    # (A positional dim: parsing the keyword of sum(dim=1) costs more than this small sum.)
     dalpha = dalpha_partials.sum(1)
-    # .to() costs microseconds even when it has nothing to do.
+    # .to() parses its arguments even when it has nothing to do: skipped then.
     return dx, dalpha if dalpha.dtype == alpha.dtype else dalpha.to(alpha.dtype)
 
 
