@@ -18,22 +18,27 @@ _is_dynamo_compiling = torch.compiler.is_dynamo_compiling
 _dispatch_modes = torch._C._len_torch_dispatch_stack
 
 
-def is_plain(a: torch.Tensor, b: torch.Tensor | None = None, c: torch.Tensor | None = None) -> bool:
+# Marks a tensor not passed to is_plain: None passed for one is not plain.
+_ABSENT = object()
+
+
+def is_plain(a: torch.Tensor, b: torch.Tensor = _ABSENT, c: torch.Tensor = _ABSENT) -> bool:
     """Whether eager code may run the bodies on a (b, c) directly, by this thread's state.
 
     Only for plain tensors outside any tracing: fake, functional and other
     subclass tensors (torch.compile, torch.export, opcheck), dispatch modes
     (a FlopCounterMode, make_fx) and functorch's wrappers must meet the op,
-    whose fake implementation they need or whose dispatch they watch.
-    (Spelled out for up to three tensors: every eager call runs this.)
+    whose fake implementation they need or whose dispatch they watch; and
+    anything that is not a tensor must meet the checks. (Spelled out for up
+    to three tensors: every eager call runs this.)
     """
     if _is_dynamo_compiling() or _dispatch_modes():
         return False
     return (
         type(a) in PLAIN_TENSOR_TYPES
         and not _is_functorch_wrapped(a)
-        and (b is None or (type(b) in PLAIN_TENSOR_TYPES and not _is_functorch_wrapped(b)))
-        and (c is None or (type(c) in PLAIN_TENSOR_TYPES and not _is_functorch_wrapped(c)))
+        and (b is _ABSENT or (type(b) in PLAIN_TENSOR_TYPES and not _is_functorch_wrapped(b)))
+        and (c is _ABSENT or (type(c) in PLAIN_TENSOR_TYPES and not _is_functorch_wrapped(c)))
     )
 
 

@@ -99,8 +99,7 @@ def _route_elsewhere(x: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor | Non
     """y for a call off the plain route (the table above); None if it is plain after all."""
     if _traced() or _transformed() or _dual(x, alpha):
         return reference.learnable_elu(x, alpha)
-    if eager.is_plain(x, alpha):  # (which reads alpha=None as "no second tensor")
-        check_inputs(x, alpha)  # before the plain route reads alpha.requires_grad
+    if eager.is_plain(x, alpha):  # tensors, checked where the plain route prepares
         return None  # a forward-AD level of another thread's, say
     if _export_tracing():
         return reference.learnable_elu(x, alpha)
