@@ -18,6 +18,7 @@ from torch.autograd import forward_ad
 
 from . import backends, eager, reference
 from .checks import check_inputs
+from .eager import is_plain
 
 _is_dynamo_compiling = torch.compiler.is_dynamo_compiling
 _transforms_active = torch._C._are_functorch_transforms_active
@@ -39,7 +40,7 @@ class LearnableELUFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: torch.Tensor, alpha: torch.Tensor, _plain: bool = False) -> torch.Tensor:
         # _plain: learnable_elu has already found the inputs plain (eager.is_plain).
-        if _plain or eager.is_plain(x, alpha):
+        if _plain or is_plain(x, alpha):
             # Checks the inputs; the backward runs on the forward's backend
             # and plan, whichever thread runs it.
             ctx.prepared = backend, plan = backends.prepare(x, alpha)
@@ -86,7 +87,7 @@ def learnable_elu(x: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
     """
     # The hot path is one expression, true on the plain route; each slower
     # route is one named test in _route_elsewhere.
-    if _transforms_active() or forward_ad._current_level >= 0 or not eager.is_plain(x, alpha):
+    if _transforms_active() or forward_ad._current_level >= 0 or not is_plain(x, alpha):
         routed = _route_elsewhere(x, alpha)
         if routed is not None:
             return routed
@@ -99,7 +100,7 @@ def _route_elsewhere(x: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor | Non
     """y for a call off the plain route (the table above); None if it is plain after all."""
     if _traced() or _transformed() or _dual(x, alpha):
         return reference.learnable_elu(x, alpha)
-    if eager.is_plain(x, alpha):  # tensors, checked where the plain route prepares
+    if is_plain(x, alpha):  # tensors, checked where the plain route prepares
         return None  # a forward-AD level of another thread's, say
     if _export_tracing():
         return reference.learnable_elu(x, alpha)
