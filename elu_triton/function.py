@@ -1,43 +1,27 @@
-"""The autograd Function and the functional form.
+"""The autograd Function and ``learnable_elu``, the functional form the module calls.
 
-``LearnableELUFunction`` is the eager path: its forward runs the body of
-elu_triton::forward without the dispatcher's overhead and saves x and alpha
-(never y); its backward runs the body of elu_triton::backward, asking for
-dalpha only when alpha needs a gradient, and goes through the op itself
-under create_graph=True so that second-order gradients are recorded. It
-defines ``forward(ctx, ...)`` without a separate ``setup_context``: with
-one, ``Function.apply`` binds the arguments through ``inspect.signature`` on
-every call, which cost more than everything else on the host path together.
+Each call takes one route, decided by this thread's state and the call's own
+tensors (another thread compiling must not change an eager call's arithmetic):
 
-``learnable_elu`` is what the module calls. In eager mode it applies the
-Function (or, when no graph is recorded, runs the forward op's body with no
-Function at all). When this thread is traced (torch.compile, torch.export),
-runs under a torch.func transform (grad, vmap, jacrev...) or takes x or alpha
-as a forward-AD dual tensor, it returns the reference composite instead:
-the compiler fuses it with its neighbours (a batch norm before it, say),
-forward and backward, and the transforms and forward AD compose with its
-plain PyTorch ops. Only this thread's own state and the call's own tensors
-decide the route: another thread compiling must not change an eager call's
-arithmetic.
+| the call is | route |
+| --- | --- |
+| traced (torch.compile) | the reference composite: the compiler fuses it with its neighbours |
+| transformed (torch.func) or dual (forward AD) | the reference composite: plain ops compose |
+| on subclass tensors, or under a dispatch mode | the Function over the custom ops (``ops.py``); the composite when non-strict export traces it |
+| plain, grad needed | the Function, by its C-level apply, over the eager bodies (``eager.py``) |
+| plain, no grad | the eager forward body: no autograd node at all |
 """
 
 import torch
 from torch._guards import TracingContext
 from torch.autograd import forward_ad
 
-from . import backends, reference
+from . import backends, eager, reference
 from .checks import check_inputs
-from .ops import (
-    PLAIN_TENSOR_TYPES,
-    can_skip_dispatcher,
-    grads_for_inputs,
-    is_functorch_wrapped,
-    run_forward,
-)
+from .eager import is_plain
 
 _is_dynamo_compiling = torch.compiler.is_dynamo_compiling
 _transforms_active = torch._C._are_functorch_transforms_active
-_dispatch_modes = torch._C._len_torch_dispatch_stack
 
 
 class LearnableELUFunction(torch.autograd.Function):
@@ -47,12 +31,16 @@ class LearnableELUFunction(torch.autograd.Function):
     than 2 dims; alpha is (C,) or (1,). Returns y in x's dtype and memory
     format. For torch.func transforms and forward-mode AD use
     ``learnable_elu``, which routes them to the reference composite.
+
+    ``forward(ctx, ...)`` with no separate ``setup_context``: with one,
+    ``Function.apply`` binds the arguments through ``inspect.signature`` on
+    every call, which costs more than the rest of the host path.
     """
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, alpha: torch.Tensor, _plain: bool = False) -> torch.Tensor:
-        # _plain: learnable_elu has already found the inputs plain (can_skip_dispatcher).
-        if _plain or can_skip_dispatcher(x, alpha):
+        # _plain: learnable_elu has already found the inputs plain (eager.is_plain).
+        if _plain or is_plain(x, alpha):
             # Checks the inputs; the backward runs on the forward's backend
             # and plan, whichever thread runs it.
             ctx.prepared = backend, plan = backends.prepare(x, alpha)
@@ -66,21 +54,16 @@ class LearnableELUFunction(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_output: torch.Tensor):
         x, alpha = ctx.saved_tensors
-        # (and None for _plain: autograd accepts extra None gradients)
-        return grads_for_inputs(grad_output, x, alpha, ctx.needs_input_grad, ctx.prepared) + (None,)
+        needs_dx, needs_dalpha = ctx.needs_input_grad[:2]  # (a third if _plain was passed)
+        dx, dalpha = eager.grads_for_inputs(
+            grad_output, x, alpha, needs_dx, needs_dalpha, ctx.prepared
+        )
+        return dx, dalpha, None  # (autograd accepts the extra None when _plain was not passed)
 
 
-def _carries_a_tangent(x: torch.Tensor, alpha: torch.Tensor) -> bool:
-    """Whether x or alpha is a dual tensor of the current forward-AD level."""
-    return (
-        forward_ad.unpack_dual(x).tangent is not None
-        or forward_ad.unpack_dual(alpha).tangent is not None
-    )
-
-
-# Function.apply without its Python wrapper, which costs microseconds a call
-# to unwrap functorch tensors and check for transforms: the eager route below
-# takes it only for plain tensors with no transform active.
+# Function.apply without its Python wrapper, which on every call unwraps
+# functorch tensors and checks for transforms: only the plain route
+# takes it, where there is nothing to unwrap. tests/test_function.py pins it.
 _apply_eager = super(torch.autograd.Function, LearnableELUFunction).apply
 
 
@@ -102,43 +85,52 @@ def learnable_elu(x: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
         ValueError: alpha is not 1-D, its size is neither 1 nor C, or it is
             on another device than x.
     """
-    # Every eager call pays for this test, so it is one expression:
-    # can_skip_dispatcher's conditions inlined, with the tests for the cases
-    # that _route_elsewhere sorts out (transforms, forward AD).
-    if not (
-        not (_is_dynamo_compiling() or _transforms_active() or _dispatch_modes())
-        and forward_ad._current_level < 0
-        and type(x) in PLAIN_TENSOR_TYPES
-        and type(alpha) in PLAIN_TENSOR_TYPES
-        and not (is_functorch_wrapped(x) or is_functorch_wrapped(alpha))
-    ):
+    # The hot path is one expression, true on the plain route; each slower
+    # route is one named test in _route_elsewhere.
+    if _transforms_active() or forward_ad._current_level >= 0 or not is_plain(x, alpha):
         routed = _route_elsewhere(x, alpha)
         if routed is not None:
             return routed
     if torch.is_grad_enabled() and (x.requires_grad or alpha.requires_grad):
         return _apply_eager(x, alpha, True)
-    return run_forward(x, alpha)  # nothing to record: no autograd node at all
+    return eager.forward(x, alpha)
 
 
 def _route_elsewhere(x: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor | None:
-    """y for a call that is traced, transformed, dispatched or dual; None for the eager path."""
-    # Whether this thread traces or transforms the call, by this thread's state
-    # alone: is_dynamo_compiling is constant-folded to True by dynamo as it
-    # traces (and is False when run); the functorch stack is this thread's;
-    # forward-AD levels are process-wide, so a level only counts when x or
-    # alpha carries a tangent. (torch.compiler.is_compiling is process-wide
-    # too: a compile in another thread sets it.)
-    if (
-        _is_dynamo_compiling()
-        or _transforms_active()
-        or (forward_ad._current_level >= 0 and _carries_a_tangent(x, alpha))
-    ):
+    """y for a call off the plain route (the table above); None if it is plain after all."""
+    if _traced() or _transformed() or _dual(x, alpha):
         return reference.learnable_elu(x, alpha)
-    if can_skip_dispatcher(x, alpha):  # (which reads alpha=None as "no second tensor")
-        check_inputs(x, alpha)  # before the eager path reads alpha.requires_grad
+    if is_plain(x, alpha):  # tensors, checked where the plain route prepares
         return None  # a forward-AD level of another thread's, say
-    # Subclass tensors or a dispatch mode: tracing (non-strict export, whose
-    # TracingContext is this thread's) gets the composite, anything else the op.
-    if TracingContext.try_get() is not None:
+    if _export_tracing():
         return reference.learnable_elu(x, alpha)
-    return LearnableELUFunction.apply(x, alpha)
+    return LearnableELUFunction.apply(x, alpha)  # subclass tensors, dispatch modes
+
+
+def _traced() -> bool:
+    """Dynamo traces this thread: it constant-folds this to True as it traces.
+
+    (torch.compiler.is_compiling is process-wide: a compile in another thread sets it.)
+    """
+    return _is_dynamo_compiling()
+
+
+def _transformed() -> bool:
+    """A torch.func transform (grad, vmap, jacrev...) is active: the functorch stack is this thread's."""
+    return _transforms_active()
+
+
+def _dual(x: torch.Tensor, alpha: torch.Tensor) -> bool:
+    """x or alpha carries a tangent of the current forward-AD level.
+
+    Levels are process-wide, so a level alone (another thread's) does not count.
+    """
+    return forward_ad._current_level >= 0 and (
+        forward_ad.unpack_dual(x).tangent is not None
+        or forward_ad.unpack_dual(alpha).tangent is not None
+    )
+
+
+def _export_tracing() -> bool:
+    """Non-strict export traces this thread (its TracingContext is this thread's)."""
+    return TracingContext.try_get() is not None

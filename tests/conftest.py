@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from elu_triton import learnable_elu, reference
+from elu_triton import backends, learnable_elu, reference
 from elu_triton.backends import use_backend
 
 INTERPRET = os.environ.get("TRITON_INTERPRET") == "1"
@@ -48,6 +48,14 @@ TOLERANCES = {
 # |err| <= SUM_RTOL * sum(|terms|), with SUM_RTOL covering each term's few
 # ulps plus log2(n) roundings of the tree sum. Then one rounding to alpha's dtype.
 SUM_RTOL = {torch.float32: 1e-5, torch.float64: 1e-13}
+
+
+@pytest.fixture
+def fresh_caches():
+    """Backend caches emptied before the test and after it: no patched plan outlives it."""
+    backends.clear_caches()
+    yield
+    backends.clear_caches()
 
 
 @pytest.fixture(params=DEVICES)

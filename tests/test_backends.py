@@ -1,5 +1,6 @@
 """The backend seam: selection, forcing, and the PyTorch backend's own guarantees."""
 
+import contextlib
 import dataclasses
 import os
 import subprocess
@@ -219,11 +220,55 @@ def test_invalid_inputs_raise_on_every_call(device):
             learnable_elu(x.long(), torch.rand(3, device=device))
 
 
-def test_prepared_signatures_are_bounded(monkeypatch):
+def test_prepared_signatures_are_bounded(monkeypatch, fresh_caches):
     monkeypatch.setattr(backends, "_MAX_PREPARED", 4)
-    monkeypatch.setattr(backends, "_prepared", {})
     alpha = torch.rand(1)
     for size in range(1, 11):
         x = torch.randn(size)
         torch.testing.assert_close(learnable_elu(x, alpha), reference.learnable_elu(x, alpha))
-        assert len(backends._prepared) <= 4
+        assert len(backends._prepared) <= 4  # (fresh_caches: it started empty)
+
+
+def test_plans_made_during_graph_capture_are_not_cached(monkeypatch, fresh_caches):
+    """Whatever the device type: capture is asked of its module (CUDA's runs in test_cuda_graphs)."""
+    from elu_triton.backends import device_guard
+
+    class CapturingMeta:  # the meta device type's module, as torch.get_device_module gives
+        capturing = True
+
+        def device(self, device):
+            return contextlib.nullcontext()
+
+        def is_current_stream_capturing(self):
+            return self.capturing
+
+    module = CapturingMeta()
+    monkeypatch.setitem(device_guard._modules, "meta", module)
+    plans = []
+    counted = dataclasses.replace(
+        torch_ops.BACKEND, name="counted", plan=lambda x, num_alpha: plans.append(1)
+    )
+    x, alpha = torch.ones(2, 3, device="meta"), torch.ones(3, device="meta")
+    with backends.use_backend(counted):
+        backends.prepare(x, alpha)
+        backends.prepare(x, alpha)
+        assert len(plans) == 2  # planned on each call in capture: nothing kept
+        module.capturing = False
+        backends.prepare(x, alpha)
+        backends.prepare(x, alpha)
+        assert len(plans) == 3  # outside capture, planned once
+
+
+def test_backend_modules_import_only_downward():
+    """No backend module imports the package that loads it: no cycle, even through importlib."""
+    import ast
+    from pathlib import Path
+
+    folder = Path(backends.__file__).parent
+    for path in folder.glob("*.py"):
+        if path.name == "__init__.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                assert not (node.level == 1 and node.module is None), f"{path.name}: from . import"
+                assert node.module != "elu_triton.backends", f"{path.name}: imports its package"

@@ -167,15 +167,22 @@ def test_plan_first_made_during_capture_is_not_cached():
     alpha = torch.rand(5, device="cuda")
     learnable_elu(x, alpha)  # Triton compiles the kernel outside capture
     # Another backend object with the same kernels: another signature, so the
-    # call in capture prepares anew, and nothing new needs compiling.
-    twin = dataclasses.replace(backends.backend_for("cuda"), name="triton twin")
+    # call in capture prepares anew, and nothing new needs compiling. Its
+    # plans are counted: a signature prepare has cached is not planned again.
+    default = backends.backend_for("cuda")
+    plans = []
+    twin = dataclasses.replace(
+        default, name="triton twin", plan=lambda *args: plans.append(1) or default.plan(*args)
+    )
     graph = torch.cuda.CUDAGraph()
     with backends.use_backend(twin), torch.cuda.graph(graph):
         y = learnable_elu(x, alpha)
-    assert not any(key[-1] is twin for key in backends._prepared)
+    assert len(plans) == 1
     graph.replay()
     torch.cuda.synchronize()
     torch.testing.assert_close(y, reference.learnable_elu(x, alpha))
     with backends.use_backend(twin):
+        learnable_elu(x, alpha)  # planned again: the plan made in capture was not kept
+        assert len(plans) == 2
         learnable_elu(x, alpha)  # outside capture the same signature is cached
-    assert any(key[-1] is twin for key in backends._prepared)
+        assert len(plans) == 2

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from elu_triton.demo import cli, main
+from elu_triton.demo import main, run
 
 TINY = [
     "--train-size",
@@ -59,7 +59,7 @@ def test_end_to_end_then_load_reproduces_the_accuracy(tmp_path, capsys):
     ):
         assert text in printed
 
-    assert main([*TINY, "--load", str(out / cli.WEIGHTS_FILE)]) == 0
+    assert main([*TINY, "--load", str(out / run.WEIGHTS_FILE)]) == 0
     reloaded = capsys.readouterr().out
     assert f"{summary['test_accuracy']:.4f} on 24 test images" in reloaded
 
@@ -195,7 +195,7 @@ def test_console_script_end_to_end_and_a_bad_argument(tmp_path):
     )
     assert done.returncode == 0, done.stderr
     assert "test accuracy:" in done.stdout
-    assert {"summary.json", "history.json", cli.WEIGHTS_FILE} <= {p.name for p in out.iterdir()}
+    assert {"summary.json", "history.json", run.WEIGHTS_FILE} <= {p.name for p in out.iterdir()}
 
     bad = subprocess.run(
         [*_console_script(), "--device", "tpu"], capture_output=True, text=True, timeout=300

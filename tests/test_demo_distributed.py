@@ -14,7 +14,7 @@ import sys
 import pytest
 import torch
 
-from elu_triton.demo import cli, digits, distributed, model, train
+from elu_triton.demo import cli, digits, distributed, model, run, train
 
 RANKS = 2
 SEED = 3
@@ -59,7 +59,7 @@ def test_matches_one_process_on_the_same_global_batches(distributed_run):
     for epoch in range(1, EPOCHS + 1):
         for batch in batches(epoch):
             distributed.ghost_batch_step(net, optimizer, batch, RANKS)
-    trained = torch.load(out / cli.WEIGHTS_FILE, weights_only=True)
+    trained = torch.load(out / run.WEIGHTS_FILE, weights_only=True)
     expected = dict(net.named_parameters())
     for name, tensor in expected.items():
         # All-reduce sums in another order than one process's accumulation:

@@ -222,3 +222,25 @@ def test_saved_tensor_hooks_may_change_the_layout(unpack, device, make_alpha):
     dx64, da64 = torch.autograd.grad(reference.learnable_elu(x64, a64), (x64, a64), dy.double())
     torch.testing.assert_close(dx.double(), dx64, rtol=1e-6, atol=1e-7)
     torch.testing.assert_close(dalpha.double(), da64, rtol=1e-5, atol=1e-5)
+
+
+def test_plain_route_takes_the_c_level_apply(device):
+    """The plain route calls torch._C._FunctionBase.apply past Function.apply's Python wrapper.
+
+    That is private torch API: if an upgrade moves or wraps it, this fails
+    loudly rather than the route silently losing the Function (or its speed).
+    """
+    from elu_triton import function
+
+    c_level = torch._C._FunctionBase.__dict__["apply"]
+    assert type(c_level).__name__ == "classmethod_descriptor"  # C, not Python
+    assert function._apply_eager == c_level.__get__(None, LearnableELUFunction)
+    assert "apply" in torch.autograd.Function.__dict__  # the wrapper it skips
+    x = torch.randn(2, 3, 4, device=device, requires_grad=True)
+    alpha = torch.rand(3, device=device, requires_grad=True)
+    y = function._apply_eager(x, alpha, True)
+    assert type(y.grad_fn).__name__ == "LearnableELUFunctionBackward"
+    dy = torch.randn_like(y)
+    dx, dalpha = torch.autograd.grad(y, (x, alpha), dy)
+    expected = torch.autograd.grad(reference.learnable_elu(x, alpha), (x, alpha), dy)
+    torch.testing.assert_close((dx, dalpha), expected)

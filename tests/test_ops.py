@@ -47,7 +47,7 @@ def test_backward_without_dalpha_returns_empty(device):
     assert dalpha.shape == (0,) and dx.shape == x.shape
 
 
-def test_alpha_without_grad_skips_dalpha(monkeypatch, device):
+def test_alpha_without_grad_skips_dalpha(monkeypatch, fresh_caches, device):
     calls = []
     default = backends.backend_for(device)
 
@@ -58,9 +58,9 @@ def test_alpha_without_grad_skips_dalpha(monkeypatch, device):
     spy = dataclasses.replace(default, name="spy", backward=backward)
     # The op's backward selects its backend where autograd runs it: for CUDA
     # tensors on autograd's device thread, where this thread's use_backend is
-    # not in force. So the spy is also the device type's selected backend.
-    monkeypatch.setitem(backends._by_device_type, torch.device(device).type, spy)
-    monkeypatch.setattr(backends, "_prepared", {})
+    # not in force. So the spy is also the only backend available, which the
+    # emptied caches then select for the device type.
+    monkeypatch.setattr(backends, "available", lambda: (spy,))
     x = torch.randn(3, 4, device=device, requires_grad=True)
     with backends.use_backend(spy):  # (the cpu-torch run forces "torch" in this thread)
         torch.ops.elu_triton.forward(x, torch.rand(4, device=device)).sum().backward()

@@ -82,25 +82,18 @@ def launched_index_64(monkeypatch):
 @pytest.mark.kernels
 @pytest.mark.parametrize("layout", ["contiguous", "channels_last", "shared"])
 def test_int64_offsets_path(
-    monkeypatch, layout, launched_index_64, check_against_reference, make_alpha
+    monkeypatch, fresh_caches, layout, launched_index_64, check_against_reference, make_alpha
 ):
     # 2^31 elements do not fit the CI machine's time budget in the interpreter:
     # lower the threshold so that small tensors take the 64-bit path. Plans are
     # cached per signature, and other tests plan this shape with 32-bit
-    # offsets: start from empty caches (monkeypatch restores the old, with no
-    # 64-bit plan in it), and check what each launch ran with.
-    from elu_triton import backends
-
+    # offsets: start from empty caches (fresh_caches empties them again after,
+    # so that no 64-bit plan outlives the patch), and check what each launch ran with.
     monkeypatch.setattr(triton_config, "_INT32_LIMIT", 1)
-    monkeypatch.setattr(backends, "_prepared", {})
-    triton_config._plan.cache_clear()
     x = torch.randn(3, 20, 5, 7)
     if layout == "channels_last":
         x = x.to(memory_format=torch.channels_last)
-    try:
-        check_against_reference(x, make_alpha(1 if layout == "shared" else 20))
-    finally:
-        triton_config._plan.cache_clear()  # no 64-bit plan outlives the patch
+    check_against_reference(x, make_alpha(1 if layout == "shared" else 20))
     assert launched_index_64 == [True, True]  # the forward and the backward
 
 

@@ -1,84 +1,43 @@
-"""Backends: what computes the forward and backward passes for a device.
+"""Backends: the registry that picks what runs a call, and ``prepare``.
 
-A backend is a small protocol (``Backend``): a name, whether it serves a
-device type, the two passes on validated, non-empty inputs, and optionally a
-plan: what it can work out once per input layout (the Triton backend's
-launch arguments), handed to both passes. ``BACKENDS``
-lists them in order of preference; for a tensor's device the first that
-serves it runs:
+A backend (``base.Backend``) runs the two passes for the device types it
+serves. ``BACKENDS`` lists them in order of preference; for a tensor's device
+the first that serves it runs:
 
 | backend | serves |
 | --- | --- |
 | ``triton`` (``triton_kernels.py``) | CUDA; CPU too under TRITON_INTERPRET=1 (Triton's interpreter) |
 | ``torch`` (``torch_ops.py``) | every device: the same math in eager PyTorch ops |
 
-Adding a device (XPU, say) is one module with a ``BACKEND`` and one row here;
-ROCm GPUs are "cuda" devices to PyTorch, which the Triton backend serves.
-
-``backend_for(device)`` says which backend serves a device; ``use_backend(name)``
-forces one in this thread, for tests, benchmarks and the demo.
-
-Every eager call goes through ``prepare(x, alpha)``: the inputs' check, the
-backend, and the backend's plan for their layout (the Triton backend's launch
-arguments) all follow from the pair's signature (layouts, shapes, x's
-strides, dtypes, devices, and this thread's forced backend), so they are worked out once per
-signature and a repeated call costs one dict lookup. At the activation sizes
-most layers see, the GPU waits for this Python: every microsecond shows.
+``prepare(x, alpha)`` checks a call's inputs and returns its backend and
+plan, worked out once per input signature. ``backend_for(device)`` says which
+backend serves a device; ``use_backend(name)`` forces one in this thread;
+``clear_caches()`` forgets what was worked out, for tests that patch it.
 """
 
 import contextlib
 import importlib
 import threading
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from typing import Any, NamedTuple
+from collections.abc import Iterator
 
 import torch
 
 from ..checks import check_inputs
+from .base import NOTHING_TO_COMPUTE, Backend, Prepared, device_kind
+from .device_guard import is_capturing
 
-Forward = Callable[[torch.Tensor, torch.Tensor, Any], torch.Tensor]
-Backward = Callable[
-    [torch.Tensor, torch.Tensor, torch.Tensor, bool, Any],
-    tuple[torch.Tensor, torch.Tensor | None],
+__all__ = [
+    "BACKENDS",
+    "NOTHING_TO_COMPUTE",
+    "Backend",
+    "Prepared",
+    "available",
+    "backend_for",
+    "clear_caches",
+    "device_kind",
+    "prepare",
+    "use_backend",
 ]
-
-
-def _no_plan(x: torch.Tensor, num_alpha: int) -> None:
-    return None
-
-
-# eq=False: a backend is hashed by identity (a C-level hash), as it is part of
-# prepare's cache key; a generated __hash__ would run Python over every field.
-@dataclass(frozen=True, eq=False)
-class Backend:
-    """One way of running the passes.
-
-    ``forward(x, alpha, plan)`` returns y in x's dtype and memory format;
-    ``backward(dy, x, alpha, compute_dalpha, plan)`` returns (dx in x's dtype
-    and memory format, dalpha in alpha's dtype or None). Both take validated,
-    non-empty tensors on one device (``elu_triton.checks``), and the plan
-    that ``plan(x, alpha.numel())`` returned for x's layout (shape, strides,
-    dtype, device), or None; they must also accept plan=None. The backward
-    gets the forward's plan, but x as autograd saved it: a saved-tensor hook
-    (``save_on_cpu``, say) may hand it back in another memory format or dtype,
-    so a backend whose plan depends on them must check (the Triton backend does).
-    """
-
-    name: str
-    description: str  # for reports: what runs, in words
-    serves: Callable[[str], bool]  # device type ("cuda", "cpu", ...) -> runs there
-    forward: Forward
-    backward: Backward
-    plan: Callable[[torch.Tensor, int], Any] = _no_plan  # per layout, derived once (``prepare``)
-
-
-class Prepared(NamedTuple):
-    """What runs a call: the backend, and its plan for the inputs' layout."""
-
-    backend: Backend
-    plan: Any
-
 
 # Module names, in order of preference; each module defines BACKEND. The
 # Triton backend imports triton, which machines without it lack.
@@ -87,7 +46,7 @@ BACKENDS = ("triton_kernels", "torch_ops")
 
 class _Forced(threading.local):
     """This thread's forced backend. A class default, not a getattr default:
-    getattr on a missing thread-local attribute raises and catches, 1.5 us."""
+    a missing thread-local attribute would raise and catch on every call."""
 
     backend: Backend | None = None
 
@@ -98,21 +57,6 @@ _prepared: dict[tuple, Prepared] = {}
 # Distinct signatures kept; past this the cache starts over (a model sees a
 # handful: one per activation shape and layout).
 _MAX_PREPARED = 4096
-
-
-def _empty_forward(x: torch.Tensor, alpha: torch.Tensor, plan: None) -> torch.Tensor:
-    return torch.empty_like(x)
-
-
-def _empty_backward(dy, x, alpha, compute_dalpha: bool, plan: None):
-    return torch.empty_like(x), torch.zeros_like(alpha) if compute_dalpha else None
-
-
-# Empty inputs, on any backend: nothing to compute, so nothing is launched.
-NOTHING_TO_COMPUTE = Backend(
-    "empty", "nothing to compute (an empty input)", lambda device_type: True,
-    _empty_forward, _empty_backward,
-)  # fmt: skip
 
 
 def _load(module_name: str) -> Backend | None:
@@ -144,8 +88,7 @@ def backend_for(device: torch.device | str) -> Backend:
     Raises:
         ValueError: the backend forced by use_backend does not serve device.
     """
-    device_type = torch.device(device).type
-    return _select(device_type)
+    return _select(torch.device(device).type)
 
 
 def _select(device_type: str) -> Backend:
@@ -164,21 +107,15 @@ def _select(device_type: str) -> Backend:
     return backend
 
 
-def device_kind(x: torch.Tensor) -> str:
-    """x.device.type, without building a torch.device for CUDA and CPU tensors (0.7 us)."""
-    if x.is_cuda:
-        return "cuda"
-    return "cpu" if x.is_cpu else x.device.type
-
-
 def prepare(x: torch.Tensor, alpha: torch.Tensor) -> Prepared:
     """Check (x, alpha) and choose what runs them: worked out once per signature.
 
     Validity (``check_inputs``), the backend (``use_backend`` included) and
     the backend's plan depend only on the signature: both tensors' layouts
     (strided, sparse...), shapes, dtypes and devices, x's strides, and this
-    thread's forced backend. A signature seen before costs its key and one
-    dict lookup; invalid inputs are never cached, so each raises anew.
+    thread's forced backend. At the activation sizes most layers see the
+    device waits for the host, so a signature seen before costs one dict
+    lookup; invalid inputs are never cached, so each raises anew.
 
     Raises:
         TypeError, ValueError: as ``check_inputs``; ValueError also when the
@@ -206,19 +143,25 @@ def _prepare(x: torch.Tensor, alpha: torch.Tensor, key: tuple | None) -> Prepare
         prepared = Prepared(NOTHING_TO_COMPUTE, None)
     else:
         prepared = Prepared(backend, backend.plan(x, alpha.shape[0]))
-    # A plan first made during CUDA graph capture may hold tensors from the
+    # A plan first made during graph capture may hold tensors from the
     # graph's private pool: not cached, so that the cache pins no pool.
-    if not (x.is_cuda and _capturing_on(x.device)):
+    if not is_capturing(x.device):
         if len(_prepared) >= _MAX_PREPARED:
             _prepared.clear()
         _prepared[key] = prepared
     return prepared
 
 
-def _capturing_on(device: torch.device) -> bool:
-    """Whether x's device's current stream is capturing a CUDA graph (x may be off the current device)."""
-    with torch.cuda.device(device):
-        return torch.cuda.is_current_stream_capturing()
+def clear_caches() -> None:
+    """Forget every signature, device selection and backend plan worked out so far.
+
+    For tests that patch what those derive from (a threshold, the list of
+    backends), before and after the patch.
+    """
+    _prepared.clear()
+    _by_device_type.clear()
+    for backend in available():
+        backend.clear_plans()
 
 
 @contextlib.contextmanager

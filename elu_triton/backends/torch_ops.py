@@ -1,34 +1,12 @@
 """The PyTorch backend: the kernels' math in eager PyTorch ops, for every device.
 
 It serves the CPU (unless TRITON_INTERPRET=1 sends the CPU to the kernels)
-and every device the Triton backend does not. Nothing is compiled: the
-first call costs what the hundredth does. Like the kernels: arithmetic in
+and every device the Triton backend does not. Like the kernels: arithmetic in
 fp32 for 16- and 32-bit inputs (fp64 for fp64), NaN propagated to y, dx and
 dalpha, only x needed by the backward, and no data-dependent branch (no host
-synchronization; the meta device works). CPU autocast is switched off
-inside: it would run F.prelu in bf16.
-
-Why elu/prelu/threshold instead of ``torch.where``: on the CPU ``torch.where``
-(and masked_fill) takes 3-4x the time of a vectorized op such as a multiply,
-while F.elu, F.prelu, clamp, exp, threshold, threshold_backward (ReLU's
-backward) and copysign are vectorized. Each select below is therefore an op
-that selects on the sign of its input, which is made to carry the sign of x:
-
-    forward:  y  = prelu(elu(x), alpha)        elu(x) > 0 exactly when x > 0
-    backward: dx = dy * prelu(S, -alpha)        S = 1 if x > 0 else -exp(x)
-              dalpha[c] = sum expm1(min(x, 0)) * D      D = 0 if x > 0 else dy
-
-prelu(S, -alpha) is 1 for x > 0, whatever alpha (an infinite alpha too),
-and (-alpha) * (-exp(x)) = alpha * exp(x) otherwise. D is dy zeroed by
-threshold_backward where -x <= -(smallest subnormal), which is exactly
-x > 0: multiplying by a zero instead would turn an infinite dy at x > 0 into
-inf * 0 = NaN, where the kernels give 0.
-(With torch.set_flush_denormal(True) that threshold flushes to -0, so x = +0
-counts as positive there: an infinite or NaN dy at x = +0 then gives 0, not
-NaN, in its channel's dalpha.)
-
-dalpha is summed one dim at a time in the compute dtype (aten's cascade
-sums) and finished in fp64 (``sum_per_channel``).
+synchronization; the meta device works). Every select is an op that selects
+on the sign of its input (elu, prelu, threshold), not ``torch.where``, which
+is not vectorized on the CPU: ``forward`` and ``backward`` say how.
 """
 
 import contextlib
@@ -38,7 +16,7 @@ import torch.nn.functional as F
 
 from ..layout import dense, memory_view, with_layout_of
 from ..precision import compute_dtype
-from . import Backend, device_kind
+from .base import Backend, device_kind
 
 _THRESHOLD_BACKWARD = torch.ops.aten.threshold_backward.grad_input
 # -x <= -(this) exactly when x > 0, in each compute dtype.
@@ -67,7 +45,12 @@ def _prelu_weight(alpha: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
 
 
 def forward(x: torch.Tensor, alpha: torch.Tensor, plan: None = None) -> torch.Tensor:
-    """y in x's dtype and memory format (plan: unused, this backend plans nothing)."""
+    """y in x's dtype and memory format (plan: unused, this backend plans nothing).
+
+    y = prelu(elu(x), alpha): elu(x) > 0 exactly when x > 0. Nothing is
+    compiled, so the first call costs what the hundredth does. CPU autocast is
+    off inside: it would run F.prelu in bf16.
+    """
     with _autocast_off(x):
         xc = x.to(compute_dtype(x.dtype))
         # elu with alpha 1 is x for x > 0 (NaN and +inf included) and expm1(x)
@@ -98,7 +81,23 @@ def sum_per_channel(terms: torch.Tensor, num_alpha: int) -> torch.Tensor:
 def backward(
     dy: torch.Tensor, x: torch.Tensor, alpha: torch.Tensor, compute_dalpha: bool, plan: None = None
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """(dx, dalpha): dx in x's dtype and memory format, dalpha in alpha's dtype or None."""
+    """(dx, dalpha): dx in x's dtype and memory format, dalpha in alpha's dtype or None.
+
+    With S = 1 if x > 0 else -exp(x), and D = 0 if x > 0 else dy::
+
+        dx        = dy * prelu(S, -alpha)
+        dalpha[c] = sum expm1(min(x, 0)) * D
+
+    prelu(S, -alpha) is 1 for x > 0, whatever alpha (an infinite alpha too),
+    and (-alpha) * (-exp(x)) = alpha * exp(x) otherwise. D is dy zeroed by
+    threshold_backward where -x <= -(smallest subnormal), which is exactly
+    x > 0: multiplying by a zero instead would turn an infinite dy at x > 0
+    into inf * 0 = NaN, where the kernels give 0. (With
+    torch.set_flush_denormal(True) that threshold flushes to -0, so x = +0
+    counts as positive there: an infinite or NaN dy at x = +0 then gives 0,
+    not NaN, in its channel's dalpha.) dalpha is summed one dim at a time in
+    the compute dtype and finished in fp64 (``sum_per_channel``).
+    """
     with _autocast_off(x):
         x = dense(x)
         dy = with_layout_of(dy, x)  # dy in x's dtype, as the kernels read it

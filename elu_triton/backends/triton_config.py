@@ -15,7 +15,7 @@ import triton
 
 from ..layout import MemoryView, is_dense, memory_view
 from ..precision import compute_dtype
-from . import device_kind
+from .base import device_kind
 
 
 @dataclass(frozen=True)

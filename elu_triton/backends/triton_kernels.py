@@ -3,7 +3,12 @@
 Serves CUDA tensors, and CPU tensors through Triton's interpreter when
 TRITON_INTERPRET=1 was set before import (read here once, as Triton reads it
 when the kernels are decorated). Inputs are already validated
-(``checks.py``) and non-empty; launch constants come from ``triton_config.py``.
+(``checks.py``) and non-empty; launch constants come from ``triton_config.py``;
+both passes launch through ``device_guard``.
+
+Serving another device type that Triton compiles for (XPU, say) takes its
+type in ``SERVED_DEVICE_TYPES``, its row in ``triton_config.TUNING``, and a
+torch device module as ``device_guard`` describes.
 """
 
 import os
@@ -13,8 +18,9 @@ import torch
 
 from ..kernels import learnable_elu_backward_kernel, learnable_elu_forward_kernel
 from ..layout import dense, with_layout_of
-from . import Backend
-from .triton_config import Plan, plan
+from .base import Backend
+from .device_guard import guard_needed, run_guarded
+from .triton_config import Plan, _plan, plan
 
 INTERPRETED = os.environ.get("TRITON_INTERPRET") == "1"
 SERVED_DEVICE_TYPES = frozenset({"cuda", "cpu"} if INTERPRETED else {"cuda"})
@@ -25,12 +31,10 @@ class Launch(NamedTuple):
 
     plan: Plan
     # The dalpha partials' shape and dtype on x's device, as a stride-0 view of
-    # one element: torch.empty_like(it) allocates the partials (contiguous).
-    # In a training step's sequence (bench/host_overhead.py's forward+backward,
-    # launches stubbed, 2-core EPYC) that took about 10 us off the host's
-    # 124 us against x.new_empty(shape, dtype=...), whose argument parsing
-    # and dispatch cost more than the allocation itself.
-    # Never written: it also stands in for the partials when no dalpha is due.
+    # one element: torch.empty_like(it) allocates the partials, cheaper than
+    # x.new_empty(shape, dtype=...), whose argument parsing costs more than
+    # the allocation. Never written: it also stands in for the partials when
+    # no dalpha is due.
     dalpha_partials_like: torch.Tensor
     strides: tuple  # of the x planned for, with its dtype: see backward
     dtype: torch.dtype
@@ -57,13 +61,8 @@ def forward(x: torch.Tensor, alpha: torch.Tensor, launch: Launch | None = None) 
 
     launch: ``launch_for(x, alpha.numel())``; None for a non-dense x (copied first).
     """
-    # Triton launches on the current CUDA device. torch.cuda.device() costs
-    # microseconds per call, so only a tensor on another device pays for it.
-    if x.is_cuda and x.get_device() != torch.cuda.current_device():
-        with torch.cuda.device(x.device):
-            return forward(x, alpha, launch)
-    if x.is_neg() or alpha.is_neg():  # lazily negated views: the kernels read raw memory
-        x, alpha = x.resolve_neg(), alpha.resolve_neg()
+    if guard_needed(x, alpha):
+        return run_guarded(forward, 2, x, alpha, launch)
     if launch is None:
         x, launch = _densified(x, alpha.numel())
     planned = launch.plan
@@ -85,11 +84,8 @@ def backward(
 
     launch: as in ``forward``.
     """
-    if x.is_cuda and x.get_device() != torch.cuda.current_device():  # as in forward
-        with torch.cuda.device(x.device):
-            return backward(dy, x, alpha, compute_dalpha, launch)
-    if dy.is_neg() or x.is_neg() or alpha.is_neg():  # as in forward
-        dy, x, alpha = dy.resolve_neg(), x.resolve_neg(), alpha.resolve_neg()
+    if guard_needed(dy, x, alpha):
+        return run_guarded(backward, 3, dy, x, alpha, compute_dalpha, launch)
     # The forward's launch, unless x is not dense or is not the x it was made
     # for: a saved-tensor hook (save_on_cpu, say) may hand x back in another
     # memory format or dtype, and the kernel must not read it with the old plan.
@@ -109,9 +105,9 @@ def backward(
     if not compute_dalpha:
         return dx, None
     # Fixed-order sum along contiguous rows of (C, sums per channel): no atomics.
-    # (A positional dim: Python's parsing of sum(dim=1) costs microseconds.)
+    # (A positional dim: parsing the keyword of sum(dim=1) costs more than this small sum.)
     dalpha = dalpha_partials.sum(1)
-    # .to() costs microseconds even when it has nothing to do.
+    # .to() parses its arguments even when it has nothing to do: skipped then.
     return dx, dalpha if dalpha.dtype == alpha.dtype else dalpha.to(alpha.dtype)
 
 
@@ -122,4 +118,5 @@ BACKEND = Backend(
     forward=forward,
     backward=backward,
     plan=launch_for,
+    clear_plans=_plan.cache_clear,  # plan's own cache, per layout
 )

@@ -1,0 +1,95 @@
+"""The eager seam: when plain tensors may skip the dispatcher, and the bodies they run.
+
+Going through the dispatcher costs more than the kernel itself on
+activations of a few MB, so eager code on plain tensors calls the bodies
+below directly; ``ops.py`` registers the same bodies as the custom ops, and
+``function.py`` calls them from the autograd Function. Nothing here imports
+either of them.
+"""
+
+import torch
+
+from . import backends
+from .checks import check_grad_output
+
+PLAIN_TENSOR_TYPES = (torch.Tensor, torch.nn.Parameter)
+_is_functorch_wrapped = torch._C._functorch.is_functorch_wrapped_tensor
+_is_dynamo_compiling = torch.compiler.is_dynamo_compiling
+_dispatch_modes = torch._C._len_torch_dispatch_stack
+
+
+# Marks a tensor not passed to is_plain: None passed for one is not plain.
+_ABSENT = object()
+
+
+def is_plain(a: torch.Tensor, b: torch.Tensor = _ABSENT, c: torch.Tensor = _ABSENT) -> bool:
+    """Whether eager code may run the bodies on a (b, c) directly, by this thread's state.
+
+    Only for plain tensors outside any tracing: fake, functional and other
+    subclass tensors (torch.compile, torch.export, opcheck), dispatch modes
+    (a FlopCounterMode, make_fx) and functorch's wrappers must meet the op,
+    whose fake implementation they need or whose dispatch they watch; and
+    anything that is not a tensor must meet the checks. (Spelled out for up
+    to three tensors: every eager call runs this.)
+    """
+    if _is_dynamo_compiling() or _dispatch_modes():
+        return False
+    return (
+        type(a) in PLAIN_TENSOR_TYPES
+        and not _is_functorch_wrapped(a)
+        and (b is _ABSENT or (type(b) in PLAIN_TENSOR_TYPES and not _is_functorch_wrapped(b)))
+        and (c is _ABSENT or (type(c) in PLAIN_TENSOR_TYPES and not _is_functorch_wrapped(c)))
+    )
+
+
+def forward(x: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
+    """The body of elu_triton::forward: y, in x's dtype and memory format.
+
+    Raises:
+        TypeError, ValueError: as ``checks.check_inputs``.
+    """
+    backend, plan = backends.prepare(x, alpha)  # checks the inputs
+    return backend.forward(x, alpha, plan)
+
+
+def backward(
+    grad_output: torch.Tensor, x: torch.Tensor, alpha: torch.Tensor, compute_dalpha: bool
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The body of elu_triton::backward: dalpha is an empty (0,) tensor without compute_dalpha.
+
+    Raises:
+        TypeError, ValueError: as ``checks.check_inputs`` and ``checks.check_grad_output``.
+    """
+    backend, plan = backends.prepare(x, alpha)  # checks the inputs
+    check_grad_output(grad_output, x)
+    dx, dalpha = backend.backward(grad_output, x, alpha, compute_dalpha, plan)
+    return dx, dalpha if dalpha is not None else alpha.new_empty(0)
+
+
+def grads_for_inputs(
+    grad_output: torch.Tensor,
+    x: torch.Tensor,
+    alpha: torch.Tensor,
+    needs_dx: bool,
+    needs_dalpha: bool,
+    prepared: backends.Prepared | None = None,
+) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """The autograd backward of the forward: (dx, dalpha), None where no gradient is needed.
+
+    prepared: what ran the forward, which found x and alpha plain and checked
+    them (so that use_backend reaches a backward that runs after its block,
+    or on autograd's device threads); None to prepare now.
+    """
+    if not (needs_dx or needs_dalpha):
+        return None, None
+    # Under create_graph=True (grad mode on) the op records its second-order formula.
+    if not torch.is_grad_enabled() and (
+        is_plain(grad_output) if prepared is not None else is_plain(grad_output, x, alpha)
+    ):
+        # autograd hands over a gradient of y's shape, device and dtype:
+        # nothing left to check.
+        backend, plan = prepared if prepared is not None else backends.prepare(x, alpha)
+        dx, dalpha = backend.backward(grad_output, x, alpha, needs_dalpha, plan)
+    else:
+        dx, dalpha = torch.ops.elu_triton.backward(grad_output, x, alpha, needs_dalpha)
+    return (dx if needs_dx else None), (dalpha if needs_dalpha else None)
