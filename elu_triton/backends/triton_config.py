@@ -115,6 +115,11 @@ def _plan(shape, strides, dtype, kind, num_alpha) -> Plan | None:
     )  # fmt: skip
 
 
+def clear_plans() -> None:
+    """Forget every plan derived so far (``backends.clear_caches``, for tests)."""
+    _plan.cache_clear()
+
+
 def launch_config_for(view: MemoryView, element_size: int, tuning: Tuning) -> LaunchConfig:
     """Tile shape, warps, grid and dalpha partials for the (R, K) view of a dense tensor.
 

@@ -20,7 +20,7 @@ from ..kernels import learnable_elu_backward_kernel, learnable_elu_forward_kerne
 from ..layout import dense, with_layout_of
 from .base import Backend
 from .device_guard import guard_needed, run_guarded
-from .triton_config import Plan, _plan, plan
+from .triton_config import Plan, clear_plans, plan
 
 INTERPRETED = os.environ.get("TRITON_INTERPRET") == "1"
 SERVED_DEVICE_TYPES = frozenset({"cuda", "cpu"} if INTERPRETED else {"cuda"})
@@ -118,5 +118,5 @@ BACKEND = Backend(
     forward=forward,
     backward=backward,
     plan=launch_for,
-    clear_plans=_plan.cache_clear,  # plan's own cache, per layout
+    clear_plans=clear_plans,
 )
