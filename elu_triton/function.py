@@ -26,6 +26,7 @@ from torch._guards import TracingContext
 from torch.autograd import forward_ad
 
 from . import backends, reference
+from .channels import on_channel_dim
 from .checks import check_inputs
 from .ops import (
     PLAIN_TENSOR_TYPES,
@@ -34,10 +35,12 @@ from .ops import (
     is_functorch_wrapped,
     run_forward,
 )
+from .routes import traced_by_jit
 
 _is_dynamo_compiling = torch.compiler.is_dynamo_compiling
 _transforms_active = torch._C._are_functorch_transforms_active
 _dispatch_modes = torch._C._len_torch_dispatch_stack
+_jit_tracing = torch._C._is_tracing
 
 
 class LearnableELUFunction(torch.autograd.Function):
@@ -84,14 +87,17 @@ def _carries_a_tangent(x: torch.Tensor, alpha: torch.Tensor) -> bool:
 _apply_eager = super(torch.autograd.Function, LearnableELUFunction).apply
 
 
-def learnable_elu(x: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
+def learnable_elu(x: torch.Tensor, alpha: torch.Tensor, *, channel_dim: int = 1) -> torch.Tensor:
     """ELU with a learnable per-channel alpha, differentiable in x and alpha.
 
     Args:
-        x: (N, C, *) float tensor (channel dim 1), or any float tensor of
-            fewer than 2 dims (one channel). Any memory format.
-        alpha: (C,) or (1,) float tensor on x's device; may have another
+        x: float tensor with its C channels on channel_dim ((N, C, *) by
+            default), or any float tensor of fewer than 2 dims (one channel).
+            Any memory format.
+        alpha: (C,), (1,) or 0-D float tensor on x's device; may have another
             float dtype than x (bf16 x with fp32 alpha under autocast).
+        channel_dim: the dim of x that holds the channels; -1 for
+            features-last tensors ((B, H, W, C), (B, N, D)), served with no copy.
 
     Returns:
         y, same shape, dtype and memory format as x.
@@ -99,14 +105,16 @@ def learnable_elu(x: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
     Raises:
         TypeError: x or alpha is not a strided (dense, not nested)
             floating-point tensor.
-        ValueError: alpha is not 1-D, its size is neither 1 nor C, or it is
-            on another device than x.
+        ValueError: alpha is not 0-D or 1-D, its size is neither 1 nor C, it
+            is on another device than x, or channel_dim is not a dim of x.
     """
+    if channel_dim != 1:  # moved to dim 1 as a view, and back
+        return on_channel_dim(learnable_elu, x, alpha, channel_dim)
     # Every eager call pays for this test, so it is one expression:
     # can_skip_dispatcher's conditions inlined, with the tests for the cases
-    # that _route_elsewhere sorts out (transforms, forward AD).
+    # that _route_elsewhere sorts out (transforms, forward AD, TorchScript tracing).
     if not (
-        not (_is_dynamo_compiling() or _transforms_active() or _dispatch_modes())
+        not (_is_dynamo_compiling() or _transforms_active() or _dispatch_modes() or _jit_tracing())
         and forward_ad._current_level < 0
         and type(x) in PLAIN_TENSOR_TYPES
         and type(alpha) in PLAIN_TENSOR_TYPES
@@ -134,6 +142,10 @@ def _route_elsewhere(x: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor | Non
         or (forward_ad._current_level >= 0 and _carries_a_tangent(x, alpha))
     ):
         return reference.learnable_elu(x, alpha)
+    # torch.jit.trace records the aten ops it sees: the composite's, never a
+    # launch it cannot see. (Asked after dynamo, which cannot trace the question.)
+    if _jit_tracing():
+        return traced_by_jit(x, alpha)
     if can_skip_dispatcher(x, alpha):  # (which reads alpha=None as "no second tensor")
         check_inputs(x, alpha)  # before the eager path reads alpha.requires_grad
         return None  # a forward-AD level of another thread's, say

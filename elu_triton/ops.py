@@ -13,6 +13,7 @@ import torch
 
 from . import backends
 from .checks import check_grad_output, check_inputs
+from .routes import batched_grads, is_batched_gradient
 from .second_order import double_backward, save_for_double_backward
 
 PLAIN_TENSOR_TYPES = (torch.Tensor, torch.nn.Parameter)
@@ -79,7 +80,7 @@ def backward(
     """(dx, dalpha) of the forward at (x, alpha) for upstream gradient grad_output.
 
     grad_output is read in x's dtype (autograd passes it in y's, which is
-    x's). dalpha has alpha's shape and dtype; it is an empty (0,) tensor when
+    x's). dalpha is (alpha.numel(),) in alpha's dtype; it is an empty (0,) tensor when
     compute_dalpha is False (custom ops cannot return None).
     """
     return run_backward(grad_output, x, alpha, compute_dalpha)
@@ -89,7 +90,8 @@ def backward(
 def _backward_fake(grad_output, x, alpha, compute_dalpha):
     check_inputs(x, alpha)
     check_grad_output(grad_output, x)
-    dalpha = torch.empty_like(alpha) if compute_dalpha else alpha.new_empty(0)
+    # (alpha.numel(),): a 0-D alpha's dalpha is (1,), which autograd sums to ().
+    dalpha = alpha.new_empty(alpha.numel() if compute_dalpha else 0)
     return torch.empty_like(x), dalpha
 
 
@@ -114,6 +116,8 @@ def grads_for_inputs(
     needs_dx, needs_dalpha = needs_input_grad[:2]  # (the Function's has a third: _plain)
     if not (needs_dx or needs_dalpha):
         return None, None
+    if is_batched_gradient(grad_output):  # is_grads_batched=True, jacobian(vectorize=True)
+        return batched_grads(grad_output, x, alpha, needs_dx, needs_dalpha)
     # Under create_graph=True (grad mode on) the op records its second-order
     # formula. A forward that was prepared found x and alpha plain already.
     if not torch.is_grad_enabled() and (
@@ -122,7 +126,9 @@ def grads_for_inputs(
         else can_skip_dispatcher(grad_output, x, alpha)
     ):
         # x and alpha were checked by the forward, and autograd hands over a
-        # gradient of y's shape, device and dtype: nothing left to check.
+        # gradient of y's shape, device and dtype; but grad_fn.apply(dy) does not.
+        if grad_output.shape != x.shape:
+            check_grad_output(grad_output, x)
         backend, plan = prepared if prepared is not None else backends.prepare(x, alpha)
         dx, dalpha = backend.backward(grad_output, x, alpha, bool(needs_dalpha), plan)
     else:
