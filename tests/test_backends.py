@@ -227,3 +227,21 @@ def test_prepared_signatures_are_bounded(monkeypatch):
         x = torch.randn(size)
         torch.testing.assert_close(learnable_elu(x, alpha), reference.learnable_elu(x, alpha))
         assert len(backends._prepared) <= 4
+
+
+def test_use_backend_keeps_no_reference_to_a_users_backend():
+    """After its block, the signature cache no longer holds a user's Backend."""
+    import gc
+    import weakref
+
+    spy = dataclasses.replace(torch_ops.BACKEND, name="spy")
+    x, alpha = torch.randn(2, 3, 5), torch.rand(3)
+    with backends.use_backend(spy):
+        learnable_elu(x, alpha)
+    gone = weakref.ref(spy)
+    del spy
+    gc.collect()
+    assert gone() is None
+    # The registered backends stay cached as before.
+    learnable_elu(x, alpha)
+    assert any(key[-1] is None for key in backends._prepared)
