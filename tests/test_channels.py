@@ -167,3 +167,13 @@ def test_zero_dim_alpha_gradcheck():
     alpha = torch.tensor(0.6, dtype=torch.float64, requires_grad=True)
     with use_backend("torch"):
         assert torch.autograd.gradcheck(learnable_elu, (x, alpha))
+
+
+def test_zero_dim_alpha_second_order_and_opcheck():
+    x = torch.randn(3, 4, dtype=torch.float64, requires_grad=True)
+    alpha = torch.tensor(0.6, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradgradcheck(learnable_elu, (x, alpha))
+    torch.library.opcheck(torch.ops.elu_triton.forward, (x, alpha))
+    torch.library.opcheck(
+        torch.ops.elu_triton.backward, (torch.randn(3, 4, dtype=torch.float64), x, alpha, True)
+    )
