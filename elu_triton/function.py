@@ -49,8 +49,9 @@ class LearnableELUFunction(torch.autograd.Function):
     ``LearnableELUFunction.apply(x, alpha)``: x is (N, C, *) or has fewer
     than 2 dims (the channels on dim 1 only: for another channel dim use
     ``learnable_elu(..., channel_dim=...)``); alpha is (C,), (1,) or 0-D.
-    Returns y in x's dtype and memory format. For torch.func transforms and forward-mode AD use
-    ``learnable_elu``, which routes them to the reference composite.
+    Returns y in x's dtype and memory format. For torch.func transforms and
+    forward-mode AD use ``learnable_elu``, which routes them to the
+    reference composite.
     """
 
     @staticmethod

@@ -49,6 +49,11 @@ class LearnableELU(nn.Module):
         >>> y = act(torch.randn(8, 64, 32, 32))
     """
 
+    # Class defaults, for modules pickled before these existed. sized_on: the
+    # shape of the input a LazyLearnableELU sized alpha on, for forward's error.
+    channel_dim: int = 1
+    sized_on: tuple[int, ...] | None = None
+
     def __init__(
         self,
         num_channels: int = 1,
@@ -73,11 +78,6 @@ class LearnableELU(nn.Module):
     def reset_parameters(self) -> None:
         """Set every alpha back to ``init``."""
         nn.init.constant_(self.alpha, self.init)
-
-    # Class defaults, for modules pickled before these existed. sized_on: the
-    # shape of the input a LazyLearnableELU sized alpha on, for the error below.
-    channel_dim: int = 1
-    sized_on: tuple[int, ...] | None = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         try:
