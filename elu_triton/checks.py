@@ -42,7 +42,8 @@ def dim_of(channel_dim: int, ndim: int) -> int:
         TypeError: channel_dim is not an integer.
         ValueError: channel_dim is outside [-ndim, ndim).
     """
-    dim = check_channel_dim(channel_dim)
+    # (type(...) is int: the common case skips the general check, on every features-last call)
+    dim = channel_dim if type(channel_dim) is int else check_channel_dim(channel_dim)
     if not -ndim <= dim < ndim:
         raise ValueError(
             f"channel_dim must be in [-{ndim}, {ndim}) for x of {ndim} dims, got {channel_dim}"
