@@ -10,9 +10,45 @@ import numpy as np
 import torch
 
 
-def channel_count(x: torch.Tensor) -> int:
-    """Channels of x: dim 1, or 1 for inputs of fewer than 2 dims (as nn.PReLU)."""
-    return x.shape[1] if x.dim() >= 2 else 1
+def channel_count(x: torch.Tensor, channel_dim: int = 1) -> int:
+    """Channels of x: its size on channel_dim, or 1 for inputs of fewer than 2 dims (as nn.PReLU).
+
+    Raises:
+        ValueError: channel_dim is not a dim of x (of 2 or more dims).
+    """
+    if x.dim() < 2:
+        return 1
+    return x.shape[dim_of(channel_dim, x.dim())]
+
+
+def check_channel_dim(channel_dim: int) -> int:
+    """Return channel_dim as a plain int; raise unless it is an integer (bools are not).
+
+    Raises:
+        TypeError: channel_dim is a bool, or not an integer.
+    """
+    if isinstance(channel_dim, (bool, np.bool_)):
+        raise TypeError(f"channel_dim must be an int, got {type(channel_dim).__name__}")
+    try:
+        return operator.index(channel_dim)
+    except TypeError:
+        raise TypeError(f"channel_dim must be an int, got {type(channel_dim).__name__}") from None
+
+
+def dim_of(channel_dim: int, ndim: int) -> int:
+    """channel_dim as a dim in [0, ndim) of a tensor of ndim >= 2 dims (-1: the last).
+
+    Raises:
+        TypeError: channel_dim is not an integer.
+        ValueError: channel_dim is outside [-ndim, ndim).
+    """
+    # (type(...) is int: the common case skips the general check, on every features-last call)
+    dim = channel_dim if type(channel_dim) is int else check_channel_dim(channel_dim)
+    if not -ndim <= dim < ndim:
+        raise ValueError(
+            f"channel_dim must be in [-{ndim}, {ndim}) for x of {ndim} dims, got {channel_dim}"
+        )
+    return dim % ndim
 
 
 def check_num_channels(num_channels: int) -> int:
@@ -65,44 +101,51 @@ def _check_float_tensor(name: str, t: object) -> None:
         raise TypeError(f"{name} must be a dense (strided) tensor, got {kind}")
 
 
-def check_inputs(x: torch.Tensor, alpha: torch.Tensor) -> None:
-    """Validate the (x, alpha) pair of the forward.
+def check_inputs(x: torch.Tensor, alpha: torch.Tensor, channel_dim: int = 1) -> None:
+    """Validate the (x, alpha) pair of the forward, with x's channels on channel_dim.
+
+    alpha is 1-D with 1 or C elements, or 0-D (one alpha for all, as
+    ``F.prelu``'s weight may be).
 
     Raises:
         TypeError: x or alpha is not a strided (dense, not nested)
             floating-point tensor.
-        ValueError: alpha is not 1-D, has neither 1 nor C elements, or lives on
-            another device than x.
+        ValueError: alpha is not 0-D or 1-D, has neither 1 nor C elements, or
+            lives on another device than x.
     """
     # Valid inputs pass one expression; anything else is examined step by
-    # step below, for the message.
+    # step below, for the message. Sizes are compared with ==, never with
+    # `in`: under dynamic shapes x's sizes are SymInts, and a static int is
+    # not `in` a tuple holding an equal SymInt.
     try:
+        num_alpha = alpha.numel()
         valid = (
             x.is_floating_point()
             and alpha.is_floating_point()
             and x.layout == alpha.layout == torch.strided
             and not (x.is_nested or alpha.is_nested)
-            and alpha.ndim == 1
-            and alpha.shape[0] in (1, x.shape[1] if x.ndim >= 2 else 1)  # channel_count, inlined
+            and alpha.ndim <= 1
+            and (num_alpha == 1 or (x.ndim >= 2 and num_alpha == x.shape[channel_dim]))
             and x.device == alpha.device
         )
-    except (AttributeError, TypeError):  # not tensors
+    except (AttributeError, TypeError, IndexError):  # not tensors, or no such dim
         valid = False
     if not valid:
-        _raise_for_inputs(x, alpha)
+        _raise_for_inputs(x, alpha, channel_dim)
 
 
-def _raise_for_inputs(x: object, alpha: object) -> None:
+def _raise_for_inputs(x: object, alpha: object, channel_dim: int) -> None:
     _check_float_tensor("x", x)
     _check_float_tensor("alpha", alpha)
-    channels = channel_count(x)
-    if alpha.dim() != 1:
+    channels = channel_count(x, channel_dim)
+    if alpha.dim() > 1:
         raise ValueError(
-            f"alpha must be 1-D with 1 or C={channels} elements, got shape {tuple(alpha.shape)}"
+            f"alpha must be 1-D with 1 or C={channels} elements (or 0-D), "
+            f"got shape {tuple(alpha.shape)}"
         )
-    if alpha.numel() not in (1, channels):
+    if alpha.numel() != 1 and alpha.numel() != channels:
         raise ValueError(
-            f"alpha must have 1 or C={channels} elements (C: dim 1 of x, or 1 for x of fewer "
+            f"alpha must have 1 or C={channels} elements (C: dim {channel_dim} of x, or 1 for x of fewer "
             f"than 2 dims; x has shape {tuple(x.shape)}), got {alpha.numel()}"
         )
     if x.device != alpha.device:
@@ -110,6 +153,45 @@ def _raise_for_inputs(x: object, alpha: object) -> None:
             f"x and alpha must be on the same device, got x on {x.device} and alpha on {alpha.device}"
         )
     raise AssertionError("check_inputs: the fast check failed, but no error was found")
+
+
+def explain_channels(
+    x: torch.Tensor, alpha: torch.Tensor, channel_dim: int, sized_on: tuple[int, ...] | None
+) -> None:
+    """Raise a ValueError that names the channel dim, if x's size there does not fit alpha.
+
+    For a module's error: when the last dim would fit (it has alpha's size,
+    or kept its size since the input that sized a lazy alpha while the
+    channel dim changed), the message suggests channel_dim=-1, the fix for
+    features-last activations. Returns quietly when that is not the error.
+
+    Args:
+        sized_on: the shape of the input a LazyLearnableELU sized alpha on, or None.
+    """
+    if not (isinstance(x, torch.Tensor) and isinstance(alpha, torch.Tensor)) or x.dim() < 2:
+        return
+    try:
+        dim = dim_of(channel_dim, x.dim())
+    except (TypeError, ValueError):
+        return
+    num_alpha, size = alpha.numel(), x.shape[dim]
+    if num_alpha == 1 or num_alpha == size:
+        return
+    message = (
+        f"the layer has {num_alpha} alphas, one per channel on dim {dim} of its input, "
+        f"but x of shape {tuple(x.shape)} has {size} there"
+    )
+    if sized_on is not None:
+        message += f" (alpha was sized on the first input, of shape {sized_on})"
+    last_fits = x.shape[-1] == num_alpha or (
+        sized_on is not None and len(sized_on) == x.dim() and sized_on[-1] == x.shape[-1]
+    )
+    if dim != x.dim() - 1 and last_fits:
+        message += (
+            ". If the last dim holds the channels (features-last activations: ConvNeXt "
+            "blocks, Swin, ViT MLPs), build the layer with channel_dim=-1"
+        )
+    raise ValueError(message) from None
 
 
 def check_grad_output(dy: torch.Tensor, x: torch.Tensor) -> None:

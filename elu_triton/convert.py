@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from .checks import channel_count
+from .checks import channel_count, check_channel_dim
 from .module import LearnableELU
 
 DEFAULT_KINDS: tuple[type[nn.Module], ...] = (nn.ELU, nn.ReLU, nn.PReLU)
@@ -35,10 +35,11 @@ def replace_activations(
     *,
     kinds: tuple[type[nn.Module], ...] = DEFAULT_KINDS,
     init: float = 1.0,
+    channel_dim: int = 1,
 ) -> nn.Module:
     """Replace every ``kinds`` instance in ``model`` with a fresh ``LearnableELU(C, init)``.
 
-    C is the channel count (dim 1, or 1 for inputs of fewer than 2 dims) of
+    C is the channel count (the size on channel_dim, or 1 for inputs of fewer than 2 dims) of
     the input the instance gets in one dry run of ``model`` on
     ``example_input``; alpha lives on that input's device, in its dtype. The
     dry run runs in eval mode without gradients, so that batch-norm
@@ -58,22 +59,30 @@ def replace_activations(
             arguments, for one call of ``model``.
         kinds: the module classes to replace (subclasses included).
         init: initial value of every alpha.
+        channel_dim: the dim of the activations that holds the channels: 1,
+            or -1 for features-last models (ViT MLPs, Swin); the new layers
+            take it too.
 
     Returns:
         ``model``; or, if ``model`` itself is one of ``kinds``, its replacement.
 
     Raises:
+        TypeError: channel_dim is not an integer.
         ValueError: the model calls one instance on inputs of different
             channel counts (as ResNet's Bottleneck calls one ``nn.ReLU`` on
-            width and 4 * width channels); the message names the instance and
-            the counts. Nothing is replaced then.
+            width and 4 * width channels); the message names the first such
+            instance and the fix. Nothing is replaced then.
     """
+    channel_dim = check_channel_dim(channel_dim)
     names = _names_of_instances(model, kinds)
-    calls = _record_calls(model, example_input, list(names))
+    calls = _record_calls(model, example_input, list(names), channel_dim)
     _refuse_mixed_channel_counts(names, calls)
     for instance, seen in calls.items():
         # The dry run has seen C: this is what a LazyLearnableELU becomes on its first call.
-        layer = LearnableELU(seen.channel_counts[0], init, device=seen.device, dtype=seen.dtype)
+        layer = LearnableELU(
+            seen.channel_counts[0], init, channel_dim=channel_dim,
+            device=seen.device, dtype=seen.dtype,
+        )  # fmt: skip
         for name in names[instance]:
             if name == "":
                 return layer  # the model is the activation itself
@@ -95,7 +104,10 @@ def _names_of_instances(
 
 
 def _record_calls(
-    model: nn.Module, example_input: torch.Tensor | Sequence[object], instances: list[nn.Module]
+    model: nn.Module,
+    example_input: torch.Tensor | Sequence[object],
+    instances: list[nn.Module],
+    channel_dim: int,
 ) -> dict[nn.Module, _Calls]:
     """Run model once, in eval mode and without gradients; return what each called instance saw."""
     args = (example_input,) if isinstance(example_input, torch.Tensor) else tuple(example_input)
@@ -104,8 +116,9 @@ def _record_calls(
     def record(module: nn.Module, module_args: tuple, module_kwargs: dict) -> None:
         x = module_args[0] if module_args else next(iter(module_kwargs.values()))
         seen = calls.setdefault(module, _Calls(device=x.device, dtype=x.dtype))
-        if channel_count(x) not in seen.channel_counts:
-            seen.channel_counts.append(channel_count(x))
+        channels = channel_count(x, channel_dim)
+        if channels not in seen.channel_counts:
+            seen.channel_counts.append(channels)
 
     handles = [m.register_forward_pre_hook(record, with_kwargs=True) for m in instances]
     training_flags = {m: m.training for m in model.modules()}
@@ -125,12 +138,15 @@ def _refuse_mixed_channel_counts(
     names: dict[nn.Module, list[str]], calls: dict[nn.Module, _Calls]
 ) -> None:
     mixed = [
-        f"{names[instance][0]}, which the model calls on inputs of {seen.channel_counts} channels"
+        (names[instance][0], seen.channel_counts)
         for instance, seen in calls.items()
         if len(seen.channel_counts) > 1
     ]
     if mixed:
+        name, counts = mixed[0]
+        others = f" (and {len(mixed) - 1} more)" if len(mixed) > 1 else ""
         raise ValueError(
-            f"cannot replace {'; '.join(mixed)}: one LearnableELU learns alpha for one channel "
-            "count, so give each of those calls its own activation module"
+            f"cannot replace {name}{others}: the model calls it on {counts} channels, and a "
+            "LearnableELU has one count. Build the model with act_layer=LazyLearnableELU if it "
+            "takes one (timm), or give each call its own activation module"
         )

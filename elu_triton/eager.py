@@ -11,6 +11,7 @@ import torch
 
 from . import backends
 from .checks import check_grad_output
+from .routes import batched_grads, is_batched_gradient
 
 PLAIN_TENSOR_TYPES = (torch.Tensor, torch.nn.Parameter)
 _is_functorch_wrapped = torch._C._functorch.is_functorch_wrapped_tensor
@@ -82,12 +83,16 @@ def grads_for_inputs(
     """
     if not (needs_dx or needs_dalpha):
         return None, None
+    if is_batched_gradient(grad_output):  # is_grads_batched=True, jacobian(vectorize=True)
+        return batched_grads(grad_output, x, alpha, needs_dx, needs_dalpha)
     # Under create_graph=True (grad mode on) the op records its second-order formula.
     if not torch.is_grad_enabled() and (
         is_plain(grad_output) if prepared is not None else is_plain(grad_output, x, alpha)
     ):
-        # autograd hands over a gradient of y's shape, device and dtype:
-        # nothing left to check.
+        # autograd hands over a gradient of y's shape, device and dtype; but
+        # grad_fn.apply(dy) does not.
+        if grad_output.shape != x.shape:
+            check_grad_output(grad_output, x)
         backend, plan = prepared if prepared is not None else backends.prepare(x, alpha)
         dx, dalpha = backend.backward(grad_output, x, alpha, needs_dalpha, plan)
     else:

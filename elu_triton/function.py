@@ -5,8 +5,10 @@ tensors (another thread compiling must not change an eager call's arithmetic):
 
 | the call is | route |
 | --- | --- |
+| on another channel dim | moved to dim 1 as a view (no copy), routed as below, moved back |
 | traced (torch.compile) | the reference composite: the compiler fuses it with its neighbours |
 | transformed (torch.func) or dual (forward AD) | the reference composite: plain ops compose |
+| traced by torch.jit.trace | the reference composite: a trace records aten ops, never a launch |
 | on subclass tensors, or under a dispatch mode | the Function over the custom ops (``ops.py``); the composite when non-strict export traces it |
 | plain, grad needed | the Function, by its C-level apply, over the eager bodies (``eager.py``) |
 | plain, no grad | the eager forward body: no autograd node at all |
@@ -17,20 +19,25 @@ from torch._guards import TracingContext
 from torch.autograd import forward_ad
 
 from . import backends, eager, reference
+from .channels import on_channel_dim
 from .checks import check_inputs
 from .eager import is_plain
+from .routes import traced_by_jit
 
 _is_dynamo_compiling = torch.compiler.is_dynamo_compiling
 _transforms_active = torch._C._are_functorch_transforms_active
+_jit_tracing = torch._C._is_tracing
 
 
 class LearnableELUFunction(torch.autograd.Function):
     """y = x if x > 0 else alpha[c] * expm1(x), with the fused backward.
 
     ``LearnableELUFunction.apply(x, alpha)``: x is (N, C, *) or has fewer
-    than 2 dims; alpha is (C,) or (1,). Returns y in x's dtype and memory
-    format. For torch.func transforms and forward-mode AD use
-    ``learnable_elu``, which routes them to the reference composite.
+    than 2 dims (the channels on dim 1 only: for another channel dim use
+    ``learnable_elu(..., channel_dim=...)``); alpha is (C,), (1,) or 0-D.
+    Returns y in x's dtype and memory format. For torch.func transforms and
+    forward-mode AD use ``learnable_elu``, which routes them to the
+    reference composite.
 
     ``forward(ctx, ...)`` with no separate ``setup_context``: with one,
     ``Function.apply`` binds the arguments through ``inspect.signature`` on
@@ -67,14 +74,17 @@ class LearnableELUFunction(torch.autograd.Function):
 _apply_eager = super(torch.autograd.Function, LearnableELUFunction).apply
 
 
-def learnable_elu(x: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
+def learnable_elu(x: torch.Tensor, alpha: torch.Tensor, *, channel_dim: int = 1) -> torch.Tensor:
     """ELU with a learnable per-channel alpha, differentiable in x and alpha.
 
     Args:
-        x: (N, C, *) float tensor (channel dim 1), or any float tensor of
-            fewer than 2 dims (one channel). Any memory format.
-        alpha: (C,) or (1,) float tensor on x's device; may have another
+        x: float tensor with its C channels on channel_dim ((N, C, *) by
+            default), or any float tensor of fewer than 2 dims (one channel).
+            Any memory format.
+        alpha: (C,), (1,) or 0-D float tensor on x's device; may have another
             float dtype than x (bf16 x with fp32 alpha under autocast).
+        channel_dim: the dim of x that holds the channels; -1 for
+            features-last tensors ((B, H, W, C), (B, N, D)), served with no copy.
 
     Returns:
         y, same shape, dtype and memory format as x.
@@ -82,12 +92,20 @@ def learnable_elu(x: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
     Raises:
         TypeError: x or alpha is not a strided (dense, not nested)
             floating-point tensor.
-        ValueError: alpha is not 1-D, its size is neither 1 nor C, or it is
-            on another device than x.
+        ValueError: alpha is not 0-D or 1-D, its size is neither 1 nor C, it
+            is on another device than x, or channel_dim is not a dim of x.
     """
+    if channel_dim != 1:
+        return on_channel_dim(learnable_elu, x, alpha, channel_dim)
     # The hot path is one expression, true on the plain route; each slower
     # route is one named test in _route_elsewhere.
-    if _transforms_active() or forward_ad._current_level >= 0 or not is_plain(x, alpha):
+    # (_jit_tracing last: dynamo cannot trace it, and is_plain is False under dynamo.)
+    if (
+        _transforms_active()
+        or forward_ad._current_level >= 0
+        or not is_plain(x, alpha)
+        or _jit_tracing()
+    ):
         routed = _route_elsewhere(x, alpha)
         if routed is not None:
             return routed
@@ -100,6 +118,9 @@ def _route_elsewhere(x: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor | Non
     """y for a call off the plain route (the table above); None if it is plain after all."""
     if _traced() or _transformed() or _dual(x, alpha):
         return reference.learnable_elu(x, alpha)
+    # (Asked after dynamo, which cannot trace this question.)
+    if _jit_tracing():
+        return traced_by_jit(x, alpha)
     if is_plain(x, alpha):  # tensors, checked where the plain route prepares
         return None  # a forward-AD level of another thread's, say
     if _export_tracing():

@@ -24,15 +24,21 @@ class LazyLearnableELU(LazyModuleMixin, LearnableELU):
 
     Args:
         init: initial value of every alpha.
+        channel_dim: the dim of the input whose size gives C (and that holds
+            the channels from then on): 1, or -1 for features-last
+            activations (ConvNeXt blocks, Swin, ViT MLPs).
         inplace: accepted for model factories and ignored, as by
             ``LearnableELU``: the backward needs x, so x is never overwritten.
         device, dtype: of ``alpha``; dtype a floating-point one.
 
     Raises:
-        TypeError: dtype is not a floating-point dtype.
+        TypeError: channel_dim is not an integer, or dtype is not a
+            floating-point dtype.
 
-    After the first forward, on x of shape (N, C, *) (C = 1 for x of fewer
-    than 2 dims), the module is a ``LearnableELU(C, init)``. Until then
+    After the first forward, on x with C on channel_dim (C = 1 for x of fewer
+    than 2 dims), the module is a ``LearnableELU(C, init, channel_dim=...)``;
+    a later input of another size there gets an error that names the dim
+    (and suggests ``channel_dim=-1`` when the last dim kept its size). Until then
     ``num_channels`` is 0 (as ``nn.LazyLinear``'s ``in_features``), and
     ``alpha`` can't go into an optimizer, DDP or ``torch.compile``: run one
     forward first (a dry run under ``torch.no_grad()`` will do). Loading a
@@ -52,13 +58,16 @@ class LazyLearnableELU(LazyModuleMixin, LearnableELU):
         self,
         init: float = 1.0,
         *,
+        channel_dim: int = 1,
         inplace: bool = False,
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
     ):
         # LearnableELU checks dtype and builds a one-element alpha, replaced
         # at once, as nn.LazyLinear builds a Linear(0, 0) and replaces its weight.
-        super().__init__(1, init, inplace=inplace, device=device, dtype=dtype)
+        super().__init__(
+            1, init, channel_dim=channel_dim, inplace=inplace, device=device, dtype=dtype
+        )
         self.alpha = UninitializedParameter(device=device, dtype=dtype)
         self.num_channels = 0
 
@@ -75,10 +84,12 @@ class LazyLearnableELU(LazyModuleMixin, LearnableELU):
         """
         if self.has_uninitialized_params():
             with torch.no_grad():
-                self.alpha.materialize((channel_count(x),))
+                self.alpha.materialize((channel_count(x, self.channel_dim),))
                 self.reset_parameters()
+            self.sized_on = tuple(x.shape)
         self.num_channels = self.alpha.numel()
 
     def extra_repr(self) -> str:
         # This class's own arguments: after the first forward, LearnableELU's repr.
-        return f"init={self.init}"
+        dim = "" if self.channel_dim == 1 else f", channel_dim={self.channel_dim}"
+        return f"init={self.init}{dim}"

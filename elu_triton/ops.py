@@ -33,7 +33,7 @@ def backward(
     """(dx, dalpha) of the forward at (x, alpha) for upstream gradient grad_output.
 
     grad_output is read in x's dtype (autograd passes it in y's, which is
-    x's). dalpha has alpha's shape and dtype; it is an empty (0,) tensor when
+    x's). dalpha is (alpha.numel(),) in alpha's dtype; it is an empty (0,) tensor when
     compute_dalpha is False (custom ops cannot return None).
     """
     return eager.backward(grad_output, x, alpha, compute_dalpha)
@@ -43,7 +43,8 @@ def backward(
 def _backward_fake(grad_output, x, alpha, compute_dalpha):
     check_inputs(x, alpha)
     check_grad_output(grad_output, x)
-    dalpha = torch.empty_like(alpha) if compute_dalpha else alpha.new_empty(0)
+    # (alpha.numel(),): a 0-D alpha's dalpha is (1,), which autograd sums to ().
+    dalpha = alpha.new_empty(alpha.numel() if compute_dalpha else 0)
     return torch.empty_like(x), dalpha
 
 

@@ -124,19 +124,22 @@ def assert_dalpha_close(actual, expected, term_sums, x_dtype, alpha_dtype):
 def check_against_reference():
     """Run learnable_elu forward and backward on (x, alpha, dy) and compare with float64."""
 
-    def check(x, alpha, dy=None):
+    def check(x, alpha, dy=None, channel_dim=1):
         x = x.detach().requires_grad_()
         alpha = alpha.detach().requires_grad_()
-        y = learnable_elu(x, alpha)
+        y = learnable_elu(x, alpha, channel_dim=channel_dim)
         if dy is None:
             dy = torch.randn_like(y)
         dx, dalpha = torch.autograd.grad(y, (x, alpha), dy)
-        y64, dx64, da64, term_sums = reference_grads(x, alpha, dy)
         assert y.dtype == x.dtype and dx.dtype == x.dtype and dalpha.dtype == alpha.dtype
+        returned = y, dx, dalpha
+        if channel_dim != 1 and x.dim() >= 2:  # compared with the reference on dim 1
+            x, y, dx, dy = (t.movedim(channel_dim, 1) for t in (x, y, dx, dy))
+        y64, dx64, da64, term_sums = reference_grads(x, alpha, dy)
         assert_close(y, y64, x.dtype, "y")
         assert_dx_close(dx, dx64, dy, alpha, x.dtype)
         assert_dalpha_close(dalpha, da64, term_sums, x.dtype, alpha.dtype)
-        return y, dx, dalpha
+        return returned
 
     return check
 

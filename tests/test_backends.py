@@ -272,3 +272,21 @@ def test_backend_modules_import_only_downward():
             if isinstance(node, ast.ImportFrom):
                 assert not (node.level == 1 and node.module is None), f"{path.name}: from . import"
                 assert node.module != "elu_triton.backends", f"{path.name}: imports its package"
+
+
+def test_use_backend_keeps_no_reference_to_a_users_backend():
+    """After its block, the signature cache no longer holds a user's Backend."""
+    import gc
+    import weakref
+
+    spy = dataclasses.replace(torch_ops.BACKEND, name="spy")
+    x, alpha = torch.randn(2, 3, 5), torch.rand(3)
+    with backends.use_backend(spy):
+        learnable_elu(x, alpha)
+    gone = weakref.ref(spy)
+    del spy
+    gc.collect()
+    assert gone() is None
+    # The registered backends stay cached as before.
+    learnable_elu(x, alpha)
+    assert any(key[-1] is None for key in backends._prepared)

@@ -16,7 +16,7 @@ def forward(request):
 
 def test_alpha_not_1d(forward):
     with pytest.raises(
-        ValueError, match=r"alpha must be 1-D with 1 or C=4 elements, got shape \(2, 2\)"
+        ValueError, match=r"alpha must be 1-D with 1 or C=4 elements \(or 0-D\), got shape \(2, 2\)"
     ):
         forward(torch.randn(2, 4, 3), torch.ones(2, 2))
 
@@ -105,8 +105,12 @@ def test_module_channel_count_type():
 
 
 def test_module_input_channels_mismatch():
-    with pytest.raises(ValueError, match=r"1 or C=8 elements .* got 4"):
+    expected = (
+        r"4 alphas, one per channel on dim 1 of its input, but x of shape \(2, 8, 3, 3\) has 8"
+    )
+    with pytest.raises(ValueError, match=expected) as error:
         LearnableELU(4)(torch.randn(2, 8, 3, 3))
+    assert "channel_dim=-1" not in str(error.value)  # the last dim would not fit either
 
 
 @pytest.mark.parametrize(

@@ -79,3 +79,23 @@ def test_inplace_is_accepted_and_ignored(device, inplace):
 def test_inplace_is_keyword_only():
     with pytest.raises(TypeError):
         LearnableELU(3, 0.5, True)
+
+
+@pytest.mark.parametrize("channel_dim", [1, -1])
+def test_fx_symbolic_trace_records_one_call(channel_dim, device):
+    """As for nn.PReLU: FX tools (feature extractors, FX quantization) trace converted models."""
+    torch.manual_seed(0)
+    if channel_dim == 1:
+        model = nn.Sequential(nn.Conv2d(3, 4, 3), LearnableELU(4, init=0.3)).to(device)
+        x = torch.randn(2, 3, 8, 8, device=device)
+    else:
+        model = nn.Sequential(nn.Linear(5, 6), LearnableELU(6, init=0.3, channel_dim=-1))
+        model = model.to(device)
+        x = torch.randn(2, 7, 5, device=device)
+    traced = torch.fx.symbolic_trace(model)
+    calls = [n for n in traced.graph.nodes if n.op == "call_function"]
+    assert [n.target.__name__ for n in calls] == ["learnable_elu"]
+    assert calls[0].kwargs == {"channel_dim": channel_dim}
+    torch.testing.assert_close(traced(x), model(x))
+    traced(x).sum().backward()  # the traced module trains as the model does
+    assert model[1].alpha.grad is not None

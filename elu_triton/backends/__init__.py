@@ -142,7 +142,7 @@ def _prepare(x: torch.Tensor, alpha: torch.Tensor, key: tuple | None) -> Prepare
     if x.numel() == 0:
         prepared = Prepared(NOTHING_TO_COMPUTE, None)
     else:
-        prepared = Prepared(backend, backend.plan(x, alpha.shape[0]))
+        prepared = Prepared(backend, backend.plan(x, alpha.numel()))  # (alpha may be 0-D)
     # A plan first made during graph capture may hold tensors from the
     # graph's private pool: not cached, so that the cache pins no pool.
     if not is_capturing(x.device):
@@ -196,3 +196,14 @@ def use_backend(backend: str | Backend) -> Iterator[Backend]:
         yield backend
     finally:
         _forced.backend = previous
+        _forget_unless_registered(backend)
+
+
+def _forget_unless_registered(backend: Backend) -> None:
+    """Drop the signatures cached under a user's own backend: the cache must not keep it alive.
+
+    (A graph recorded in the block keeps what runs its backward, as it should.)
+    """
+    if backend not in available():
+        for key in [key for key in list(_prepared) if key[-1] is backend]:
+            _prepared.pop(key, None)

@@ -16,6 +16,7 @@ from typing import NamedTuple
 
 import torch
 
+from ..checks import check_inputs
 from ..kernels import learnable_elu_backward_kernel, learnable_elu_forward_kernel
 from ..layout import dense, with_layout_of
 from .base import Backend
@@ -36,8 +37,10 @@ class Launch(NamedTuple):
     # the allocation. Never written: it also stands in for the partials when
     # no dalpha is due.
     dalpha_partials_like: torch.Tensor
-    strides: tuple  # of the x planned for, with its dtype: see backward
+    strides: tuple  # of the x planned for, with its dtype, shape and alpha's size: see backward
     dtype: torch.dtype
+    shape: torch.Size
+    num_alpha: int
 
 
 def launch_for(x: torch.Tensor, num_alpha: int) -> Launch | None:
@@ -47,7 +50,7 @@ def launch_for(x: torch.Tensor, num_alpha: int) -> Launch | None:
         return None
     partials_like = x.new_empty(1, dtype=planned.partials_dtype)
     partials_like = partials_like.expand(planned.config.dalpha_partials_shape)
-    return Launch(planned, partials_like, x.stride(), x.dtype)
+    return Launch(planned, partials_like, x.stride(), x.dtype, x.shape, num_alpha)
 
 
 def _densified(x: torch.Tensor, num_alpha: int) -> tuple[torch.Tensor, Launch]:
@@ -88,8 +91,16 @@ def backward(
         return run_guarded(backward, 3, dy, x, alpha, compute_dalpha, launch)
     # The forward's launch, unless x is not dense or is not the x it was made
     # for: a saved-tensor hook (save_on_cpu, say) may hand x back in another
-    # memory format or dtype, and the kernel must not read it with the old plan.
-    if launch is None or x.stride() != launch.strides or x.dtype != launch.dtype:
+    # memory format or dtype, and x.data or alpha.data may have been resized
+    # since; the kernel must not read them with the old plan.
+    if (
+        launch is None
+        or x.stride() != launch.strides
+        or x.dtype != launch.dtype
+        or x.shape != launch.shape
+        or alpha.numel() != launch.num_alpha
+    ):
+        check_inputs(x, alpha)  # (an alpha.data resized to a wrong size)
         x, launch = _densified(x, alpha.numel())
     planned = launch.plan
     dy = with_layout_of(dy, x)  # the kernel reads x and dy at the same offsets
