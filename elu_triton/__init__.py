@@ -12,15 +12,18 @@ built model's ReLU/ELU/PReLU modules for LearnableELU layers), the custom ops
 """
 
 from . import ops as _ops  # noqa: F401  (registers torch.ops.elu_triton.*)
+from .batch_norm import BatchNormLearnableELU, batch_norm_learnable_elu
 from .convert import replace_activations
 from .function import LearnableELUFunction, learnable_elu
 from .lazy import LazyLearnableELU
 from .module import LearnableELU
 
 __all__ = [
+    "BatchNormLearnableELU",
     "LazyLearnableELU",
     "LearnableELU",
     "LearnableELUFunction",
+    "batch_norm_learnable_elu",
     "learnable_elu",
     "replace_activations",
 ]
