@@ -34,9 +34,7 @@ def _plain(*tensors: torch.Tensor | None) -> bool:
     """Whether eager code may run the passes directly: plain tensors, no dispatch mode."""
     if torch._C._len_torch_dispatch_stack():
         return False
-    return all(
-        t is None or (type(t) in _PLAIN and not _is_functorch_wrapped(t)) for t in tensors
-    )
+    return all(t is None or (type(t) in _PLAIN and not _is_functorch_wrapped(t)) for t in tensors)
 
 
 def composite(

@@ -66,6 +66,11 @@ class BatchNormLearnableELU(_NormBase):
     def _check_input_dim(self, x: torch.Tensor) -> None:
         if x.dim() not in (2, 3, 4, 5):
             raise ValueError(f"expected 2D, 3D, 4D or 5D input (got {x.dim()}D input)")
+        if x.shape[1] != self.num_features:
+            raise ValueError(
+                f"expected an input of {self.num_features} channels (dim 1), "
+                f"got shape {tuple(x.shape)}"
+            )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # BatchNorm's forward (torch/nn/modules/batchnorm.py, _BatchNorm), word for word

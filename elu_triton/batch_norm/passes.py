@@ -76,9 +76,7 @@ def run_forward(
         per_channel = PerChannel(x, weight, bias, alpha)
         if training:
             mean, var = backend.statistics(x)
-            update_running(
-                running_mean, running_var, mean, var, momentum, elements_per_channel(x)
-            )
+            update_running(running_mean, running_var, mean, var, momentum, elements_per_channel(x))
         else:
             mean, var = running_mean.to(dtype, copy=True), running_var.to(dtype)
         invstd = invstd_of(var, eps)
@@ -98,7 +96,10 @@ def run_backward(
 ) -> Grads:
     """(dx, dweight, dbias, dalpha), None where needs (same order) is False."""
     needs_dx, needs_dweight, needs_dbias, needs_dalpha = needs
-    needs_dweight, needs_dbias = needs_dweight and weight is not None, needs_dbias and bias is not None
+    needs_dweight, needs_dbias = (
+        needs_dweight and weight is not None,
+        needs_dbias and bias is not None,
+    )
     if x.numel() == 0:
         return _empty_grads(x, weight, bias, alpha, needs)
     backend = backend_module(x)
