@@ -75,7 +75,11 @@ def _check(x, running, weight, bias, alpha, training, momentum=0.1, eps=1e-5):
     for name, got, want in zip(("dweight", "dbias", "dalpha"), grads[1:], grads64[1:]):
         assert got.dtype == torch.float32 or got.dtype == x.dtype, name
         torch.testing.assert_close(
-            got.double(), want, rtol=SUM_RTOL[x.dtype], atol=sum_atol, msg=lambda m: f"{name}: {m}"
+            got.double(),
+            want,
+            rtol=SUM_RTOL[x.dtype],
+            atol=sum_atol,
+            msg=lambda m, name=name: f"{name}: {m}",
         )
     if rm is not None:
         stats_rtol = 1e-12 if x.dtype == torch.float64 else 1e-6
@@ -289,7 +293,9 @@ def test_bad_input():
     with pytest.raises(ValueError, match="expected an input of 3 channels"):
         layer(torch.randn(2, 4, 5, 5))
     with pytest.raises(ValueError, match="running_mean must have shape \\(4,\\)"):
-        batch_norm_learnable_elu(torch.randn(2, 4), torch.zeros(3), torch.ones(3), alpha=torch.ones(4))
+        batch_norm_learnable_elu(
+            torch.randn(2, 4), torch.zeros(3), torch.ones(3), alpha=torch.ones(4)
+        )
     with pytest.raises(ValueError, match="Expected more than 1 value per channel when training"):
         layer(torch.randn(1, 3, 1, 1))
     with pytest.raises(ValueError, match="Expected more than 1 value per channel when training"):
