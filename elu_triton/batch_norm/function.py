@@ -2,9 +2,10 @@
 
 ``batch_norm_learnable_elu`` takes ``F.batch_norm``'s arguments in its order,
 plus alpha. Eagerly it applies ``BatchNormLearnableELUFunction``, which
-saves x, the per-channel (mean, invstd) and the parameters, never z or y,
+saves x, the per-channel (mean, var) and the parameters, never z or y,
 and runs the passes (``passes.py``) directly for plain tensors, or through
-the custom ops (``ops.py``) for subclass tensors and under dispatch modes.
+the custom ops (``ops.py``) for subclass tensors and under dispatch modes;
+then it updates the running statistics in place, as F.batch_norm does.
 
 Under torch.compile, torch.export and torch.func transforms, and for
 forward-AD dual inputs, it returns the composite, ``F.batch_norm`` then the
@@ -25,6 +26,8 @@ from torch.autograd import forward_ad
 from .. import reference
 from . import ops as _ops  # noqa: F401  (registers torch.ops.elu_triton.batch_norm_elu_*)
 from .passes import run_backward, run_forward
+from .second_order import composite_grads
+from .statistics import update_running
 
 _PLAIN = (torch.Tensor, torch.nn.Parameter)
 _is_functorch_wrapped = torch._C._functorch.is_functorch_wrapped_tensor
@@ -53,58 +56,37 @@ def composite(
     return reference.learnable_elu(z, alpha)
 
 
-def _normalized(x, mean, invstd, weight, bias, training, eps):
-    """z of the forward, differentiable in x and the parameters (for second order)."""
-    if training:  # the batch statistics depend on x
-        return F.batch_norm(x, None, None, weight, bias, True, 0.0, eps)
-    shape = (1, -1) + (1,) * (x.dim() - 2)
-    z = (x - mean.reshape(shape).to(x.dtype)) * invstd.reshape(shape).to(x.dtype)
-    if weight is not None:
-        z = z * weight.reshape(shape)
-    if bias is not None:
-        z = z + bias.reshape(shape)
-    return z
-
-
 class BatchNormLearnableELUFunction(torch.autograd.Function):
     """learnable_elu(batch_norm(x)); see ``batch_norm_learnable_elu``."""
 
     @staticmethod
     def forward(ctx, x, running_mean, running_var, weight, bias, alpha, training, momentum, eps):
-        args = (x, running_mean, running_var, weight, bias, alpha, training, momentum, eps)
+        args = (x, running_mean, running_var, weight, bias, alpha, training, eps)
         if _plain(x, running_mean, running_var, weight, bias, alpha):
-            y, mean, invstd = run_forward(*args)
+            y, mean, var = run_forward(*args)
         else:
-            y, mean, invstd = torch.ops.elu_triton.batch_norm_elu_forward(*args)
-        ctx.save_for_backward(x, mean, invstd, weight, bias, alpha)  # never z or y
+            y, mean, var = torch.ops.elu_triton.batch_norm_elu_forward(*args)
+        if training and x.numel() > 0:  # (BatchNorm leaves them for an empty batch)
+            update_running(running_mean, running_var, mean, var, momentum, x.numel() // x.shape[1])
+        ctx.save_for_backward(x, mean, var, weight, bias, alpha)  # never z or y
         ctx.training, ctx.eps = training, eps
         return y
 
     @staticmethod
     def backward(ctx, dy):
-        x, mean, invstd, weight, bias, alpha = ctx.saved_tensors
+        x, mean, var, weight, bias, alpha = ctx.saved_tensors
         needs_dx, _, _, needs_dw, needs_db, needs_da = ctx.needs_input_grad[:6]
         needs = (needs_dx, needs_dw, needs_db, needs_da)
+        args = (dy, x, mean, var, weight, bias, alpha, ctx.training, ctx.eps)
         if torch.is_grad_enabled():  # create_graph=True: differentiate the composite
-            grads = _composite_grads(dy, x, mean, invstd, weight, bias, alpha, ctx, needs)
+            grads = composite_grads(*args, needs)
         elif _plain(dy, x, weight, bias, alpha):
-            grads = run_backward(dy, x, mean, invstd, weight, bias, alpha, ctx.training, needs)
+            grads = run_backward(*args, needs)
         else:
-            grads = torch.ops.elu_triton.batch_norm_elu_backward(
-                dy, x, mean, invstd, weight, bias, alpha, ctx.training, list(needs)
-            )
+            grads = torch.ops.elu_triton.batch_norm_elu_backward(*args, list(needs))
             grads = tuple(g if need else None for g, need in zip(grads, needs))
         dx, dweight, dbias, dalpha = grads
         return dx, None, None, dweight, dbias, dalpha, None, None, None
-
-
-def _composite_grads(dy, x, mean, invstd, weight, bias, alpha, ctx, needs):
-    """The four gradients, recorded for a further backward."""
-    inputs = [t for t, need in zip((x, weight, bias, alpha), needs) if need]
-    z = _normalized(x, mean, invstd, weight, bias, ctx.training, ctx.eps)
-    y = reference.learnable_elu(z, alpha)
-    found = iter(torch.autograd.grad(y, inputs, dy, create_graph=True, allow_unused=True))
-    return tuple(next(found) if need else None for need in needs)
 
 
 def _carries_a_tangent(*tensors: torch.Tensor | None) -> bool:

@@ -1,9 +1,11 @@
 """The fused layer's eager forward and backward: the bodies of its custom ops.
 
-Forward (training): a statistics pass, BatchNorm's running-statistics
-update, then one normalize+affine+activation pass; (eval): that one pass
-with the running statistics. It returns y and the per-channel (mean, invstd)
-it normalized with: with x and the parameters, all the backward needs.
+Forward (training): a statistics pass, then one normalize+affine+activation
+pass; (eval): that one pass with the running statistics. It returns y and
+the per-channel (mean, biased var) it normalized with: with x, eps and the
+parameters, all the backward needs. It mutates nothing (so that its custom
+op is functional and can carry an autograd formula): the caller updates the
+running statistics (``statistics.update_running``).
 
 Backward: a reduction pass for the per-channel sums (dbias = sum dz,
 dweight = sum dz*xhat, dalpha, and dx's mean terms in training), then a dx
@@ -28,7 +30,6 @@ from .statistics import (
     dx_coefficients,
     elements_per_channel,
     invstd_of,
-    update_running,
 )
 
 Grads = tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor | None, torch.Tensor | None]
@@ -58,13 +59,12 @@ def run_forward(
     bias: torch.Tensor | None,
     alpha: torch.Tensor,
     training: bool,
-    momentum: float,
     eps: float,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(y, mean, invstd); updates the running statistics in place in training.
+    """(y, mean, var): mean and biased var (C,) in the compute dtype.
 
-    mean and invstd are (C,) in the compute dtype: the batch's in training,
-    the running ones in eval (copies: the backward must see what was used).
+    The batch's statistics in training, the running ones in eval (copies:
+    the backward must see what was used, whatever happens to the buffers).
     """
     check_batch_norm_inputs(x, running_mean, running_var, weight, bias, alpha, training)
     dtype = compute_dtype(x.dtype)
@@ -76,25 +76,28 @@ def run_forward(
         per_channel = PerChannel(x, weight, bias, alpha)
         if training:
             mean, var = backend.statistics(x)
-            update_running(running_mean, running_var, mean, var, momentum, elements_per_channel(x))
         else:
-            mean, var = running_mean.to(dtype, copy=True), running_var.to(dtype)
-        invstd = invstd_of(var, eps)
-        return backend.normalize_activate(x, mean, invstd, per_channel), mean, invstd
+            mean, var = running_mean.to(dtype, copy=True), running_var.to(dtype, copy=True)
+        y = backend.normalize_activate(x, mean, invstd_of(var, eps), per_channel)
+        return y, mean, var
 
 
 def run_backward(
     dy: torch.Tensor,
     x: torch.Tensor,
     mean: torch.Tensor,
-    invstd: torch.Tensor,
+    var: torch.Tensor,
     weight: torch.Tensor | None,
     bias: torch.Tensor | None,
     alpha: torch.Tensor,
     training: bool,
+    eps: float,
     needs: tuple[bool, bool, bool, bool],
 ) -> Grads:
-    """(dx, dweight, dbias, dalpha), None where needs (same order) is False."""
+    """(dx, dweight, dbias, dalpha), None where needs (same order) is False.
+
+    mean, var: the forward's (``run_forward``).
+    """
     needs_dx, needs_dweight, needs_dbias, needs_dalpha = needs
     needs_dweight, needs_dbias = (
         needs_dweight and weight is not None,
@@ -105,6 +108,7 @@ def run_backward(
     backend = backend_module(x)
     with _autocast_off(x):
         per_channel = PerChannel(x, weight, bias, alpha)
+        invstd = invstd_of(var, eps)  # bitwise the forward's
         sums = None
         if (training and needs_dx) or needs_dweight or needs_dbias or needs_dalpha:
             sums = backend.reduce(dy, x, mean, invstd, per_channel, needs_dalpha)
