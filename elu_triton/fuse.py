@@ -74,7 +74,9 @@ def _device_of(norm: nn.Module, default):
     return tensors[0].device if tensors else default
 
 
-def _fused(norm: nn.modules.batchnorm._BatchNorm, activation: LearnableELU) -> BatchNormLearnableELU:
+def _fused(
+    norm: nn.modules.batchnorm._BatchNorm, activation: LearnableELU
+) -> BatchNormLearnableELU:
     """The fused layer around the pair's own Parameter and buffer objects."""
     fused = BatchNormLearnableELU(
         norm.num_features, norm.eps, norm.momentum, norm.affine, norm.track_running_stats,
