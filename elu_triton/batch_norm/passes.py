@@ -9,7 +9,8 @@ running statistics (``statistics.update_running``).
 
 Backward: a reduction pass for the per-channel sums (dbias = sum dz,
 dweight = sum dz*xhat, dalpha, and dx's mean terms in training), then a dx
-pass. Each pass recomputes z and the activation's slope from x.
+pass. Each pass recomputes z and the activation's slope from x (the PyTorch
+backend recomputes once for both).
 
 Which backend runs them follows the activation's choice for x's device
 (``elu_triton.backends.backend_for``): the Triton kernels, or eager PyTorch ops.
@@ -25,12 +26,7 @@ from ..backends import backend_for
 from ..precision import compute_dtype
 from . import torch_backend
 from .checks import check_batch_norm_inputs
-from .statistics import (
-    PerChannel,
-    dx_coefficients,
-    elements_per_channel,
-    invstd_of,
-)
+from .statistics import PerChannel, invstd_of
 
 Grads = tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor | None, torch.Tensor | None]
 
@@ -109,17 +105,11 @@ def run_backward(
     with _autocast_off(x):
         per_channel = PerChannel(x, weight, bias, alpha)
         invstd = invstd_of(var, eps)  # bitwise the forward's
-        sums = None
-        if (training and needs_dx) or needs_dweight or needs_dbias or needs_dalpha:
-            sums = backend.reduce(dy, x, mean, invstd, per_channel, needs_dalpha)
-        dx = None
-        if needs_dx:
-            if training:
-                count = elements_per_channel(x)
-                coefficients = dx_coefficients(per_channel, invstd, sums[0], sums[1], count)
-            else:  # the statistics are constants: dx = weight*invstd * dz
-                coefficients = (per_channel.weight * invstd, mean, mean)  # (the last two unread)
-            dx = backend.dx(dy, x, mean, invstd, per_channel, coefficients, training)
+        # dx's mean terms need the sums in training; the parameters always.
+        compute_sums = (training and needs_dx) or needs_dweight or needs_dbias or needs_dalpha
+        sums, dx = backend.backward(
+            dy, x, mean, invstd, per_channel, training, compute_sums, needs_dalpha, needs_dx
+        )
     return (
         dx,
         sums[1].to(weight.dtype) if needs_dweight else None,

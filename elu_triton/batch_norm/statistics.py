@@ -81,13 +81,18 @@ def finish_statistics(
 def dx_coefficients(
     per_channel: PerChannel,
     invstd: torch.Tensor,
-    sum_dz: torch.Tensor,
-    sum_dz_xhat: torch.Tensor,
+    sums: tuple | None,
     count: int,
+    training: bool,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(weight * invstd, sum dz / M, sum dz*xhat / M), in the compute dtype.
 
-    dx = weight*invstd * (dz - mean(dz) - xhat * mean(dz * xhat)) in training.
+    dx = weight*invstd * (dz - mean(dz) - xhat * mean(dz * xhat)) in training;
+    in eval the statistics are constants, dx = weight*invstd * dz, and the
+    last two are zeros (sums may then be None).
     """
     scale = per_channel.weight * invstd
+    if not training:
+        return scale, torch.zeros_like(scale), torch.zeros_like(scale)
+    sum_dz, sum_dz_xhat, _ = sums
     return scale, (sum_dz / count).to(scale.dtype), (sum_dz_xhat / count).to(scale.dtype)

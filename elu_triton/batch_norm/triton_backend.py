@@ -17,7 +17,7 @@ from ..kernels.batch_norm_forward import batch_norm_elu_forward_kernel
 from ..kernels.batch_norm_statistics import batch_norm_statistics_kernel
 from ..layout import dense, with_layout_of
 from ..precision import compute_dtype
-from .statistics import PerChannel, elements_per_channel, finish_statistics
+from .statistics import PerChannel, dx_coefficients, elements_per_channel, finish_statistics
 
 
 def _planned(x: torch.Tensor):
@@ -66,7 +66,7 @@ def normalize_activate(
     return y
 
 
-def reduce(
+def _reduce(
     dy: torch.Tensor,
     x: torch.Tensor,
     mean: torch.Tensor,
@@ -89,7 +89,7 @@ def reduce(
     return sums[0], sums[1], dalpha_partials.sum(1, dtype=torch.float64) if compute_dalpha else None
 
 
-def dx(
+def _dx(
     dy: torch.Tensor,
     x: torch.Tensor,
     mean: torch.Tensor,
@@ -110,3 +110,26 @@ def dx(
         **planned.constants,
     )  # fmt: skip
     return dx
+
+
+def backward(
+    dy: torch.Tensor,
+    x: torch.Tensor,
+    mean: torch.Tensor,
+    invstd: torch.Tensor,
+    per_channel: PerChannel,
+    training: bool,
+    compute_sums: bool,
+    compute_dalpha: bool,
+    compute_dx: bool,
+) -> tuple[tuple | None, torch.Tensor | None]:
+    """((sum dz, sum dz*xhat, sum dalpha terms or None) fp64 (C,) or None, dx or None).
+
+    The reduction pass (when sums are due), then the dx pass (when dx is).
+    """
+    sums = _reduce(dy, x, mean, invstd, per_channel, compute_dalpha) if compute_sums else None
+    if not compute_dx:
+        return sums, None
+    count = elements_per_channel(x)
+    coefficients = dx_coefficients(per_channel, invstd, sums, count, training)
+    return sums, _dx(dy, x, mean, invstd, per_channel, coefficients, training)
