@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 from .. import backends
-from . import digits, distributed, figures, mnist, report
+from . import digits, distributed, figures, memory, mnist, report
 from .baseline import linear_softmax_accuracy
 from .digits import DigitSet
 from .model import digit_net, learned_alphas
@@ -85,6 +85,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="train the network under torch.compile (inductor fuses the activation with "
         "its neighbours); the warm-up step then includes the compilation",
+    )
+    p.add_argument(
+        "--fused-batchnorm",
+        action="store_true",
+        help="fuse BatchNorm -> LearnableELU into one layer (elu_triton.fuse_batchnorm) and "
+        "print the activation memory of one batch, fused and unfused",
     )
     p.add_argument(
         "--distributed",
@@ -215,6 +221,9 @@ def _train_model(args, device: torch.device, train_set: DigitSet):
     model = digit_net(train_set.images.mean(dim=0)).to(device)
     initial_alphas = learned_alphas(model)
     images, labels = train_set.images.to(device), train_set.labels.to(device)
+    if args.fused_batchnorm:
+        show = distributed.is_main_process()
+        model = memory.fuse_and_report(model, images[: args.batch_size], show)
     batches = shuffled_batches(
         images, labels, args.batch_size, torch.Generator().manual_seed(args.seed)
     )
@@ -343,7 +352,7 @@ def _write_outputs(
     draw: bool,
 ) -> list[Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
-    torch.save(model.state_dict(), out_dir / WEIGHTS_FILE)
+    torch.save(memory.unfused_state_dict(model), out_dir / WEIGHTS_FILE)
     (out_dir / "history.json").write_text(
         json.dumps({"loss": history.losses, "accuracy": history.accuracies})
     )
