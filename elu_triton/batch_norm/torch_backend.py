@@ -3,8 +3,9 @@
 It keeps the kernels' memory promise by recomputing: the forward hands back
 y and the per-channel statistics, and the backward recomputes z and the
 activation's slope from x. Arithmetic is in fp32 (fp64 for fp64 x), as in
-the kernels. The statistics come from ``torch.var_mean`` (a Welford
-reduction: accurate when the mean is large against the spread).
+the kernels. The statistics are aten's BatchNorm statistics
+(``torch.batch_norm_update_stats``: the mean, then squared deviations from
+it, accurate when the mean is large against the spread).
 """
 
 import torch
@@ -41,20 +42,16 @@ def _recompute(x, mean, invstd, per_channel: PerChannel, keep_xhat: bool = True)
     In place where it can be: on the CPU a fresh activation-sized buffer
     costs about as much as a pass over it (page faults), so every step that
     can reuse one does. (z = xhat * weight + bias rounds twice where the
-    kernels' fma rounds once: at most an ulp apart.)
+    kernels' fma rounds once: at most an ulp apart.) Without keep_xhat, xhat's
+    buffer becomes z.
     """
     xc = x.to(compute_dtype(x.dtype))
     xhat = torch.sub(xc, _per_channel_view(mean, x)).mul_(_per_channel_view(invstd, x))
-    if not keep_xhat:
-        weight, bias = (
-            _per_channel_view(per_channel.weight, x),
-            _per_channel_view(per_channel.bias, x),
-        )
-        return None, xhat.mul_(weight).add_(bias)
-    z = torch.addcmul(
-        _per_channel_view(per_channel.bias, x), xhat, _per_channel_view(per_channel.weight, x)
-    )
-    return xhat, z
+    weight, bias = _per_channel_view(per_channel.weight, x), _per_channel_view(per_channel.bias, x)
+    # The same two roundings in the forward and the backward, so that both
+    # see the same z (and the same branch of the activation).
+    z = xhat.mul_(weight) if not keep_xhat else torch.mul(xhat, weight)
+    return (xhat if keep_xhat else None), z.add_(bias)
 
 
 def normalize_activate(
