@@ -8,7 +8,8 @@
   parameters), eager, fused against the pair: on the CPU reported without a
   target (the PyTorch backend recomputes z in the backward; the memory is
   the point). On CUDA also the pair under torch.compile, in fp32 and bf16,
-  NCHW and channels_last (targets: 1.5x the eager pair, 1.0x the compiled one).
+  NCHW and channels_last (targets: 1.5x the eager pair, 1.0x the compiled one),
+  and each Triton pass's bandwidth as a share of the copy bandwidth.
 
 Both layers get the same state and inputs, and their outputs and gradients
 are compared before anything is timed.
@@ -111,6 +112,46 @@ def measure(shape, dtype, memory_format, device, compiled: bool) -> dict:
     return result
 
 
+def pass_bandwidth(shape, dtype, memory_format, device, copy_gbps: float) -> dict:
+    """Each Triton pass's GB/s (the bytes it must move / its time) and share of copy_gbps.
+
+    Bytes: statistics reads x; normalize+activation reads x and writes y;
+    the reduction reads x and dy; the dx pass reads x and dy and writes dx
+    (per-channel vectors and partials are negligible). Each time includes
+    the pass's host work and small launches (the shift gather, the sums of
+    the partials), as a training step pays them.
+    """
+    from elu_triton.batch_norm import triton_backend as passes
+    from elu_triton.batch_norm.statistics import PerChannel, dx_coefficients
+
+    x = torch.randn(shape, device=device, dtype=dtype).contiguous(memory_format=memory_format)
+    dy = torch.randn_like(x)
+    weight, bias, alpha = (torch.rand(shape[1], device=device) + 0.5 for _ in range(3))
+    per_channel = PerChannel(x, weight, bias, alpha)
+    mean, var = passes.statistics(x)
+    invstd = torch.rsqrt(var + 1e-5)
+    sums = passes._reduce(dy, x, mean, invstd, per_channel, True)
+    coefficients = dx_coefficients(per_channel, invstd, sums, x.numel() // shape[1], True)
+    size = x.numel() * x.element_size()
+    runs = {
+        "statistics": (lambda: passes.statistics(x), size),
+        "normalize+activation": (
+            lambda: passes.normalize_activate(x, mean, invstd, per_channel),
+            2 * size,
+        ),
+        "reduction": (lambda: passes._reduce(dy, x, mean, invstd, per_channel, True), 2 * size),
+        "dx": (lambda: passes._dx(dy, x, mean, invstd, per_channel, coefficients, True), 3 * size),
+    }
+    result = {}
+    for name, (fn, nbytes) in runs.items():
+        fn()  # Triton compiles on first use
+        timing.sync(device)
+        ms = timing.time_ms(fn, device)["ms"]
+        gbps = nbytes / ms / 1e6
+        result[name] = {"ms": ms, "GBps": gbps, "share_of_copy": gbps / copy_gbps}
+    return result
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shape", type=int, nargs=4, default=SHAPE)
@@ -131,6 +172,11 @@ def main(argv=None) -> int:
         for fmt in formats
     ]
     report = {"environment": timing.environment(device), "results": results}
+    if on_gpu:  # the Triton passes, each against the copy bandwidth
+        copy_gbps = timing.copy_bandwidth_gbps(device)["GBps"]
+        report["copy_GBps"] = copy_gbps
+        for result, (dtype, fmt) in zip(results, [(d, f) for d in dtypes for f in formats]):
+            result["passes"] = pass_bandwidth(tuple(args.shape), dtype, fmt, device, copy_gbps)
     print(json.dumps(report, indent=2))
     if args.json:
         args.json.write_text(json.dumps(report, indent=2) + "\n")
