@@ -78,6 +78,12 @@ def build_parser() -> argparse.ArgumentParser:
         "its neighbours); the warm-up step then includes the compilation",
     )
     p.add_argument(
+        "--fused-batchnorm",
+        action="store_true",
+        help="fuse BatchNorm -> LearnableELU into one layer (elu_triton.fuse_batchnorm) and "
+        "print the activation memory of one batch, fused and unfused",
+    )
+    p.add_argument(
         "--distributed",
         action="store_true",
         help="data-parallel over the ranks torchrun starts, e.g. torchrun --nproc-per-node 2 "

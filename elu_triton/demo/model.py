@@ -86,7 +86,9 @@ def digit_net(
 
 def learned_alphas(model: nn.Sequential) -> list[float]:
     """The activation's alpha per channel (a single 1.0 for nn.ELU)."""
-    alpha = model.elu.alpha  # a Parameter for LearnableELU, a float for nn.ELU
+    # A Parameter for LearnableELU, a float for nn.ELU; fused (--fused-batchnorm),
+    # the BatchNorm's place holds it.
+    alpha = model.batchnorm.alpha if hasattr(model.batchnorm, "alpha") else model.elu.alpha
     if isinstance(alpha, torch.Tensor):
         return alpha.detach().cpu().tolist()
     return [float(alpha)]

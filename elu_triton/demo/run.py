@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 from .. import backends
-from . import digits, distributed, figures, mnist, report
+from . import digits, distributed, figures, memory, mnist, report
 from .baseline import linear_softmax_accuracy
 from .digits import DigitSet
 from .model import digit_net, learned_alphas
@@ -150,11 +150,13 @@ def _train_model(args: argparse.Namespace, device: torch.device, train_set: Digi
     model = digit_net(train_set.images.mean(dim=0)).to(device)
     initial_alphas = learned_alphas(model)
     images, labels = train_set.images.to(device), train_set.labels.to(device)
+    main_process = distributed.is_main_process()
+    if args.fused_batchnorm:
+        model = memory.fuse_and_report(model, images[: args.batch_size], main_process)
     batches = shuffled_batches(
         images, labels, args.batch_size, torch.Generator().manual_seed(args.seed)
     )
     per_epoch = len(train_set) // args.batch_size
-    main_process = distributed.is_main_process()
     if main_process:
         print(
             f"network: {' -> '.join(type(m).__name__ for m in model)}; {args.epochs} epochs x "
@@ -243,7 +245,7 @@ def _write_outputs(
     draw: bool,
 ) -> list[Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
-    torch.save(model.state_dict(), out_dir / WEIGHTS_FILE)
+    torch.save(memory.unfused_state_dict(model), out_dir / WEIGHTS_FILE)
     (out_dir / "history.json").write_text(
         json.dumps({"loss": history.losses, "accuracy": history.accuracies})
     )

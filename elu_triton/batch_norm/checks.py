@@ -1,0 +1,59 @@
+"""Argument checks of the fused batch norm + learnable ELU, raised before any work.
+
+Messages follow ``F.batch_norm``'s where it has one (the batch-size check is
+its, word for word); the others name the expected and the given values.
+"""
+
+import torch
+
+from ..checks import channel_count, check_inputs
+
+
+def _check_vector(name: str, t: torch.Tensor | None, x: torch.Tensor) -> None:
+    if t is None:
+        return
+    if not isinstance(t, torch.Tensor) or not t.is_floating_point():
+        raise TypeError(f"{name} must be a floating-point tensor or None, got {t!r:.60}")
+    if t.shape != (channel_count(x),):
+        raise ValueError(
+            f"{name} must have shape ({channel_count(x)},) for x of shape {tuple(x.shape)} "
+            f"(channels: dim 1), got {tuple(t.shape)}"
+        )
+    if t.device != x.device:
+        raise ValueError(f"{name} must be on x's device {x.device}, got {t.device}")
+
+
+def check_batch_norm_inputs(
+    x: torch.Tensor,
+    running_mean: torch.Tensor | None,
+    running_var: torch.Tensor | None,
+    weight: torch.Tensor | None,
+    bias: torch.Tensor | None,
+    alpha: torch.Tensor,
+    training: bool,
+) -> None:
+    """Validate the functional's arguments.
+
+    Raises:
+        TypeError: a tensor is not a strided floating-point tensor.
+        ValueError: x has fewer than 2 dims, a vector's shape is not (C,)
+            (alpha: (1,) or (C,)), tensors on different devices, only one of
+            the running statistics given, none given in eval, or one value
+            per channel in training.
+    """
+    check_inputs(x, alpha)  # x and alpha as the activation takes them
+    if x.dim() < 2:
+        raise ValueError(f"x must be (N, C, *) with at least 2 dims, got shape {tuple(x.shape)}")
+    for name, t in (
+        ("running_mean", running_mean), ("running_var", running_var),
+        ("weight", weight), ("bias", bias),
+    ):  # fmt: skip
+        _check_vector(name, t, x)
+    if (running_mean is None) != (running_var is None):
+        raise ValueError("running_mean and running_var must both be tensors or both be None")
+    if not training and running_mean is None:
+        raise ValueError("running_mean and running_var must be given in evaluation mode")
+    if training and x.numel() // channel_count(x) == 1:
+        raise ValueError(
+            f"Expected more than 1 value per channel when training, got input size {x.size()}"
+        )

@@ -1,0 +1,138 @@
+"""The autograd Function and the functional form of the fused layer.
+
+``batch_norm_learnable_elu`` takes ``F.batch_norm``'s arguments in its order,
+plus alpha. Eagerly it applies ``BatchNormLearnableELUFunction``, which
+saves x, the per-channel (mean, var) and the parameters, never z or y,
+and runs the passes (``passes.py``) directly for plain tensors, or through
+the custom ops (``ops.py``) for subclass tensors and under dispatch modes;
+then it updates the running statistics in place, as F.batch_norm does.
+
+Under torch.compile, torch.export and torch.func transforms, and for
+forward-AD dual inputs, it returns the composite, ``F.batch_norm`` then the
+activation's reference, as ``learnable_elu`` does: the compiler fuses it with
+its neighbours, and the transforms compose with plain PyTorch ops (and
+refuse what they refuse for BatchNorm: vmap over training-mode running
+statistics). Only this thread's state and the call's own tensors decide.
+
+A backward under create_graph=True recomputes the composite and
+differentiates it, so that second-order gradients are recorded.
+"""
+
+import torch
+import torch.nn.functional as F
+from torch._guards import TracingContext
+from torch.autograd import forward_ad
+
+from .. import reference
+from . import ops as _ops  # noqa: F401  (registers torch.ops.elu_triton.batch_norm_elu_*)
+from .passes import run_backward, run_forward
+from .second_order import composite_grads
+from .statistics import update_running
+
+_PLAIN = (torch.Tensor, torch.nn.Parameter)
+_is_functorch_wrapped = torch._C._functorch.is_functorch_wrapped_tensor
+
+
+def _plain(*tensors: torch.Tensor | None) -> bool:
+    """Whether eager code may run the passes directly: plain tensors, no dispatch mode."""
+    if torch._C._len_torch_dispatch_stack():
+        return False
+    return all(t is None or (type(t) in _PLAIN and not _is_functorch_wrapped(t)) for t in tensors)
+
+
+def composite(
+    x: torch.Tensor,
+    running_mean: torch.Tensor | None,
+    running_var: torch.Tensor | None,
+    weight: torch.Tensor | None,
+    bias: torch.Tensor | None,
+    alpha: torch.Tensor,
+    training: bool,
+    momentum: float,
+    eps: float,
+) -> torch.Tensor:
+    """F.batch_norm then the activation's reference: what traced code runs."""
+    z = F.batch_norm(x, running_mean, running_var, weight, bias, training, momentum, eps)
+    return reference.learnable_elu(z, alpha)
+
+
+class BatchNormLearnableELUFunction(torch.autograd.Function):
+    """learnable_elu(batch_norm(x)); see ``batch_norm_learnable_elu``."""
+
+    @staticmethod
+    def forward(ctx, x, running_mean, running_var, weight, bias, alpha, training, momentum, eps):
+        args = (x, running_mean, running_var, weight, bias, alpha, training, eps)
+        if _plain(x, running_mean, running_var, weight, bias, alpha):
+            y, mean, var = run_forward(*args)
+        else:
+            y, mean, var = torch.ops.elu_triton.batch_norm_elu_forward(*args)
+        if training and x.numel() > 0:  # (BatchNorm leaves them for an empty batch)
+            update_running(running_mean, running_var, mean, var, momentum, x.numel() // x.shape[1])
+        ctx.save_for_backward(x, mean, var, weight, bias, alpha)  # never z or y
+        ctx.training, ctx.eps = training, eps
+        return y
+
+    @staticmethod
+    def backward(ctx, dy):
+        x, mean, var, weight, bias, alpha = ctx.saved_tensors
+        needs_dx, _, _, needs_dw, needs_db, needs_da = ctx.needs_input_grad[:6]
+        needs = (needs_dx, needs_dw, needs_db, needs_da)
+        args = (dy, x, mean, var, weight, bias, alpha, ctx.training, ctx.eps)
+        if torch.is_grad_enabled():  # create_graph=True: differentiate the composite
+            grads = composite_grads(*args, needs)
+        elif _plain(dy, x, weight, bias, alpha):
+            grads = run_backward(*args, needs)
+        else:
+            grads = torch.ops.elu_triton.batch_norm_elu_backward(*args, list(needs))
+            grads = tuple(g if need else None for g, need in zip(grads, needs))
+        dx, dweight, dbias, dalpha = grads
+        return dx, None, None, dweight, dbias, dalpha, None, None, None
+
+
+def _carries_a_tangent(*tensors: torch.Tensor | None) -> bool:
+    return any(t is not None and forward_ad.unpack_dual(t).tangent is not None for t in tensors)
+
+
+def batch_norm_learnable_elu(
+    x: torch.Tensor,
+    running_mean: torch.Tensor | None,
+    running_var: torch.Tensor | None,
+    weight: torch.Tensor | None = None,
+    bias: torch.Tensor | None = None,
+    alpha: torch.Tensor | None = None,
+    training: bool = False,
+    momentum: float = 0.1,
+    eps: float = 1e-5,
+) -> torch.Tensor:
+    """learnable_elu(F.batch_norm(x, ...), alpha), fused; F.batch_norm's argument order.
+
+    Args:
+        x: (N, C, *) float tensor with 2 to 5 dims, any memory format.
+        running_mean, running_var: (C,) running statistics, or both None.
+            In training they are updated in place, as F.batch_norm does:
+            running = (1 - momentum) * running + momentum * batch (the
+            unbiased variance); in eval they normalize x.
+        weight, bias: (C,) affine parameters, or None.
+        alpha: (C,) or (1,) the activation's alpha (required).
+        training: normalize with the batch's statistics (else the running ones).
+        momentum: the running statistics' update factor.
+        eps: added to the variance.
+
+    Returns:
+        y, x's shape, dtype and memory format.
+
+    Raises:
+        TypeError, ValueError: as ``checks.check_batch_norm_inputs``.
+    """
+    if alpha is None:
+        raise TypeError("batch_norm_learnable_elu needs alpha, the activation's parameter")
+    args = (x, running_mean, running_var, weight, bias, alpha, training, momentum, eps)
+    tensors = (x, running_mean, running_var, weight, bias, alpha)
+    if (
+        torch.compiler.is_dynamo_compiling()
+        or torch._C._are_functorch_transforms_active()
+        or (forward_ad._current_level >= 0 and _carries_a_tangent(*tensors))
+        or (not _plain(*tensors) and TracingContext.try_get() is not None)
+    ):
+        return composite(*args)
+    return BatchNormLearnableELUFunction.apply(*args)

@@ -1,0 +1,95 @@
+"""Custom ops of the fused layer: elu_triton::batch_norm_elu_forward and _backward.
+
+The autograd Function calls them for subclass tensors and under dispatch
+modes (a FlopCounterMode, make_fx); their bodies are ``passes.py``'s, and
+their fake implementations give shapes and dtypes without touching data.
+Both are functional: the caller updates the running statistics from the
+forward's (mean, var). The forward's autograd formula (for callers of the op itself; the Function has
+its own) saves x, the statistics and the parameters and calls the backward
+op, or differentiates the composite under create_graph=True.
+"""
+
+import torch
+
+from ..precision import compute_dtype
+from .checks import check_batch_norm_inputs
+from .passes import run_backward, run_forward
+from .second_order import composite_grads
+
+
+@torch.library.custom_op("elu_triton::batch_norm_elu_forward", mutates_args=())
+def batch_norm_elu_forward(
+    x: torch.Tensor,
+    running_mean: torch.Tensor | None,
+    running_var: torch.Tensor | None,
+    weight: torch.Tensor | None,
+    bias: torch.Tensor | None,
+    alpha: torch.Tensor,
+    training: bool,
+    eps: float,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(y, mean, var): y in x's dtype and memory format, (C,) statistics in the compute dtype.
+
+    Reads the running statistics in eval, and never writes them.
+    """
+    y, mean, var = run_forward(x, running_mean, running_var, weight, bias, alpha, training, eps)
+    return y, mean, var  # (copies in eval: an op's outputs must not alias its inputs)
+
+
+@batch_norm_elu_forward.register_fake
+def _forward_fake(x, running_mean, running_var, weight, bias, alpha, training, eps):
+    check_batch_norm_inputs(x, running_mean, running_var, weight, bias, alpha, training)
+    statistics = x.new_empty((x.shape[1],), dtype=compute_dtype(x.dtype))
+    return torch.empty_like(x), statistics, torch.empty_like(statistics)
+
+
+@torch.library.custom_op("elu_triton::batch_norm_elu_backward", mutates_args=())
+def batch_norm_elu_backward(
+    dy: torch.Tensor,
+    x: torch.Tensor,
+    mean: torch.Tensor,
+    var: torch.Tensor,
+    weight: torch.Tensor | None,
+    bias: torch.Tensor | None,
+    alpha: torch.Tensor,
+    training: bool,
+    eps: float,
+    needs: list[bool],
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(dx, dweight, dbias, dalpha); each an empty (0,) tensor where needs says no."""
+    grads = run_backward(dy, x, mean, var, weight, bias, alpha, training, eps, tuple(needs))
+    return tuple(g if g is not None else x.new_empty(0) for g in grads)
+
+
+@batch_norm_elu_backward.register_fake
+def _backward_fake(dy, x, mean, var, weight, bias, alpha, training, eps, needs):
+    likes = (x, weight, bias, alpha)
+    return tuple(
+        torch.empty_like(t) if need and t is not None else x.new_empty(0)
+        for t, need in zip(likes, needs)
+    )
+
+
+def _save(ctx, inputs, output) -> None:
+    x, _, _, weight, bias, alpha, training, eps = inputs
+    _, mean, var = output
+    ctx.mark_non_differentiable(mean, var)
+    ctx.save_for_backward(x, mean, var, weight, bias, alpha)  # never y
+    ctx.training, ctx.eps = training, eps
+
+
+def _backward_formula(ctx, dy, _dmean, _dvar):
+    x, mean, var, weight, bias, alpha = ctx.saved_tensors
+    needs_dx, _, _, needs_dw, needs_db, needs_da = ctx.needs_input_grad[:6]
+    needs = (needs_dx, needs_dw, needs_db, needs_da)
+    if torch.is_grad_enabled():
+        grads = composite_grads(dy, x, mean, var, weight, bias, alpha, ctx.training, ctx.eps, needs)
+    else:
+        grads = batch_norm_elu_backward(
+            dy, x, mean, var, weight, bias, alpha, ctx.training, ctx.eps, list(needs)
+        )
+    dx, dweight, dbias, dalpha = (g if need else None for g, need in zip(grads, needs))
+    return dx, None, None, dweight, dbias, dalpha, None, None
+
+
+batch_norm_elu_forward.register_autograd(_backward_formula, setup_context=_save)

@@ -1,0 +1,131 @@
+"""The fused layer's eager forward and backward: the bodies of its custom ops.
+
+Forward (training): a statistics pass, then one normalize+affine+activation
+pass; (eval): that one pass with the running statistics. It returns y and
+the per-channel (mean, biased var) it normalized with: with x, eps and the
+parameters, all the backward needs. It mutates nothing (so that its custom
+op is functional and can carry an autograd formula): the caller updates the
+running statistics (``statistics.update_running``).
+
+Backward: a reduction pass for the per-channel sums (dbias = sum dz,
+dweight = sum dz*xhat, dalpha, and dx's mean terms in training), then a dx
+pass. Each pass recomputes z and the activation's slope from x (the PyTorch
+backend recomputes once for both).
+
+Which backend runs them follows the activation's choice for x's device
+(``elu_triton.backends.backend_for``): the Triton kernels, or eager PyTorch ops.
+"""
+
+import contextlib
+import importlib
+from types import ModuleType
+
+import torch
+
+from ..backends import backend_for
+from ..precision import compute_dtype
+from . import torch_backend
+from .checks import check_batch_norm_inputs
+from .statistics import PerChannel, invstd_of
+
+Grads = tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor | None, torch.Tensor | None]
+
+
+def backend_module(x: torch.Tensor) -> ModuleType:
+    """The module of passes that runs x: Triton's where the activation runs Triton."""
+    if backend_for(x.device).name == "triton":
+        # Imported on first use: machines without triton never get here.
+        return importlib.import_module(f"{__package__}.triton_backend")
+    return torch_backend
+
+
+def _autocast_off(x: torch.Tensor) -> contextlib.AbstractContextManager:
+    """The passes state their dtypes: autocast (which would run F.prelu in bf16) is off."""
+    kind = x.device.type
+    if kind in ("cpu", "cuda") and torch.is_autocast_enabled(kind):
+        return torch.autocast(kind, enabled=False)
+    return contextlib.nullcontext()
+
+
+def run_forward(
+    x: torch.Tensor,
+    running_mean: torch.Tensor | None,
+    running_var: torch.Tensor | None,
+    weight: torch.Tensor | None,
+    bias: torch.Tensor | None,
+    alpha: torch.Tensor,
+    training: bool,
+    eps: float,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(y, mean, var): mean and biased var (C,) in the compute dtype.
+
+    The batch's statistics in training, the running ones in eval (copies:
+    the backward must see what was used, whatever happens to the buffers).
+    """
+    check_batch_norm_inputs(x, running_mean, running_var, weight, bias, alpha, training)
+    dtype = compute_dtype(x.dtype)
+    if x.numel() == 0:  # nothing to normalize, and no statistics to update
+        nan = x.new_full((x.shape[1],), float("nan"), dtype=dtype)
+        return torch.empty_like(x), nan, nan.clone()
+    backend = backend_module(x)
+    with _autocast_off(x):
+        per_channel = PerChannel(x, weight, bias, alpha)
+        if training:
+            mean, var = backend.statistics(x)
+        else:
+            mean, var = running_mean.to(dtype, copy=True), running_var.to(dtype, copy=True)
+        y = backend.normalize_activate(x, mean, invstd_of(var, eps), per_channel)
+        return y, mean, var
+
+
+def run_backward(
+    dy: torch.Tensor,
+    x: torch.Tensor,
+    mean: torch.Tensor,
+    var: torch.Tensor,
+    weight: torch.Tensor | None,
+    bias: torch.Tensor | None,
+    alpha: torch.Tensor,
+    training: bool,
+    eps: float,
+    needs: tuple[bool, bool, bool, bool],
+) -> Grads:
+    """(dx, dweight, dbias, dalpha), None where needs (same order) is False.
+
+    mean, var: the forward's (``run_forward``).
+    """
+    needs_dx, needs_dweight, needs_dbias, needs_dalpha = needs
+    needs_dweight, needs_dbias = (
+        needs_dweight and weight is not None,
+        needs_dbias and bias is not None,
+    )
+    if x.numel() == 0:
+        return _empty_grads(x, weight, bias, alpha, needs)
+    backend = backend_module(x)
+    with _autocast_off(x):
+        per_channel = PerChannel(x, weight, bias, alpha)
+        invstd = invstd_of(var, eps)  # bitwise the forward's
+        # dx's mean terms need the sums in training; the parameters always.
+        compute_sums = (training and needs_dx) or needs_dweight or needs_dbias or needs_dalpha
+        sums, dx = backend.backward(
+            dy, x, mean, invstd, per_channel, training, compute_sums, needs_dalpha, needs_dx
+        )
+    return (
+        dx,
+        sums[1].to(weight.dtype) if needs_dweight else None,
+        sums[0].to(bias.dtype) if needs_dbias else None,
+        _dalpha(sums[2], alpha) if needs_dalpha else None,
+    )
+
+
+def _dalpha(per_channel_sums: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
+    """alpha's gradient: the channel sums, or their total for a shared (1,) alpha."""
+    if alpha.numel() == 1:
+        per_channel_sums = per_channel_sums.sum().reshape(1)
+    return per_channel_sums.to(alpha.dtype)
+
+
+def _empty_grads(x, weight, bias, alpha, needs) -> Grads:
+    zeros = [torch.zeros_like(t) if t is not None else None for t in (weight, bias, alpha)]
+    grads = (torch.empty_like(x), *zeros)
+    return tuple(g if need else None for g, need in zip(grads, needs))

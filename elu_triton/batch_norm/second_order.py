@@ -1,0 +1,40 @@
+"""Second-order gradients of the fused layer: differentiate the composite again.
+
+A backward under create_graph=True must record a graph of its gradients.
+The fused passes record none, so it recomputes z from x (the batch
+statistics included, in training: they depend on x), applies the reference
+activation, and lets autograd differentiate that with create_graph=True.
+Only second-order use pays for it.
+"""
+
+import torch
+import torch.nn.functional as F
+
+from .. import reference
+
+
+def _normalized(x, mean, var, weight, bias, training, eps):
+    """z of the forward, differentiable in x and the parameters (for second order)."""
+    if training:  # the batch statistics depend on x
+        return F.batch_norm(x, None, None, weight, bias, True, 0.0, eps)
+    shape = (1, -1) + (1,) * (x.dim() - 2)
+    invstd = torch.rsqrt(var + eps)
+    z = (x - mean.reshape(shape).to(x.dtype)) * invstd.reshape(shape).to(x.dtype)
+    if weight is not None:
+        z = z * weight.reshape(shape)
+    if bias is not None:
+        z = z + bias.reshape(shape)
+    return z
+
+
+def composite_grads(dy, x, mean, var, weight, bias, alpha, training, eps, needs):
+    """(dx, dweight, dbias, dalpha) of the composite at the forward's point, recorded.
+
+    For a backward under create_graph=True: the graph of these gradients
+    reaches dy, x and the parameters, so a further backward works.
+    """
+    inputs = [t for t, need in zip((x, weight, bias, alpha), needs) if need]
+    z = _normalized(x, mean, var, weight, bias, training, eps)
+    y = reference.learnable_elu(z, alpha)
+    found = iter(torch.autograd.grad(y, inputs, dy, create_graph=True, allow_unused=True))
+    return tuple(next(found) if need else None for need in needs)

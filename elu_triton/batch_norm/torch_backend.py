@@ -1,0 +1,136 @@
+"""The PyTorch backend of the fused layer: the kernels' passes in eager ops (the CPU path).
+
+It keeps the kernels' memory promise by recomputing: the forward hands back
+y and the per-channel statistics, and the backward recomputes z and the
+activation's slope from x. Arithmetic is in fp32 (fp64 for fp64 x), as in
+the kernels. The statistics are aten's BatchNorm statistics
+(``torch.batch_norm_update_stats``: the mean, then squared deviations from
+it, accurate when the mean is large against the spread).
+"""
+
+import torch
+import torch.nn.functional as F
+
+from ..layout import dense, memory_view, with_layout_of
+from ..precision import compute_dtype
+from .statistics import PerChannel, dx_coefficients, elements_per_channel
+
+_THRESHOLD_BACKWARD = torch.ops.aten.threshold_backward.grad_input
+# -z > -(this) exactly when z <= 0, in each compute dtype.
+_SMALLEST_SUBNORMAL = {torch.float32: 2.0**-149, torch.float64: 2.0**-1074}
+
+
+def _per_channel_view(v: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """A (C,) vector shaped (1, C, 1, ...) to broadcast against x."""
+    return v.reshape((1, -1) + (1,) * (x.dim() - 2))
+
+
+def statistics(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(mean, biased var) of each channel of x, in the compute dtype.
+
+    aten's own BatchNorm statistics (two passes: the mean, then the squared
+    deviations from it, so a mean large against the spread costs nothing),
+    on x in the compute dtype: for 16-bit x it would return 16-bit statistics.
+    """
+    x = dense(x).to(compute_dtype(x.dtype))  # (one layout for each set of values)
+    return torch.batch_norm_update_stats(x, None, None, 0.0)
+
+
+def _recompute(x, mean, invstd, per_channel: PerChannel, keep_xhat: bool = True):
+    """(xhat or None, z) in the compute dtype, in x's layout.
+
+    In place where it can be: on the CPU a fresh activation-sized buffer
+    costs about as much as a pass over it (page faults), so every step that
+    can reuse one does. (z = xhat * weight + bias rounds twice where the
+    kernels' fma rounds once: at most an ulp apart.) Without keep_xhat, xhat's
+    buffer becomes z.
+    """
+    xc = x.to(compute_dtype(x.dtype))
+    xhat = torch.sub(xc, _per_channel_view(mean, x)).mul_(_per_channel_view(invstd, x))
+    weight, bias = _per_channel_view(per_channel.weight, x), _per_channel_view(per_channel.bias, x)
+    # The same two roundings in the forward and the backward, so that both
+    # see the same z (and the same branch of the activation).
+    z = xhat.mul_(weight) if not keep_xhat else torch.mul(xhat, weight)
+    return (xhat if keep_xhat else None), z.add_(bias)
+
+
+def normalize_activate(
+    x: torch.Tensor, mean: torch.Tensor, invstd: torch.Tensor, per_channel: PerChannel
+) -> torch.Tensor:
+    """y = learnable_elu(batch norm of x), in x's dtype and memory format."""
+    x = dense(x)
+    _, z = _recompute(x, mean, invstd, per_channel, keep_xhat=False)
+    # elu(z) > 0 exactly when z > 0, so prelu scales exactly the z <= 0
+    # elements by alpha (vectorized selects: torch.where is slow on the CPU).
+    y = F.prelu(F.elu(z, inplace=True), per_channel.alpha)
+    return with_layout_of(y.to(x.dtype), x)
+
+
+def _sum_per_channel(terms: torch.Tensor) -> torch.Tensor:
+    """Per-channel sums of dense terms as (C,) fp64: one dim at a time in the memory view."""
+    view = memory_view(terms, terms.shape[1])
+    matrix = terms.as_strided((view.rows, view.cols), (view.cols, 1))
+    if view.channel_is_column:
+        return matrix.sum(dim=0).to(torch.float64)
+    return matrix.sum(dim=1).view(-1, view.channels).sum(dim=0, dtype=torch.float64)
+
+
+def _activation_grads(z, dy, alpha, compute_dalpha: bool):
+    """(dz, dalpha terms or None, a free scratch buffer) at z for dy; z is overwritten.
+
+    On the CPU torch.where costs 4-5x a multiply; as in the activation's
+    PyTorch backend (``backends/torch_ops.py``), each select is an op that
+    selects on a sign: with S = 1 for z > 0 and -exp(z) otherwise,
+    prelu(S, -alpha) is the slope (1, or alpha*exp(z)); the dalpha term
+    dy*expm1(min(z, 0)) takes dy zeroed where z > 0 by threshold_backward
+    (so an infinite dy there gives 0, not inf*0 = NaN).
+    """
+    negative = z.clamp(max=0)  # keeps NaN; 0 for z > 0 (exp 1, expm1 0)
+    scratch = torch.neg(z)
+    terms = None
+    if compute_dalpha:
+        tiny = _SMALLEST_SUBNORMAL[z.dtype]
+        dy_negative = _THRESHOLD_BACKWARD(dy, scratch, -tiny, grad_input=scratch)  # 0 where z > 0
+        exp_negative = torch.exp(negative)
+        terms = torch.expm1(negative, out=negative).mul_(dy_negative)
+    else:
+        exp_negative = torch.exp(negative, out=negative)
+    sign_source = torch.threshold(z, 0.0, -1.0, out=z)  # z if z > 0 else -1
+    slope = exp_negative.copysign_(sign_source)
+    return F.prelu(slope, alpha.neg()).mul_(dy), terms, scratch
+
+
+def backward(
+    dy: torch.Tensor,
+    x: torch.Tensor,
+    mean: torch.Tensor,
+    invstd: torch.Tensor,
+    per_channel: PerChannel,
+    training: bool,
+    compute_sums: bool,
+    compute_dalpha: bool,
+    compute_dx: bool,
+) -> tuple[tuple | None, torch.Tensor | None]:
+    """((sum dz, sum dz*xhat, sum dalpha terms or None) fp64 (C,) or None, dx or None).
+
+    One pass of eager ops over what both of the kernels' passes compute:
+    the temporaries live only during the backward, so this keeps the
+    memory promise (autograd still saves only x and the vectors).
+    """
+    x = dense(x)
+    dyc = with_layout_of(dy, x).to(compute_dtype(x.dtype))
+    xhat, z = _recompute(x, mean, invstd, per_channel)
+    dz, terms, scratch = _activation_grads(z, dyc, per_channel.alpha, compute_dalpha)
+    sums = None
+    if compute_sums:
+        sum_dalpha = _sum_per_channel(terms) if compute_dalpha else None
+        dz_xhat = torch.mul(dz, xhat, out=scratch)
+        sums = (_sum_per_channel(dz), _sum_per_channel(dz_xhat), sum_dalpha)
+    if not compute_dx:
+        return sums, None
+    scale, mean_dz, mean_dz_xhat = dx_coefficients(
+        per_channel, invstd, sums, elements_per_channel(x), training
+    )
+    if training:  # dz - mean(dz) - xhat * mean(dz * xhat), in place
+        dz.sub_(_per_channel_view(mean_dz, x)).sub_(xhat.mul_(_per_channel_view(mean_dz_xhat, x)))
+    return sums, with_layout_of(dz.mul_(_per_channel_view(scale, x)).to(x.dtype), x)

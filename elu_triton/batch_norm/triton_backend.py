@@ -1,0 +1,135 @@
+"""The Triton backend of the fused layer: allocation and launches of its kernels.
+
+Launch constants come from ``backends/triton_config.plan`` (the activation's
+(R, K) view, tiles, grid and partials' shape, planned per channel); per-
+channel partial sums are summed on the host in a fixed order (fp64), so the
+statistics and dweight, dbias and dalpha are reproducible run to run.
+"""
+
+import contextlib
+
+import torch
+
+from ..backends.triton_config import plan
+from ..checks import channel_count
+from ..kernels.batch_norm_backward import batch_norm_elu_dx_kernel, batch_norm_elu_reduce_kernel
+from ..kernels.batch_norm_forward import batch_norm_elu_forward_kernel
+from ..kernels.batch_norm_statistics import batch_norm_statistics_kernel
+from ..layout import dense, with_layout_of
+from ..precision import compute_dtype
+from .statistics import PerChannel, dx_coefficients, elements_per_channel, finish_statistics
+
+
+def _planned(x: torch.Tensor):
+    """(dense x, its plan): x's channels are the view's, whatever alpha's size."""
+    x = dense(x.resolve_neg())
+    return x, plan(x, channel_count(x))
+
+
+def _partials(x: torch.Tensor, planned) -> torch.Tensor:
+    return x.new_empty(planned.config.dalpha_partials_shape, dtype=planned.partials_dtype)
+
+
+def _on_device_of(x: torch.Tensor) -> contextlib.AbstractContextManager:
+    """Triton launches on the current CUDA device: make it x's."""
+    return torch.cuda.device(x.device) if x.is_cuda else contextlib.nullcontext()
+
+
+def statistics(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(mean, biased var) of each channel of x, in the compute dtype."""
+    x, planned = _planned(x)
+    dtype = compute_dtype(x.dtype)
+    # One sample per channel as the shift: x[0, :, 0, ...] (see the kernel).
+    shift = x[(0, slice(None)) + (0,) * (x.dim() - 2)].to(dtype).contiguous()
+    sums, squares = _partials(x, planned), _partials(x, planned)
+    with _on_device_of(x):
+        batch_norm_statistics_kernel[planned.config.grid](
+            x, shift, sums, squares, *planned.sizes, **planned.constants
+        )
+    return finish_statistics(
+        shift, sums.sum(1, dtype=torch.float64), squares.sum(1, dtype=torch.float64),
+        elements_per_channel(x),
+    )  # fmt: skip
+
+
+def normalize_activate(
+    x: torch.Tensor, mean: torch.Tensor, invstd: torch.Tensor, per_channel: PerChannel
+) -> torch.Tensor:
+    """y = learnable_elu(batch norm of x), in x's dtype and memory format."""
+    x, planned = _planned(x)
+    y = torch.empty_like(x)
+    with _on_device_of(x):
+        batch_norm_elu_forward_kernel[planned.config.grid](
+        x, mean, invstd, per_channel.weight, per_channel.bias, per_channel.alpha, y,
+        *planned.sizes, **planned.constants,
+    )  # fmt: skip
+    return y
+
+
+def _reduce(
+    dy: torch.Tensor,
+    x: torch.Tensor,
+    mean: torch.Tensor,
+    invstd: torch.Tensor,
+    per_channel: PerChannel,
+    compute_dalpha: bool,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """(sum dz, sum dz*xhat, sum dalpha terms or None) per channel, fp64 (C,)."""
+    x, planned = _planned(x)
+    dy = with_layout_of(dy.resolve_neg(), x)  # read at x's offsets
+    dz_partials, dz_xhat_partials = _partials(x, planned), _partials(x, planned)
+    dalpha_partials = _partials(x, planned) if compute_dalpha else dz_partials  # never written
+    with _on_device_of(x):
+        batch_norm_elu_reduce_kernel[planned.config.grid](
+        x, dy, mean, invstd, per_channel.weight, per_channel.bias, per_channel.alpha,
+        dz_partials, dz_xhat_partials, dalpha_partials, *planned.sizes,
+        COMPUTE_DALPHA=compute_dalpha, **planned.constants,
+    )  # fmt: skip
+    sums = [p.sum(1, dtype=torch.float64) for p in (dz_partials, dz_xhat_partials)]
+    return sums[0], sums[1], dalpha_partials.sum(1, dtype=torch.float64) if compute_dalpha else None
+
+
+def _dx(
+    dy: torch.Tensor,
+    x: torch.Tensor,
+    mean: torch.Tensor,
+    invstd: torch.Tensor,
+    per_channel: PerChannel,
+    coefficients: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+    training: bool,
+) -> torch.Tensor:
+    """dx in x's dtype and memory format (coefficients: ``statistics.dx_coefficients``)."""
+    x, planned = _planned(x)
+    dy = with_layout_of(dy.resolve_neg(), x)
+    dx = torch.empty_like(x)
+    scale, mean_dz, mean_dz_xhat = coefficients
+    with _on_device_of(x):
+        batch_norm_elu_dx_kernel[planned.config.grid](
+        x, dy, mean, invstd, per_channel.weight, per_channel.bias, per_channel.alpha,
+        scale, mean_dz, mean_dz_xhat, dx, *planned.sizes, TRAINING=training,
+        **planned.constants,
+    )  # fmt: skip
+    return dx
+
+
+def backward(
+    dy: torch.Tensor,
+    x: torch.Tensor,
+    mean: torch.Tensor,
+    invstd: torch.Tensor,
+    per_channel: PerChannel,
+    training: bool,
+    compute_sums: bool,
+    compute_dalpha: bool,
+    compute_dx: bool,
+) -> tuple[tuple | None, torch.Tensor | None]:
+    """((sum dz, sum dz*xhat, sum dalpha terms or None) fp64 (C,) or None, dx or None).
+
+    The reduction pass (when sums are due), then the dx pass (when dx is).
+    """
+    sums = _reduce(dy, x, mean, invstd, per_channel, compute_dalpha) if compute_sums else None
+    if not compute_dx:
+        return sums, None
+    count = elements_per_channel(x)
+    coefficients = dx_coefficients(per_channel, invstd, sums, count, training)
+    return sums, _dx(dy, x, mean, invstd, per_channel, coefficients, training)

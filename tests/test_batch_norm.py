@@ -1,0 +1,346 @@
+"""BatchNormLearnableELU and batch_norm_learnable_elu against F.batch_norm -> the reference.
+
+Every backend (the ``device`` fixture: the kernels in the interpreter, the
+PyTorch backend, CUDA where present) is compared with the float64 composite
+on the same inputs: values, the four gradients, the running statistics.
+"""
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from elu_triton import BatchNormLearnableELU, LearnableELU, batch_norm_learnable_elu, reference
+
+# (rtol, atol) of y and dx against the float64 composite, for inputs of O(1):
+# - fp64: a few ulps per step of a short chain (statistics, normalize, exp).
+# - fp32: the statistics of a few hundred elements and the normalize step
+#   each err by a few ulps of fp32 (1.2e-7); 2e-5 leaves an order of
+#   magnitude. dx subtracts per-channel means of dz from dz: its error is
+#   relative to |dz|, not to |dx|, hence the same atol.
+# - bf16: y and dx are rounded to bf16 at the end (2^-8 relative, and the
+#   interpreter truncates: 2^-7); dx's cancellation is again absolute.
+TOLERANCES = {
+    torch.float64: (1e-12, 1e-12),
+    torch.float32: (2e-5, 2e-5),
+    torch.bfloat16: (2**-7, 2**-6),
+}
+# dweight, dbias and dalpha are sums over the M elements of a channel, each
+# term within the tolerance above (fp32 arithmetic for bf16 inputs too): the
+# bound is relative to the sum of |terms|, approximated by M * max |dy|.
+SUM_RTOL = {torch.float64: 1e-12, torch.float32: 2e-5, torch.bfloat16: 2e-5}
+
+
+def _draw(shape, dtype, device, memory_format=torch.contiguous_format, mean=0.5, std=1.5):
+    x = torch.randn(shape, dtype=torch.float64) * std + mean
+    return x.to(device=device, dtype=dtype).contiguous(memory_format=memory_format)
+
+
+def _parameters(channels, device, dtype=torch.float32):
+    weight = torch.rand(channels, dtype=dtype, device=device) + 0.5
+    bias = torch.randn(channels, dtype=dtype, device=device) * 0.5
+    alpha = torch.rand(channels, dtype=dtype, device=device) * 1.5 + 0.5
+    return weight, bias, alpha
+
+
+def _composite64(x, running_mean, running_var, weight, bias, alpha, training, momentum, eps, dy):
+    """(y, [dx, dweight, dbias, dalpha], running_mean, running_var) of the float64 composite."""
+    leaves = [t.detach().double().requires_grad_() for t in (x, weight, bias, alpha)]
+    rm = None if running_mean is None else running_mean.double()
+    rv = None if running_var is None else running_var.double()
+    z = F.batch_norm(leaves[0], rm, rv, leaves[1], leaves[2], training, momentum, eps)
+    y = reference.learnable_elu(z, leaves[3])
+    return y.detach(), list(torch.autograd.grad(y, leaves, dy.double())), rm, rv
+
+
+def _check(x, running, weight, bias, alpha, training, momentum=0.1, eps=1e-5):
+    """Run the fused functional and the float64 composite; compare everything."""
+    rm64, rv64 = (None, None) if running is None else (t.clone() for t in running)
+    rm, rv = (None, None) if running is None else running
+    leaves = [t.detach().requires_grad_() for t in (x, weight, bias, alpha)]
+    y = batch_norm_learnable_elu(leaves[0], rm, rv, *leaves[1:], training, momentum, eps)
+    dy = torch.randn_like(y)
+    grads = torch.autograd.grad(y, leaves, dy)
+    y64, grads64, rm64, rv64 = _composite64(
+        x, rm64, rv64, weight, bias, alpha, training, momentum, eps, dy
+    )
+    rtol, atol = TOLERANCES[x.dtype]
+    assert y.dtype == x.dtype and y.stride() == x.stride()
+    torch.testing.assert_close(y.double(), y64, rtol=rtol, atol=atol)
+    assert grads[0].dtype == x.dtype and grads[0].stride() == x.stride()
+    scale = grads64[0].abs().max() + dy.double().abs().max()  # dx cancels to ~|dz|
+    torch.testing.assert_close(grads[0].double(), grads64[0], rtol=rtol, atol=atol * scale)
+    count = x.numel() // x.shape[1]
+    sum_atol = SUM_RTOL[x.dtype] * count * dy.double().abs().max() * 4
+    for name, got, want in zip(("dweight", "dbias", "dalpha"), grads[1:], grads64[1:]):
+        assert got.dtype == torch.float32 or got.dtype == x.dtype, name
+        torch.testing.assert_close(
+            got.double(),
+            want,
+            rtol=SUM_RTOL[x.dtype],
+            atol=sum_atol,
+            msg=lambda m, name=name: f"{name}: {m}",
+        )
+    if rm is not None:
+        stats_rtol = 1e-12 if x.dtype == torch.float64 else 1e-6
+        torch.testing.assert_close(rm.double(), rm64, rtol=stats_rtol, atol=stats_rtol)
+        torch.testing.assert_close(rv.double(), rv64, rtol=stats_rtol, atol=stats_rtol)
+    return y, grads
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
+@pytest.mark.parametrize("training", [True, False])
+@pytest.mark.parametrize("memory_format", [torch.contiguous_format, torch.channels_last])
+def test_matches_composite(dtype, training, memory_format, device):
+    x = _draw((4, 3, 5, 6), dtype, device, memory_format)
+    param_dtype = torch.float64 if dtype == torch.float64 else torch.float32
+    weight, bias, alpha = _parameters(3, device, param_dtype)
+    running = (
+        torch.randn(3, dtype=param_dtype, device=device),
+        torch.rand(3, dtype=param_dtype, device=device) + 0.5,
+    )
+    _check(x, running, weight, bias, alpha, training)
+
+
+@pytest.mark.parametrize(
+    "shape, memory_format",
+    [
+        ((9, 4), torch.contiguous_format),
+        ((3, 4, 7), torch.contiguous_format),
+        ((2, 3, 5, 6), torch.channels_last),
+        ((2, 3, 2, 3, 4), torch.contiguous_format),
+        ((2, 3, 2, 3, 4), torch.channels_last_3d),
+        ((5, 1, 6), torch.contiguous_format),
+    ],
+)
+@pytest.mark.parametrize("training", [True, False])
+def test_shapes_and_layouts(shape, memory_format, training, device):
+    x = _draw(shape, torch.float32, device, memory_format)
+    channels = shape[1]
+    running = (torch.randn(channels, device=device), torch.rand(channels, device=device) + 0.5)
+    _check(x, running, *_parameters(channels, device), training)
+
+
+def test_without_affine_or_running_statistics(device):
+    x = _draw((4, 3, 5), torch.float32, device)
+    _, _, alpha = _parameters(3, device)
+    rm, rv = torch.zeros(3, device=device), torch.ones(3, device=device)
+    ones, zeros = torch.ones(3, device=device), torch.zeros(3, device=device)
+    y = batch_norm_learnable_elu(x, None, None, None, None, alpha, True, 0.1, 1e-5)
+    expected = batch_norm_learnable_elu(x, rm, rv, ones, zeros, alpha, True, 0.1, 1e-5)
+    torch.testing.assert_close(y, expected, rtol=0, atol=0)  # weight 1, bias 0 exactly
+
+
+def test_shared_alpha(device):
+    x = _draw((4, 3, 5), torch.float64, device)
+    weight, bias, _ = _parameters(3, device, torch.float64)
+    alpha = torch.tensor([0.7], dtype=torch.float64, device=device)
+    _check(x, None, weight, bias, alpha, True)
+
+
+def test_non_dense_input(device):
+    x = _draw((4, 6, 5, 8), torch.float32, device)[:, ::2, :, 1:7]
+    _check(x.contiguous(), None, *_parameters(3, device), True)  # (stride check needs dense)
+    weight, bias, alpha = _parameters(3, device)
+    y = batch_norm_learnable_elu(x, None, None, weight, bias, alpha, True)
+    expected = batch_norm_learnable_elu(x.contiguous(), None, None, weight, bias, alpha, True)
+    torch.testing.assert_close(y, expected, rtol=0, atol=0)
+
+
+def test_large_mean_against_spread(device):
+    """Shifted sums keep fp32 statistics accurate where sum(x^2)/M - mean^2 would not."""
+    x = _draw((8, 2, 16, 16), torch.float32, device, mean=1e4, std=1.0)
+    weight, bias, alpha = _parameters(2, device)
+    rm, rv = torch.zeros(2, device=device), torch.ones(2, device=device)
+    y = batch_norm_learnable_elu(x, rm, rv, weight, bias, alpha, True, 1.0, 1e-5)
+    y64, _, rm64, rv64 = _composite64(
+        x, rm.new_zeros(2), rm.new_ones(2), weight, bias, alpha, True, 1.0, 1e-5,
+        torch.zeros_like(x),
+    )  # fmt: skip
+    # The variance, which naive fp32 sums of x and x^2 would lose entirely
+    # (1e8 * 2^-24 is about 6, against a variance of 1), is accurate: x - shift
+    # is exact there, and the host sums the partials in fp64.
+    torch.testing.assert_close(rv.double(), rv64, rtol=1e-5, atol=0)
+    # The mean itself is stored in fp32: ulp(1e4) / 2 = 4.9e-4, which z
+    # inherits times weight * invstd (< 2): what aten's fp32 BatchNorm does too.
+    ulp_bound = 2 * torch.finfo(torch.float32).eps * 1e4 * float(weight.max())
+    torch.testing.assert_close(y.double(), y64, rtol=1e-5, atol=ulp_bound)
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_gradcheck(training, device):
+    x = _draw((3, 2, 2, 2), torch.float64, device).requires_grad_()
+    weight, bias, alpha = (t.requires_grad_() for t in _parameters(2, device, torch.float64))
+    rm = torch.randn(2, dtype=torch.float64, device=device)
+    rv = torch.rand(2, dtype=torch.float64, device=device) + 0.5
+
+    def fn(x, weight, bias, alpha):  # running statistics refreshed: momentum 0
+        return batch_norm_learnable_elu(x, rm, rv, weight, bias, alpha, training, 0.0, 1e-5)
+
+    assert torch.autograd.gradcheck(fn, (x, weight, bias, alpha))
+    assert torch.autograd.gradgradcheck(fn, (x, weight, bias, alpha))
+
+
+def test_parameter_gradients_are_reproducible(device):
+    x = _draw((4, 3, 9, 7), torch.float32, device, torch.channels_last)
+    params = [t.requires_grad_() for t in _parameters(3, device)]
+    dy = torch.randn_like(x)
+    runs = []
+    for _ in range(2):
+        y = batch_norm_learnable_elu(x.requires_grad_(), None, None, *params, True)
+        runs.append(torch.autograd.grad(y, [x, *params], dy))
+    for first, second in zip(*runs):
+        assert torch.equal(first, second)
+
+
+def _saved_bytes(fn):
+    """Bytes of the distinct tensors autograd saves while fn runs (saved-tensor hooks)."""
+    saved = {}
+
+    def pack(t):
+        saved[(t.data_ptr(), t.shape, t.dtype)] = t.numel() * t.element_size()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        fn()
+    return sum(saved.values())
+
+
+def test_keeps_x_and_per_channel_vectors_only(device):
+    layer = BatchNormLearnableELU(8, device=device)
+    x = torch.randn(4, 8, 16, 16, device=device, requires_grad=True)
+    fused = _saved_bytes(lambda: layer(x))
+    assert fused == x.numel() * 4 + 5 * 8 * 4  # x; mean, invstd, weight, bias, alpha
+    pair = nn.Sequential(nn.BatchNorm2d(8, device=device), LearnableELU(8, device=device))
+    assert fused < 0.55 * _saved_bytes(lambda: pair(x))
+
+
+def _pair_and_fused(channels, device, **kwargs):
+    bn_class = {2: nn.BatchNorm1d, 3: nn.BatchNorm1d, 4: nn.BatchNorm2d, 5: nn.BatchNorm3d}
+    init = kwargs.pop("init", 1.0)
+    dims = kwargs.pop("dims")
+    pair = nn.Sequential(
+        bn_class[dims](channels, **kwargs, device=device, dtype=torch.float64),
+        LearnableELU(channels, init, device=device, dtype=torch.float64),
+    )
+    fused = BatchNormLearnableELU(channels, **kwargs, init=init, device=device, dtype=torch.float64)
+    return pair, fused
+
+
+MODULE_FLAGS = [
+    dict(),
+    dict(momentum=None),
+    dict(momentum=0.3, eps=1e-3),
+    dict(affine=False),
+    dict(track_running_stats=False),
+    dict(affine=False, track_running_stats=False),
+]
+
+
+@pytest.mark.parametrize("flags", MODULE_FLAGS, ids=lambda f: ",".join(f) or "defaults")
+@pytest.mark.parametrize("dims", [2, 4, 5])
+def test_module_trains_like_the_pair(flags, dims, device):
+    """Several steps of SGD, then eval: same outputs, parameters and buffers as BN -> ELU."""
+    channels = 3
+    pair, fused = _pair_and_fused(channels, device, dims=dims, init=0.8, **flags)
+    assert set(fused.state_dict()) == set(pair[0].state_dict()) | {"alpha"}
+    fused.load_state_dict({**pair[0].state_dict(), "alpha": pair[1].alpha.detach()})
+    optimizers = [torch.optim.SGD(m.parameters(), lr=0.1) for m in (pair, fused)]
+    shape = {2: (6, channels), 4: (3, channels, 4, 3), 5: (2, channels, 2, 3, 2)}[dims]
+    for step in range(3):
+        x = torch.randn(shape, dtype=torch.float64, device=device) * (step + 1) + step
+        for model, optimizer in zip((pair, fused), optimizers):
+            optimizer.zero_grad()
+            (model(x) * torch.arange(x.numel(), device=device).reshape(shape)).sum().backward()
+            optimizer.step()
+        _assert_same_state(pair, fused)
+    for model in (pair, fused):
+        model.eval()
+    if fused.track_running_stats:
+        x = torch.randn(shape, dtype=torch.float64, device=device)
+        torch.testing.assert_close(fused(x), pair(x), rtol=1e-12, atol=1e-12)
+
+
+def _assert_same_state(pair, fused):
+    expected = {**pair[0].state_dict(), "alpha": pair[1].alpha}
+    for name, value in fused.state_dict().items():
+        torch.testing.assert_close(value, expected[name], rtol=1e-11, atol=1e-11, msg=name)
+
+
+def test_module_resets_and_repr():
+    layer = BatchNormLearnableELU(4, init=0.5)
+    with torch.no_grad():
+        layer.alpha.fill_(3.0)
+        layer.weight.fill_(2.0)
+        layer.running_mean.fill_(1.0)
+    layer.num_batches_tracked.fill_(7)
+    layer.reset_running_stats()
+    assert layer.running_mean.eq(0).all() and layer.num_batches_tracked.item() == 0
+    assert layer.weight.eq(2.0).all()  # reset_running_stats leaves the parameters
+    layer.reset_parameters()
+    assert layer.alpha.eq(0.5).all() and layer.weight.eq(1.0).all()
+    assert "init=0.5" in repr(layer) and "eps=1e-05" in repr(layer)
+
+
+def test_sync_batchnorm_conversion_leaves_it_alone():
+    model = nn.Sequential(BatchNormLearnableELU(4))
+    converted = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    assert isinstance(converted[0], BatchNormLearnableELU)
+
+
+def test_bad_input():
+    layer = BatchNormLearnableELU(3)
+    with pytest.raises(ValueError, match="expected an input of 3 channels"):
+        layer(torch.randn(2, 4, 5, 5))
+    with pytest.raises(ValueError, match="running_mean must have shape \\(4,\\)"):
+        batch_norm_learnable_elu(
+            torch.randn(2, 4), torch.zeros(3), torch.ones(3), alpha=torch.ones(4)
+        )
+    with pytest.raises(ValueError, match="Expected more than 1 value per channel when training"):
+        layer(torch.randn(1, 3, 1, 1))
+    with pytest.raises(ValueError, match="Expected more than 1 value per channel when training"):
+        layer(torch.randn(1, 3))
+    layer.eval()
+    assert layer(torch.randn(1, 3, 1, 1)).shape == (1, 3, 1, 1)  # eval: BatchNorm allows it
+    with pytest.raises(ValueError, match="expected 2D, 3D, 4D or 5D input \\(got 1D input\\)"):
+        layer(torch.randn(3))
+    alpha, x = torch.ones(3), torch.randn(4, 3)
+    with pytest.raises(ValueError, match="in evaluation mode"):
+        batch_norm_learnable_elu(x, None, None, None, None, alpha, False)
+    with pytest.raises(ValueError, match="both be tensors or both be None"):
+        batch_norm_learnable_elu(x, torch.zeros(3), None, None, None, alpha, True)
+    with pytest.raises(TypeError, match="needs alpha"):
+        batch_norm_learnable_elu(x, None, None, None, None, None, True)
+    with pytest.raises(ValueError, match="alpha must have 1 or C=3"):
+        batch_norm_learnable_elu(x, None, None, None, None, torch.ones(2), True)
+    with pytest.raises(TypeError, match="floating-point"):
+        batch_norm_learnable_elu(x.long(), None, None, None, None, alpha, True)
+
+
+def test_empty_batch_leaves_running_statistics(device):
+    layer = BatchNormLearnableELU(3, device=device)
+    y = layer(torch.randn(0, 3, 4, 4, device=device))
+    assert y.shape == (0, 3, 4, 4)
+    assert layer.running_mean.eq(0).all() and layer.running_var.eq(1).all()
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_autocast_gives_the_pairs_dtypes(dtype, device):
+    """Under autocast, bf16 activations with fp32 parameters, as BatchNorm takes them."""
+    pair, fused = _pair_and_fused(3, device, dims=4, init=0.7)
+    pair, fused = pair.float(), fused.float()
+    x = _draw((4, 3, 5, 6), dtype, device).requires_grad_()
+    device_type = torch.device(device).type
+    with torch.autocast(device_type, dtype=torch.bfloat16):
+        expected, got = pair(x), fused(x)
+    assert got.dtype == expected.dtype == dtype
+    torch.testing.assert_close(got.float(), expected.float(), **_autocast_tolerance(dtype))
+    (dx,) = torch.autograd.grad(got.float().square().sum(), x)
+    (dx_expected,) = torch.autograd.grad(expected.float().square().sum(), x)
+    assert dx.dtype == dtype
+    torch.testing.assert_close(dx.float(), dx_expected.float(), **_autocast_tolerance(dtype))
+
+
+def _autocast_tolerance(dtype):
+    # bf16: the two round z (the pair) or y (fused) to bf16 at different points.
+    return dict(rtol=2e-5, atol=2e-5) if dtype == torch.float32 else dict(rtol=2**-6, atol=2**-5)

@@ -1,0 +1,205 @@
+"""The fused layer's custom ops and its routes: opcheck, dispatch modes, compile, export, torch.func.
+
+Eager plain tensors run the passes directly; subclass tensors and dispatch
+modes meet the custom ops; torch.compile, torch.export, torch.func
+transforms and forward AD get the composite (F.batch_norm then the
+reference), as ``learnable_elu`` does.
+"""
+
+import copy
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch.utils._python_dispatch import TorchDispatchMode
+
+from elu_triton import BatchNormLearnableELU, batch_norm_learnable_elu, reference
+
+
+def _sample(device, shape=(4, 3, 5, 5), dtype=torch.float32, memory_format=None, affine=True):
+    x = torch.randn(shape, device=device, dtype=dtype)
+    if memory_format is not None:
+        x = x.contiguous(memory_format=memory_format)
+    channels = shape[1]
+    params = [torch.rand(channels, device=device) + 0.5 for _ in range(3)]
+    weight, bias, alpha = params if affine else (None, None, params[2])
+    return (
+        x,
+        torch.zeros(channels, device=device),
+        torch.ones(channels, device=device),
+        weight,
+        bias,
+        alpha,
+    )
+
+
+SAMPLES = {
+    "nchw": dict(),
+    "channels-last": dict(memory_format=torch.channels_last),
+    "bf16-2d": dict(shape=(6, 4), dtype=torch.bfloat16),
+    "no-affine-3d": dict(shape=(3, 2, 7), affine=False),
+}
+
+
+@pytest.mark.parametrize("training", [True, False])
+@pytest.mark.parametrize("name", list(SAMPLES))
+def test_opcheck_forward(name, training, device):
+    x, rm, rv, weight, bias, alpha = _sample(device, **SAMPLES[name])
+    grads = [t.requires_grad_() for t in (weight, bias, alpha) if t is not None]
+    assert grads
+    torch.library.opcheck(
+        torch.ops.elu_triton.batch_norm_elu_forward,
+        (x, rm, rv, weight, bias, alpha, training, 1e-5),
+    )
+    torch.library.opcheck(
+        torch.ops.elu_triton.batch_norm_elu_forward,
+        (x.requires_grad_(), None, None, weight, bias, alpha, True, 1e-5),
+    )
+
+
+@pytest.mark.parametrize(
+    "needs", [(True, True, True, True), (True, False, False, False), (False, True, True, True)]
+)
+@pytest.mark.parametrize("training", [True, False])
+def test_opcheck_backward(training, needs, device):
+    x, rm, rv, weight, bias, alpha = _sample(device, memory_format=torch.channels_last)
+    _, mean, var = torch.ops.elu_triton.batch_norm_elu_forward(
+        x, rm, rv, weight, bias, alpha, training, 1e-5
+    )
+    args = (torch.randn_like(x), x, mean, var, weight, bias, alpha, training, 1e-5, list(needs))
+    torch.library.opcheck(torch.ops.elu_triton.batch_norm_elu_backward, args)
+    dx, dweight, dbias, dalpha = torch.ops.elu_triton.batch_norm_elu_backward(*args)
+    assert [g.numel() > 0 for g in (dx, dweight, dbias, dalpha)] == list(needs)
+
+
+class _OpsSeen(TorchDispatchMode):
+    def __init__(self):
+        super().__init__()
+        self.names = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.names.append(str(func))
+        return func(*args, **(kwargs or {}))
+
+
+def test_dispatch_mode_meets_the_ops_and_matches_eager(device):
+    torch.manual_seed(0)
+    layer = BatchNormLearnableELU(3, init=0.7, device=device)
+    twin = copy.deepcopy(layer)
+    x = torch.randn(4, 3, 5, 5, device=device, requires_grad=True)
+    dy = torch.randn_like(x)
+    expected_y = twin(x)
+    expected = torch.autograd.grad(expected_y, (x, *twin.parameters()), dy)
+    with _OpsSeen() as seen:
+        y = layer(x)
+        grads = torch.autograd.grad(y, (x, *layer.parameters()), dy)
+    assert "elu_triton.batch_norm_elu_forward.default" in seen.names
+    assert "elu_triton.batch_norm_elu_backward.default" in seen.names
+    torch.testing.assert_close(y, expected_y, rtol=0, atol=0)
+    for got, want in zip(grads, expected):
+        torch.testing.assert_close(got, want, rtol=0, atol=0)
+    torch.testing.assert_close(layer.running_var, twin.running_var, rtol=0, atol=0)
+
+
+def test_compile_routes_to_the_composite(device):
+    torch.manual_seed(0)
+    eager = BatchNormLearnableELU(3, init=0.7, device=device)
+    model = copy.deepcopy(eager)
+    graphs = []
+
+    def record(graph_module, example_inputs):  # dynamo's graph, run as it is
+        graphs.append(graph_module.code)
+        return graph_module.forward
+
+    compiled = torch.compile(model, fullgraph=True, backend=record)
+    for _ in range(2):
+        x = torch.randn(4, 3, 6, 6, device=device)
+        y_eager, y_compiled = eager(x), compiled(x)
+        y_eager.square().sum().backward()
+        y_compiled.square().sum().backward()
+        torch.testing.assert_close(y_compiled, y_eager, rtol=1e-5, atol=1e-5)
+    assert graphs and all("batch_norm" in g and "BatchNormLearnableELU" not in g for g in graphs)
+    assert not any("elu_triton" in g for g in graphs)
+    for (name, got), want in zip(model.state_dict().items(), eager.state_dict().values()):
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5, msg=name)
+    for got, want in zip(model.parameters(), eager.parameters()):
+        torch.testing.assert_close(got.grad, want.grad, rtol=1e-4, atol=1e-4)
+
+
+def test_export_holds_the_composite(device):
+    layer = BatchNormLearnableELU(3, init=0.7, device=device).eval()
+    with torch.no_grad():
+        layer.running_mean.uniform_(-1, 1)
+    x = torch.randn(2, 3, 4, 4, device=device)
+    program = torch.export.export(layer, (x,))
+    targets = [str(n.target) for n in program.graph.nodes if n.op == "call_function"]
+    assert not any("elu_triton" in t for t in targets), targets
+    torch.testing.assert_close(program.module()(x), layer(x), rtol=1e-5, atol=1e-6)
+
+
+def _functional(x, weight, bias, alpha, running=None, training=False):
+    rm, rv = running if running is not None else (None, None)
+    return batch_norm_learnable_elu(x, rm, rv, weight, bias, alpha, training, 0.1, 1e-5)
+
+
+def _composite(x, weight, bias, alpha, running=None, training=False):
+    rm, rv = running if running is not None else (None, None)
+    return reference.learnable_elu(
+        F.batch_norm(x, rm, rv, weight, bias, training, 0.1, 1e-5), alpha
+    )
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_func_grad_and_jvp(training, device):
+    x, rm, rv, weight, bias, alpha = (t.double() for t in _sample(device, shape=(4, 2, 3)))
+    running = None if training else (rm, rv)
+
+    def loss(params, fn):
+        return fn(x, *params, running, training).square().sum()
+
+    params = (weight, bias, alpha)
+    got = torch.func.grad(loss)(params, _functional)
+    want = torch.func.grad(loss)(params, _composite)
+    for g, w in zip(got, want):
+        torch.testing.assert_close(g, w, rtol=1e-12, atol=1e-12)
+    tangent = torch.randn_like(x)
+    _, jvp_got = torch.func.jvp(
+        lambda x: _functional(x, *params, running, training), (x,), (tangent,)
+    )
+    _, jvp_want = torch.func.jvp(
+        lambda x: _composite(x, *params, running, training), (x,), (tangent,)
+    )
+    torch.testing.assert_close(jvp_got, jvp_want, rtol=1e-12, atol=1e-12)
+
+
+def test_vmap_over_training_running_statistics_is_refused_as_batchnorm_refuses(device):
+    x, rm, rv, weight, bias, alpha = _sample(device, shape=(5, 4, 3))
+    batched = x.unsqueeze(0).expand(2, *x.shape).clone()
+
+    def run(fn):
+        return torch.func.vmap(lambda x: fn(x, weight, bias, alpha, (rm, rv), True))(batched)
+
+    with pytest.raises(RuntimeError) as bn_error:
+        run(_composite)
+    with pytest.raises(RuntimeError) as fused_error:
+        run(_functional)
+    assert str(fused_error.value) == str(bn_error.value)
+    # Without running statistics vmap works, per example.
+    got = torch.func.vmap(lambda x: _functional(x, weight, bias, alpha, None, True))(batched)
+    torch.testing.assert_close(
+        got[1], _functional(x, weight, bias, alpha, None, True), rtol=1e-5, atol=1e-5
+    )
+
+
+def test_forward_ad_dual_input(device):
+    import torch.autograd.forward_ad as fwAD
+
+    x, rm, rv, weight, bias, alpha = (t.double() for t in _sample(device))
+    tangent = torch.randn_like(x)
+    with fwAD.dual_level():
+        y = _functional(fwAD.make_dual(x, tangent), weight, bias, alpha, None, True)
+        jvp = fwAD.unpack_dual(y).tangent
+    _, expected = torch.func.jvp(
+        lambda x: _composite(x, weight, bias, alpha, None, True), (x,), (tangent,)
+    )
+    torch.testing.assert_close(jvp, expected, rtol=1e-12, atol=1e-12)

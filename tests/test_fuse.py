@@ -1,0 +1,149 @@
+"""fuse_batchnorm: BatchNorm -> LearnableELU pairs of nn.Sequential become one layer."""
+
+import copy
+import logging
+
+import pytest
+import torch
+from torch import nn
+
+from elu_triton import BatchNormLearnableELU, LearnableELU, fuse_batchnorm, replace_activations
+
+
+class ConvNormActivation(nn.Sequential):
+    """The shape of torchvision's Conv2dNormActivation: a Sequential subclass."""
+
+    def __init__(self, cin, cout, activation):
+        super().__init__(
+            nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), activation
+        )
+
+
+def _network(device="cpu"):
+    torch.manual_seed(0)
+    shared = LearnableELU(1, init=0.9)
+    return nn.Sequential(
+        ConvNormActivation(3, 6, LearnableELU(6, init=0.8)),
+        ConvNormActivation(6, 6, shared),
+        nn.Conv2d(6, 4, 1),
+        nn.BatchNorm2d(4),
+        shared,
+        nn.AdaptiveAvgPool2d(2),
+        nn.Flatten(),
+        nn.Linear(16, 5),
+        nn.BatchNorm1d(5, momentum=None),
+        LearnableELU(5, init=1.1),
+        nn.Linear(5, 3),
+    ).to(device)
+
+
+def _fused_layers(model):
+    return [m for m in model.modules() if isinstance(m, BatchNormLearnableELU)]
+
+
+def test_fuses_pairs_in_place_reusing_their_tensors(caplog):
+    model = _network()
+    tensors = {name: t for name, t in model.state_dict(keep_vars=True).items()}
+    with caplog.at_level(logging.INFO, logger="elu_triton.fuse"):
+        assert fuse_batchnorm(model) is model
+    assert len(_fused_layers(model)) == 4
+    assert isinstance(model[0][2], nn.Identity) and isinstance(model[4], nn.Identity)
+    assert isinstance(model[9], nn.Identity) and isinstance(model[8], BatchNormLearnableELU)
+    assert len([r for r in caplog.records if "BatchNormLearnableELU" in r.getMessage()]) == 4
+    assert "0.1 (BatchNorm2d) and 0.2 (LearnableELU)" in caplog.text
+    # BatchNorm's Parameter and buffer objects under BatchNorm's names; alpha joins them.
+    fused = model.state_dict(keep_vars=True)
+    assert fused["0.1.weight"] is tensors["0.1.weight"]
+    assert fused["0.1.running_var"] is tensors["0.1.running_var"]
+    assert fused["0.1.alpha"] is tensors["0.2.alpha"]
+    assert fused["8.num_batches_tracked"] is tensors["8.num_batches_tracked"]
+    assert model[8].momentum is None
+    # The shared LearnableELU(1) after two BatchNorms: still one alpha.
+    assert model[1][1].alpha is model[3].alpha and model[3].alpha.shape == (1,)
+
+
+@pytest.mark.parametrize("steps", [3])
+def test_trains_like_the_unfused_model_with_the_optimizer_built_before(steps, device):
+    unfused = _network(device).double()
+    model = copy.deepcopy(unfused)
+    optimizers = [torch.optim.SGD(m.parameters(), lr=0.05, momentum=0.9) for m in (unfused, model)]
+    fuse_batchnorm(model)  # after the optimizer: it must hold the same Parameters
+    for step in range(steps):
+        x = torch.randn(6, 3, 5, 5, dtype=torch.float64, device=device)
+        target = torch.randint(0, 3, (6,), device=device)
+        losses = []
+        for net, optimizer in zip((unfused, model), optimizers):
+            optimizer.zero_grad()
+            loss = nn.functional.cross_entropy(net(x), target)
+            loss.backward()
+            optimizer.step()
+            losses.append(loss.item())
+        assert losses[1] == pytest.approx(losses[0], rel=1e-10, abs=1e-12), step
+    expected = unfused.state_dict()
+    renamed = {"0.2.alpha": "0.1.alpha", "1.2.alpha": "1.1.alpha", "4.alpha": "3.alpha"}
+    renamed["9.alpha"] = "8.alpha"
+    for name, value in expected.items():
+        torch.testing.assert_close(
+            model.state_dict()[renamed.get(name, name)], value, rtol=1e-9, atol=1e-10, msg=name
+        )
+    unfused.eval(), model.eval()
+    x = torch.randn(2, 3, 5, 5, dtype=torch.float64, device=device)
+    torch.testing.assert_close(model(x), unfused(x), rtol=1e-9, atol=1e-10)
+
+
+def test_keeps_the_training_flag_and_settings():
+    model = nn.Sequential(
+        nn.BatchNorm2d(3, eps=1e-3, momentum=0.3, affine=False), LearnableELU(3)
+    ).eval()
+    fuse_batchnorm(model)
+    layer = model[0]
+    assert isinstance(layer, BatchNormLearnableELU) and not layer.training
+    assert (layer.eps, layer.momentum, layer.affine, layer.weight) == (1e-3, 0.3, False, None)
+
+
+def test_leaves_what_it_must_not_fuse():
+    class Block(nn.Module):  # a pair written as calls: not visible from the module tree
+        def __init__(self):
+            super().__init__()
+            self.bn, self.act = nn.BatchNorm2d(3), LearnableELU(3)
+
+        def forward(self, x):
+            return self.act(self.bn(x))
+
+    shared_norm = nn.BatchNorm2d(3)
+    model = nn.Sequential(
+        Block(),
+        nn.SyncBatchNorm(3),
+        LearnableELU(3),
+        shared_norm,
+        LearnableELU(3),
+        shared_norm,  # registered twice: fusing one place would split it
+        nn.BatchNorm2d(3),
+        nn.ReLU(),
+        nn.BatchNorm2d(4),  # channel mismatch with the next alpha: not a pair
+        LearnableELU(3),
+    )
+    before = [type(m) for m in model]
+    fuse_batchnorm(model)
+    assert [type(m) for m in model] == before
+    assert isinstance(model[0].bn, nn.BatchNorm2d)
+
+
+def test_after_replace_activations():
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten())
+    replace_activations(model, torch.randn(2, 3, 6, 6), init=0.6)
+    fuse_batchnorm(model)
+    assert isinstance(model[1], BatchNormLearnableELU) and isinstance(model[2], nn.Identity)
+    assert model[1].alpha.eq(0.6).all()
+
+
+def test_unfused_checkpoint_loads_before_fusing():
+    source, target = _network(), _network()
+    with torch.no_grad():
+        for p in source.parameters():
+            p.add_(torch.rand_like(p))
+    target.load_state_dict(source.state_dict())
+    fuse_batchnorm(target)
+    assert torch.equal(target[0][1].alpha, source[0][2].alpha)
+    with pytest.raises(RuntimeError, match="alpha"):
+        _network().load_state_dict(target.state_dict())  # the fused names are not the pair's
