@@ -44,6 +44,15 @@ def amdgcn_opcodes(amdgcn: str) -> Counter:
     return Counter(_AMDGCN_INSTRUCTION.findall(amdgcn))
 
 
+def instructions(asm: str, isa: str) -> list[str]:
+    """The code's instructions in order, without directives or debug information
+    (which name the source files, so that the same code compiled from two
+    checkouts differs there)."""
+    if isa == "ptx":
+        return [f"{opcode} {operands}" for opcode, operands in ptx_instructions(asm)]
+    return [line.strip() for line in asm.splitlines() if _AMDGCN_INSTRUCTION.match(line)]
+
+
 def fma_lanes(asm: str, isa: str) -> int:
     """Fused multiply-adds the code computes per thread, counting each packed lane."""
     if isa == "ptx":

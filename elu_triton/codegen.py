@@ -41,7 +41,28 @@ from .layout import MemoryView, memory_view
 # multiples of 16: Triton then knows rows start 16-byte aligned. (With K = 49
 # or 196, 7x7 or 14x14 maps, it does not, and the accesses become scalar.)
 EXAMPLE_SHAPE = (8, 64, 24, 24)
-KERNELS = ("forward", "backward")
+
+
+@dataclass(frozen=True)
+class Kernel:
+    """A kernel to check, and which of its pointers move activation-sized tensors."""
+
+    function: str  # its name in elu_triton.kernels
+    big_loads: tuple  # pointers read element by element: 128-bit accesses expected
+    big_stores: tuple  # pointers written element by element
+
+
+KERNELS = {
+    "forward": Kernel("learnable_elu_forward_kernel", ("x_ptr",), ("y_ptr",)),
+    "backward": Kernel("learnable_elu_backward_kernel", ("x_ptr", "dy_ptr"), ("dx_ptr",)),
+    # The fused batch norm + activation (elu_triton.batch_norm).
+    "bn_statistics": Kernel("batch_norm_statistics_kernel", ("x_ptr",), ()),
+    "bn_forward": Kernel("batch_norm_elu_forward_kernel", ("x_ptr",), ("y_ptr",)),
+    "bn_reduce": Kernel("batch_norm_elu_reduce_kernel", ("x_ptr", "dy_ptr"), ()),
+    "bn_dx": Kernel("batch_norm_elu_dx_kernel", ("x_ptr", "dy_ptr"), ("dx_ptr",)),
+}
+ACTIVATION_KERNELS = ("forward", "backward")
+_BIG_TENSORS = {"x_ptr", "y_ptr", "dy_ptr", "dx_ptr"}  # in x's dtype
 LAYOUTS = ("channel_per_row", "channel_per_column", "shared_alpha")
 DTYPES = ("float32", "bfloat16", "float16", "float64")
 # GPUTarget(backend, arch, warp size) of each family checked: Ampere, Hopper,
@@ -116,20 +137,36 @@ def example_view(layout: str) -> MemoryView:
 
 
 def _kernel_arguments(case: CodegenCase, view: MemoryView, cfg: LaunchConfig) -> dict:
-    """Argument values by name: Triton pointer types for pointers, else the value."""
+    """Argument values by name: Triton pointer types for pointers, else the value.
+
+    x, y, dy and dx are in the case's dtype, alpha in its parameter dtype, and
+    every other vector (partial sums, per-channel statistics) in the compute
+    dtype, as the host allocates them.
+    """
     data = _TRITON_POINTER_TYPES[case.dtype]
-    shared = {"alpha_ptr": _TRITON_POINTER_TYPES[_ALPHA_DTYPE],
-              "R": view.rows, "K": view.cols, "C": view.channels,
+    compute = "*fp64" if case.dtype == "float64" else "*fp32"
+    values = {"R": view.rows, "K": view.cols, "C": view.channels,
               "CHANNEL_IS_COLUMN": view.channel_is_column, "BLOCK_R": cfg.block_r,
-              "BLOCK_K": cfg.block_k, "K_MULTIPLE": cfg.k_multiple,
-              "INDEX_64": cfg.index_64}  # fmt: skip
-    if case.kernel == "forward":
-        return {"x_ptr": data, "y_ptr": data, **shared}
-    if case.kernel == "backward":
-        partials = "*fp64" if case.dtype == "float64" else "*fp32"
-        return {"dy_ptr": data, "x_ptr": data, "dx_ptr": data, "dalpha_partials_ptr": partials,
-                "COMPUTE_DALPHA": case.compute_dalpha, **shared}  # fmt: skip
-    raise ValueError(f"kernel must be one of {KERNELS}, got {case.kernel!r}")
+              "BLOCK_K": cfg.block_k, "K_MULTIPLE": cfg.k_multiple, "INDEX_64": cfg.index_64,
+              "COMPUTE_DALPHA": case.compute_dalpha, "TRAINING": True}  # fmt: skip
+    arguments = {}
+    for name in kernel_function(case.kernel).arg_names:
+        if name in _BIG_TENSORS:
+            arguments[name] = data
+        elif name == "alpha_ptr":
+            arguments[name] = _TRITON_POINTER_TYPES[_ALPHA_DTYPE]
+        elif name.endswith("_ptr"):
+            arguments[name] = compute
+        else:
+            arguments[name] = values[name]
+    return arguments
+
+
+def kernel_function(kernel: str):
+    """The @triton.jit function of a KERNELS entry."""
+    if kernel not in KERNELS:
+        raise ValueError(f"kernel must be one of {tuple(KERNELS)}, got {kernel!r}")
+    return getattr(kernels, KERNELS[kernel].function)
 
 
 def _specialize(fn, values: dict) -> tuple[dict, dict, dict]:
@@ -157,7 +194,7 @@ def compile_case(case: CodegenCase, options: Mapping | None = None) -> CompiledC
         RuntimeError: the kernels were imported under TRITON_INTERPRET=1 (use
             ``compile_cases``, which compiles in a child process).
     """
-    fn = getattr(kernels, f"learnable_elu_{case.kernel}_kernel")
+    fn = kernel_function(case.kernel)
     if not isinstance(fn, triton.runtime.JITFunction):
         raise RuntimeError("kernels imported under TRITON_INTERPRET=1; use compile_cases()")
     backend, arch, warp_size = TARGETS[case.target]
@@ -237,13 +274,18 @@ def _compiled_from_json(item: dict) -> CompiledCase:
 
 
 def all_cases(targets: Sequence[str] = tuple(TARGETS)) -> list[CodegenCase]:
-    """The cases the codegen tests check, per target: every kernel, 16/32-bit dtype and layout,
-    the backward without dalpha, and fp64."""
+    """The cases the codegen tests check, per target.
+
+    The activation: every kernel, 16/32-bit dtype and layout, the backward
+    without dalpha, and fp64. The fused batch norm (a channel per row or
+    column, never a shared one: its statistics are per channel): fp32 and
+    bf16 in both layouts, and fp64.
+    """
     cases = []
     for target in targets:
         cases += [
             CodegenCase(k, d, layout, target=target)
-            for k in KERNELS
+            for k in ACTIVATION_KERNELS
             for d in DTYPES[:3]
             for layout in LAYOUTS
         ]
@@ -251,7 +293,17 @@ def all_cases(targets: Sequence[str] = tuple(TARGETS)) -> list[CodegenCase]:
             CodegenCase("backward", d, "channel_per_row", compute_dalpha=False, target=target)
             for d in DTYPES[:3]
         ]
-        cases += [CodegenCase(k, "float64", "channel_per_row", target=target) for k in KERNELS]
+        cases += [
+            CodegenCase(k, "float64", "channel_per_row", target=target) for k in ACTIVATION_KERNELS
+        ]
+        batch_norm = [k for k in KERNELS if k not in ACTIVATION_KERNELS]
+        cases += [
+            CodegenCase(k, d, layout, target=target)
+            for k in batch_norm
+            for d in ("float32", "bfloat16")
+            for layout in LAYOUTS[:2]
+        ]
+        cases += [CodegenCase(k, "float64", "channel_per_row", target=target) for k in batch_norm]
     return cases
 
 

@@ -7,7 +7,7 @@ on a contiguous GPU tensor would be (``elu_triton/codegen.py``). Everywhere:
 - x and dy loads, y and dx stores: 128-bit vector accesses, exactly as many
   as the tile needs (tile bytes / 16 bytes / threads);
 - no spills (no local memory on NVIDIA, no scratch on AMD);
-- no atomics in the backward;
+- no atomics (the reductions write fixed-order partial sums);
 - every fused multiply-add is an explicit tl.fma and nothing else is fused,
   so neither Triton's FP-fusion default nor TRITON_FORCE_DISABLE_FP_FUSION
   changes a result (and compiling prints no Triton warning).
@@ -34,9 +34,6 @@ from elu_triton.kernels import elu_math
 CASES = codegen.all_cases()
 PTX_CASES = [c for c in CASES if c.isa == "ptx"]
 AMDGCN_CASES = [c for c in CASES if c.isa == "amdgcn"]
-BIG_LOADS = {"forward": {"x_ptr"}, "backward": {"x_ptr", "dy_ptr"}}
-BIG_STORES = {"forward": {"y_ptr"}, "backward": {"dx_ptr"}}
-SMALL_ACCESSES = {("ld", "alpha_ptr"), ("st", "dalpha_partials_ptr")}
 REGISTERS_PER_SM = 65536
 VECTOR_BYTES = 16
 
@@ -74,34 +71,46 @@ def test_big_tensors_move_in_128_bit_accesses(compiled, case):
     unattributed = [a for a in accesses if a.pointer is None]
     assert not unattributed, f"global accesses not traced to one pointer argument: {unattributed}"
     expected = _vector_accesses_per_tensor(c)
-    for op, pointers in (("ld", BIG_LOADS[case.kernel]), ("st", BIG_STORES[case.kernel])):
+    kernel = codegen.KERNELS[case.kernel]
+    for op, pointers in (("ld", kernel.big_loads), ("st", kernel.big_stores)):
         for pointer in sorted(pointers):
             bits = [a.bits for a in accesses if (a.op, a.pointer) == (op, pointer)]
             assert bits == [128] * expected, (
                 f"{op} of {pointer}: expected {expected} 128-bit accesses per thread "
                 f"(tile {c.block_r}x{c.block_k}, {_threads(c)} threads), got widths {bits}"
             )
-    big = {("ld", p) for p in BIG_LOADS[case.kernel]} | {("st", p) for p in BIG_STORES[case.kernel]}
+    big = {("ld", p) for p in kernel.big_loads} | {("st", p) for p in kernel.big_stores}
     others = [a for a in accesses if (a.op, a.pointer) not in big]
-    assert {(a.op, a.pointer) for a in others} <= SMALL_ACCESSES, f"unexpected accesses: {others}"
-    # alpha: at most one gather per vector access (one per row or per column block).
-    for op, pointer in SMALL_ACCESSES:
+    small = _small_accesses(c)
+    assert {(a.op, a.pointer) for a in others} <= small, f"unexpected accesses: {others}"
+    # Per-channel vectors: at most one gather per vector access (one per row
+    # or per column block); partial sums: at most one store per row or column.
+    for op, pointer in small:
         count = sum(1 for a in others if (a.op, a.pointer) == (op, pointer))
         assert count <= expected, f"{count} {op} of {pointer} per thread, more than {expected}"
+
+
+def _small_accesses(c: codegen.CompiledCase) -> set:
+    """The other accesses a kernel may make: loads of per-channel vectors, stores of partials."""
+    kernel = codegen.KERNELS[c.case.kernel]
+    small = set(c.pointer_names) - set(kernel.big_loads) - set(kernel.big_stores)
+    return {("st" if name.endswith("partials_ptr") else "ld", name) for name in small}
 
 
 @pytest.mark.parametrize("case", AMDGCN_CASES, ids=_case_id)
 def test_big_tensors_move_in_128_bit_accesses_on_amd(compiled, case):
     # AMDGCN names no pointer per access: count the 128-bit ones per kernel.
-    # With the channel per column, alpha's gather may be 128-bit too: at most
-    # one per vector access of a big tensor, as on NVIDIA.
+    # With the channel per column, a per-channel vector's gather may be
+    # 128-bit too: at most one per vector access of a big tensor, as on NVIDIA.
     c = compiled[case]
     opcodes = assembly.amdgcn_opcodes(c.asm)
     expected = _vector_accesses_per_tensor(c)
+    kernel = codegen.KERNELS[case.kernel]
+    vectors = sum(1 for op, _ in _small_accesses(c) if op == "ld")
     loads, stores = opcodes["global_load_dwordx4"], opcodes["global_store_dwordx4"]
-    big_loads = expected * len(BIG_LOADS[case.kernel])
-    assert big_loads <= loads <= big_loads + expected, f"{loads} 128-bit loads per thread"
-    assert stores == expected * len(BIG_STORES[case.kernel]), f"{stores} 128-bit stores per thread"
+    big_loads = expected * len(kernel.big_loads)
+    assert big_loads <= loads <= big_loads + expected * vectors, f"{loads} 128-bit loads"
+    assert stores == expected * len(kernel.big_stores), f"{stores} 128-bit stores per thread"
 
 
 @pytest.mark.parametrize("case", CASES, ids=_case_id)
@@ -114,14 +123,14 @@ def test_no_spills(compiled, case):
         assert not [op for op in assembly.amdgcn_opcodes(c.asm) if op.startswith("scratch_")]
 
 
-@pytest.mark.parametrize("case", [c for c in CASES if c.kernel == "backward"], ids=_case_id)
-def test_backward_has_no_atomics(compiled, case):
+@pytest.mark.parametrize("case", CASES, ids=_case_id)
+def test_no_atomics(compiled, case):
     c = compiled[case]
     if case.isa == "ptx":
         atomics = [op for op in _opcodes(c.asm) if op.startswith(("atom.", "red."))]
     else:
         atomics = [op for op in assembly.amdgcn_opcodes(c.asm) if "atomic" in op]
-    assert not atomics, f"backward uses atomics: {atomics}"
+    assert not atomics, f"atomics: {atomics}"
 
 
 @pytest.mark.parametrize("case", CASES, ids=_case_id)
@@ -130,17 +139,18 @@ def test_every_fma_is_explicit(compiled, case):
     # compiler fuses nothing else (packed fma count two lanes).
     c = compiled[case]
     expected = c.ttir_fma * c.elements_per_thread
-    assert c.ttir_fma > 0
     assert assembly.fma_lanes(c.asm, case.isa) == expected
     if case.isa == "ptx":
         assert not assembly.ptx_contractible_arithmetic(c.asm), "ptxas may fuse these"
 
 
-# One kernel of each shape of math per target; compiling them all again would
-# double the module's time for no more coverage.
+# Each kernel in fp32 and fp64 on one target per compiler backend (the knobs
+# are read the same way for every target of a backend): compiling everything
+# three times more would double the module's time for no more coverage.
 _FUSION_CASES = [
-    c for c in CASES if c.layout == "channel_per_row" and c.dtype in ("float32", "float64")
-    and c.compute_dalpha
+    c for c in CASES
+    if c.target in ("sm_90", "gfx942") and c.layout == "channel_per_row"
+    and c.dtype in ("float32", "float64") and c.compute_dalpha
 ]  # fmt: skip
 
 
@@ -154,7 +164,10 @@ def test_code_does_not_depend_on_tritons_fusion_settings(compiled, knobs):
     # compile_cases also fails when a child writes to stderr: no warning either.
     again = codegen.compile_cases(_FUSION_CASES, env=knobs)
     for c in again:
-        assert c.asm == compiled[c.case].asm, f"{_case_id(c.case)} differs under {knobs}"
+        code = assembly.instructions(c.asm, c.case.isa)
+        assert code, _case_id(c.case)
+        expected = assembly.instructions(compiled[c.case].asm, c.case.isa)
+        assert code == expected, f"{_case_id(c.case)} differs under {knobs}"
 
 
 @pytest.mark.parametrize("case", PTX_CASES, ids=_case_id)
@@ -205,7 +218,7 @@ _FP64_CONSTANTS = {
 
 
 @pytest.mark.parametrize("target", [t for t, spec in codegen.TARGETS.items() if spec[0] == "cuda"])
-@pytest.mark.parametrize("kernel", codegen.KERNELS)
+@pytest.mark.parametrize("kernel", codegen.ACTIVATION_KERNELS)
 def test_fp64_constants_are_not_rounded_to_fp32(compiled, kernel, target):
     literals = _fp64_literals(
         compiled[codegen.CodegenCase(kernel, "float64", "channel_per_row", target=target)].asm
