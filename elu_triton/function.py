@@ -99,11 +99,12 @@ def learnable_elu(x: torch.Tensor, alpha: torch.Tensor, *, channel_dim: int = 1)
         return on_channel_dim(learnable_elu, x, alpha, channel_dim)
     # The hot path is one expression, true on the plain route; each slower
     # route is one named test in _route_elsewhere.
-    # (_jit_tracing last: dynamo cannot trace it, and is_plain is False under dynamo.)
+    # is_plain first: dynamo folds its is_dynamo_compiling() to True, so a
+    # compiled graph records none of the other tests (and cannot trace _jit_tracing).
     if (
-        _transforms_active()
+        not is_plain(x, alpha)
+        or _transforms_active()
         or forward_ad._current_level >= 0
-        or not is_plain(x, alpha)
         or _jit_tracing()
     ):
         routed = _route_elsewhere(x, alpha)
