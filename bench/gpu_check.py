@@ -45,6 +45,8 @@ PY = sys.executable
 GPU_TESTS = [
     "tests/test_kernels.py", "tests/test_triton_backend.py", "tests/test_function.py",
     "tests/test_module.py", "tests/test_cuda_graphs.py", "tests/test_autocast.py",
+    "tests/test_channels.py", "tests/test_routes.py", "tests/test_batch_norm.py",
+    "tests/test_batch_norm_ops.py", "tests/test_fuse.py",
 ]  # fmt: skip
 SMOKE_TESTS = [
     "tests/test_module.py",
@@ -63,11 +65,13 @@ class Step:
 
 STEPS = (
     Step("tests", 80, 60, "tests.txt"),
-    Step("report", 120, 45, "report-{dev}.json"),
-    Step("training", 100, 75, "training-{dev}.json"),
+    Step("report", 105, 45, "report-{dev}.json"),
+    Step("training", 90, 75, "training-{dev}.json"),
     Step("profile", 30, 30, "profile.txt"),
     Step("host overhead", 30, 30, "host-overhead-{dev}.json"),
     Step("demo", 60, 40, "demo.tar.gz"),
+    # Its JSON is read into the summary's targets; its table goes to log.txt.
+    Step("batch norm", 25, 20, ""),
 )
 FULL_LIMITS_S = [s.limit_s for s in STEPS]
 assert sum(FULL_LIMITS_S) <= 420, "a full run must fit 7 minutes"
@@ -76,7 +80,7 @@ assert sum(FULL_LIMITS_S) <= 420, "a full run must fit 7 minutes"
 # Each step's sizes: (full run, --smoke). A budget ends before the step's limit.
 SIZES = {
     "report": (
-        ["--budget-s", "95"],
+        ["--budget-s", "85"],
         [
             "--cases",
             "demo",
@@ -90,7 +94,7 @@ SIZES = {
         ],
     ),
     "training": (
-        ["--budget-s", "75", "--min-steps", "10", "--min-seconds", "0.5"],
+        ["--budget-s", "70", "--min-steps", "10", "--min-seconds", "0.5"],
         [
             "--smoke",
             "--dtypes",
@@ -108,6 +112,7 @@ SIZES = {
     "profile": ([], ["--cases", "demo"]),
     "host overhead": ([], ["--stub", "--rounds", "3", "--calls", "20"]),
     "demo": ([], ["--epochs", "1", "--train-size", "256", "--test-size", "256"]),
+    "batch norm": ([], ["--shape", "4", "8", "12", "12"]),
 }
 
 
@@ -129,6 +134,9 @@ def command(step: str, args, work: Path) -> list[str]:
     if step == "host overhead":
         json_path = str(args.out / f"host-overhead-{args.kind}.json")
         return [PY, str(HERE / "host_overhead.py"), *on, "--json", json_path, *sizes]
+    if step == "batch norm":
+        json_path = str(work / "batch-norm.json")
+        return [PY, str(HERE / "batch_norm.py"), *on, "--json", json_path, *sizes]
     return [PY, "-m", "elu_triton.demo", *on, "--out", str(work / "demo"), *sizes]
 
 
@@ -151,8 +159,8 @@ def run_child(command: list[str], limit_s: float, log) -> str:
     return "ok" if rc == 0 else f"exit {rc}"
 
 
-def collect(step: Step, args, work: Path) -> None:
-    """Move what the step wrote in the scratch folder into DIR."""
+def collect(step: Step, args, work: Path) -> list:
+    """Move what the step wrote in the scratch folder into DIR; the targets it measured, if any."""
     if step.name == "report":
         found = work / "report" / f"report-{args.kind}.json"
         if found.exists():
@@ -162,6 +170,9 @@ def collect(step: Step, args, work: Path) -> None:
             for path in sorted((work / "demo").iterdir()):
                 if path.suffix in (".json", ".png"):  # not the weights
                     tar.add(path, arcname=f"demo/{path.name}")
+    if step.name == "batch norm":  # no file of its own: DIR holds 8 at most
+        return targets.batch_norm(_load(work / "batch-norm.json"))
+    return []
 
 
 def run_steps(args) -> list[dict]:
@@ -177,11 +188,13 @@ def run_steps(args) -> list[dict]:
                     status = run_child(command(step.name, args, work), limit, tests_log)
             else:
                 status = run_child(command(step.name, args, work), limit, log)
-            collect(step, args, work)
+            measured = collect(step, args, work)
             seconds = time.perf_counter() - start
             output = step.output.format(dev=args.kind)
+            exists = output and (args.out / output).exists()
+            written = "log.txt" if not output else output if exists else "none"
             outcomes.append({"step": step.name, "status": status, "seconds": seconds,
-                             "output": output if (args.out / output).exists() else "none"})  # fmt: skip
+                             "output": written, "targets": measured})  # fmt: skip
             print(f"[{step.name}] {status} in {seconds:.0f} s", flush=True)
     return outcomes
 
@@ -222,6 +235,7 @@ def summary(args, outcomes: list[dict], total_s: float) -> str:
     found = targets.evaluate(report) if report and "results" in report else []
     found += targets.training(_load(args.out / f"training-{args.kind}.json"))
     found += targets.host_overhead(_load(args.out / f"host-overhead-{args.kind}.json"))
+    found += [target for outcome in outcomes for target in outcome["targets"]]
     lines = [
         f"# gpu_check{' --smoke' if args.smoke else ''}: {args.device_name}",
         "",

@@ -3,9 +3,7 @@
 ``ACTIVATIONS`` names each activation under test. An entry gives the module
 for C channels (``act``) and, optionally, a fused batch norm + activation
 module (``norm_act``) that the networks then use wherever a BatchNorm2d is
-followed by the activation. A fused ``BatchNormLearnableELU`` is one more
-entry here, ``Activation("BatchNormLearnableELU", LearnableELU,
-BatchNormLearnableELU)``; every network and mode then times it.
+followed by the activation: ``BatchNormLearnableELU`` is such an entry.
 
 ``NETWORKS``: the demo network, a ResNet-18-sized CNN and a small MLP, each
 at full size (the GPU run) and at smoke size (a CPU check in seconds).
@@ -39,6 +37,11 @@ ACTIVATIONS = {
         Activation("LearnableELU", lambda c: elu_triton.LearnableELU(c)),
         Activation("nn.PReLU", lambda c: nn.PReLU(c)),
         Activation("nn.ELU", lambda c: nn.ELU()),
+        Activation(
+            "BatchNormLearnableELU",
+            lambda c: elu_triton.LearnableELU(c),
+            lambda c: elu_triton.BatchNormLearnableELU(c),
+        ),
     )
 }
 

@@ -29,6 +29,11 @@ HOST_GPU = {"forward (no grad)": ("F.elu", 2.0), "forward+backward": ("F.prelu",
 # The demo network's epoch time with LearnableELU over nn.ELU's, on a GPU
 # (demo_epoch_time.py --device cuda), in each mode: at most this.
 DEMO_EPOCH_GPU = 1.10
+# The fused BatchNormLearnableELU (bench/batch_norm.py): activation memory at
+# most this share of the pair's, everywhere; on a GPU forward+backward at
+# least these speedups over the pair nn.BatchNorm2d -> LearnableELU.
+BATCH_NORM_MEMORY = 0.55
+BATCH_NORM_SPEEDUP_GPU = {"eager pair": 1.5, "compiled pair": 1.0}
 
 
 @dataclass
@@ -171,3 +176,31 @@ def training(result: dict | None) -> list[Target]:
         detail += f" {first['dtype']}: {first['error']}"
     status = "FAIL" if failed else "PASS" if measured else "not measured"
     return [Target(name, status, detail)]
+
+
+def batch_norm(result: dict | None) -> list[Target]:
+    """The fused batch norm's targets for a batch_norm.py JSON: memory, and speed on a GPU."""
+    if not result or not result.get("results"):
+        return [Target("fused batch norm", "not measured", "no measurement")]
+    rows = result["results"]
+    worst = max(r["memory_ratio"] for r in rows)
+    found = [
+        Target(
+            f"fused batch norm: activation memory <= {BATCH_NORM_MEMORY:g}x the pair's",
+            "PASS" if worst <= BATCH_NORM_MEMORY else "FAIL",
+            f"at most {worst:.3f}x over {len(rows)} configurations",
+        )
+    ]
+    if result["environment"]["device_type"] != "cuda":
+        return found  # on the CPU the time is reported without a target
+    for other, least in BATCH_NORM_SPEEDUP_GPU.items():
+        speedups = [
+            r[f"fused speedup vs {other}"] for r in rows if f"fused speedup vs {other}" in r
+        ]
+        name = f"fused batch norm: forward+backward >= {least:g}x the {other}"
+        if not speedups:
+            found.append(Target(name, "not measured", "no measurement"))
+            continue
+        status = "PASS" if min(speedups) >= least else "FAIL"
+        found.append(Target(name, status, f"{min(speedups):.2f}x at worst over {len(speedups)}"))
+    return found

@@ -47,6 +47,7 @@ def test_summary_lists_every_step_ok_and_every_target(smoke_dir):
     assert "training bench: every configuration's loss falls" in text
     assert "host cost, forward+backward" in text
     assert "demo: test accuracy" in text
+    assert "| fused batch norm: activation memory <= 0.55x the pair's | PASS |" in text
     assert "passed" in (smoke_dir / "tests.txt").read_text()
 
 
@@ -56,7 +57,9 @@ def test_training_rows_trained_and_graphs_are_marked_skipped(smoke_dir):
     rows = result["rows"]
     eager = [r for r in rows if r["mode"] == "eager"]
     assert {r["network"] for r in eager} == {"resnet18", "demo", "mlp"}
-    assert {r["activation"] for r in eager} == {"LearnableELU", "nn.PReLU", "nn.ELU"}
+    assert {r["activation"] for r in eager} == {
+        "LearnableELU", "nn.PReLU", "nn.ELU", "BatchNormLearnableELU"
+    }  # fmt: skip
     for row in eager:
         assert row["ms"] > 0 and row["ms_spread"] >= 0, row
         assert row["loss_last"] < row["loss_first"], row
