@@ -4,7 +4,8 @@ Run ``elu-triton-demo`` (or ``python -m elu_triton.demo``); ``--help`` lists the
 Modules, one job each: ``typefaces`` and ``digits`` (the built-in synthetic data),
 ``mnist`` (IDX reader), ``model`` (the network), ``train`` (loop and evaluation),
 ``baseline`` (linear yardstick of the data's difficulty), ``report`` (printed
-output), ``figures`` (PNGs), ``run`` (a run and its summary), ``cli`` (the
+output), ``figures`` (PNGs), ``memory`` (``--fused-batchnorm``: fusing and the
+activation memory it saves), ``run`` (a run and its summary), ``cli`` (the
 command line).
 """
 
