@@ -10,6 +10,8 @@ assumed.
 
 import torch
 
+from elu_triton.environment import resolve_device  # noqa: F401  (the scripts' --device)
+
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 DTYPE_NAMES = {dtype: name for name, dtype in DTYPES.items()}
 
@@ -23,25 +25,6 @@ DEVICE_DTYPES = {
 # fp16 training needs a GradScaler, whose inf check reads a flag on the host
 # every step: a CUDA graph cannot hold it, so fp16 is left to the kernel report.
 TRAINING_DTYPES = ("fp32", "bf16")
-
-
-def resolve_device(name: str = "auto") -> torch.device:
-    """'auto' -> the first GPU (CUDA or ROCm) when there is one, else the CPU.
-
-    Raises:
-        ValueError: an unknown device type, or a GPU this machine lacks.
-    """
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise ValueError(f"unknown device {name!r}; use auto, cpu, cuda or cuda:N") from None
-    if device.type not in DEVICE_DTYPES:
-        raise ValueError(f"device {name!r}: use auto, cpu, cuda or cuda:N")
-    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
-        raise ValueError(f"device {name!r}: this machine has {torch.cuda.device_count()} GPU(s)")
-    return device
 
 
 def dtype_names(device: torch.device, wanted: str = "") -> tuple[str, ...]:

@@ -18,6 +18,8 @@ from collections.abc import Callable
 import matrix
 import torch
 
+from elu_triton.environment import processor_name
+
 # do_bench's warm-up and timed milliseconds (its defaults are 25 and 100):
 # at 50 ms a 256 MB tensor still gets ~100 timed calls, and the whole report
 # fits its 8 minutes.
@@ -141,17 +143,6 @@ def _nvidia_driver() -> str:
         return "unknown"
 
 
-def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
 def _load_average() -> str:
     """The 1-minute load average: CPU timings are only as quiet as the machine."""
     try:
@@ -165,7 +156,7 @@ def device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
     threads = torch.get_num_threads()
-    return f"{_cpu_model()} ({threads} thread{'s' if threads != 1 else ''})"
+    return f"{processor_name()} ({threads} thread{'s' if threads != 1 else ''})"
 
 
 def environment(device: torch.device) -> dict:
@@ -183,7 +174,7 @@ def environment(device: torch.device) -> dict:
         "torch": torch.__version__,
         "triton": triton_version,
         "python": platform.python_version(),
-        "cpu": _cpu_model(),
+        "cpu": processor_name(),
         "cpu_threads": torch.get_num_threads(),
         "load_average": _load_average(),
     }

@@ -36,7 +36,7 @@ def _triton_version() -> str:
     return triton.__version__
 
 
-def _processor_name() -> str:
+def processor_name() -> str:
     """The CPU's model name (Linux reports it only in /proc/cpuinfo), else its architecture."""
     try:
         with open("/proc/cpuinfo") as cpuinfo:
@@ -46,6 +46,32 @@ def _processor_name() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine()
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """A --device flag's value: 'auto' is the first GPU (CUDA or ROCm) if any, else the CPU.
+
+    For the demo's and the benchmarks' command lines.
+
+    Raises:
+        ValueError: an unknown device, or a GPU this machine lacks.
+    """
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ValueError(f"unknown device {name!r}; use auto, cpu, cuda or cuda:N") from None
+    if device.type not in ("cpu", "cuda"):
+        raise ValueError(f"unsupported device {name!r}; use auto, cpu, cuda or cuda:N")
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"device {name!r} requested but CUDA is not available on this machine")
+        if (device.index or 0) >= torch.cuda.device_count():
+            raise ValueError(
+                f"device {name!r}: this machine has {torch.cuda.device_count()} CUDA device(s)"
+            )
+    return device
 
 
 def _gpu_report(index: int) -> DeviceReport:
@@ -62,7 +88,7 @@ def _gpu_report(index: int) -> DeviceReport:
 def devices() -> list[DeviceReport]:
     """The CPU, then every GPU that torch sees (CUDA or ROCm), then MPS or XPU if present."""
     cpu = backends.backend_for("cpu")
-    found = [DeviceReport("cpu", _processor_name(), "", cpu.name, cpu.description)]
+    found = [DeviceReport("cpu", processor_name(), "", cpu.name, cpu.description)]
     if torch.cuda.is_available():
         found += [_gpu_report(i) for i in range(torch.cuda.device_count())]
     for kind in ("mps", "xpu"):

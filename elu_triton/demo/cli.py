@@ -15,6 +15,7 @@ from pathlib import Path
 
 import torch
 
+from ..environment import resolve_device
 from . import distributed
 from .run import PROG, evaluate_saved, load_data, print_setup, run
 
@@ -113,30 +114,6 @@ def _check_args(args: argparse.Namespace) -> str | None:
     if args.load is not None and not args.load.is_file():
         return f"--load {args.load}: no such file"
     return None
-
-
-def resolve_device(name: str) -> torch.device:
-    """'auto' -> CUDA when available, else CPU; otherwise the named device.
-
-    Raises:
-        ValueError: an unknown device, or a CUDA device this machine lacks.
-    """
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise ValueError(f"unknown device {name!r}; use auto, cpu, cuda or cuda:N") from None
-    if device.type not in ("cpu", "cuda"):
-        raise ValueError(f"unsupported device {name!r}; use auto, cpu, cuda or cuda:N")
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ValueError(f"device {name!r} requested but CUDA is not available on this machine")
-        if (device.index or 0) >= torch.cuda.device_count():
-            raise ValueError(
-                f"device {name!r}: this machine has {torch.cuda.device_count()} CUDA device(s)"
-            )
-    return device
 
 
 def main(argv: Sequence[str] | None = None) -> int:
