@@ -11,6 +11,7 @@ import copy
 import pytest
 import torch
 import torch.nn.functional as F
+from torch._subclasses.fake_tensor import FakeTensorMode
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from elu_triton import BatchNormLearnableELU, batch_norm_learnable_elu, reference
@@ -203,3 +204,17 @@ def test_forward_ad_dual_input(device):
         lambda x: _composite(x, weight, bias, alpha, None, True), (x,), (tangent,)
     )
     torch.testing.assert_close(jvp, expected, rtol=1e-12, atol=1e-12)
+
+
+def test_backward_op_and_its_fake_check_grad_output(device):
+    x, rm, rv, weight, bias, alpha = _sample(device)
+    _, mean, var = torch.ops.elu_triton.batch_norm_elu_forward(
+        x, rm, rv, weight, bias, alpha, True, 1e-5
+    )
+    args = (x[:1].clone(), x, mean, var, weight, bias, alpha, True, 1e-5, [True] * 4)
+    with pytest.raises(ValueError, match=r"grad_output must have x's shape"):
+        torch.ops.elu_triton.batch_norm_elu_backward(*args)
+    with FakeTensorMode() as mode:
+        fake_args = tuple(mode.from_tensor(a) if isinstance(a, torch.Tensor) else a for a in args)
+        with pytest.raises(ValueError, match=r"grad_output must have x's shape"):
+            torch.ops.elu_triton.batch_norm_elu_backward(*fake_args)

@@ -6,7 +6,7 @@ its, word for word); the others name the expected and the given values.
 
 import torch
 
-from ..checks import channel_count, check_inputs
+from ..checks import channel_count, check_grad_output, check_inputs
 
 
 def _check_vector(name: str, t: torch.Tensor | None, x: torch.Tensor) -> None:
@@ -57,3 +57,26 @@ def check_batch_norm_inputs(
         raise ValueError(
             f"Expected more than 1 value per channel when training, got input size {x.size()}"
         )
+
+
+def check_backward_inputs(
+    dy: torch.Tensor,
+    x: torch.Tensor,
+    weight: torch.Tensor | None,
+    bias: torch.Tensor | None,
+    alpha: torch.Tensor,
+) -> None:
+    """Validate the backward's arguments before anything reads them.
+
+    autograd hands over a dy of y's shape, but ``grad_fn.apply(dy)`` need
+    not; and weight.data, bias.data or alpha.data may have been resized
+    since the forward: the kernels would read past a short one.
+
+    Raises:
+        TypeError, ValueError: as ``check_grad_output`` for dy, as
+            ``check_batch_norm_inputs`` for the per-channel vectors.
+    """
+    check_grad_output(dy, x)
+    check_inputs(x, alpha)
+    _check_vector("weight", weight, x)
+    _check_vector("bias", bias, x)

@@ -12,7 +12,7 @@ op, or differentiates the composite under create_graph=True.
 import torch
 
 from ..precision import compute_dtype
-from .checks import check_batch_norm_inputs
+from .checks import check_backward_inputs, check_batch_norm_inputs
 from .passes import run_backward, run_forward
 from .second_order import composite_grads
 
@@ -63,6 +63,7 @@ def batch_norm_elu_backward(
 
 @batch_norm_elu_backward.register_fake
 def _backward_fake(dy, x, mean, var, weight, bias, alpha, training, eps, needs):
+    check_backward_inputs(dy, x, weight, bias, alpha)
     likes = (x, weight, bias, alpha)
     return tuple(
         torch.empty_like(t) if need and t is not None else x.new_empty(0)

@@ -25,7 +25,7 @@ import torch
 from ..backends import backend_for
 from ..precision import compute_dtype
 from . import torch_backend
-from .checks import check_batch_norm_inputs
+from .checks import check_backward_inputs, check_batch_norm_inputs
 from .statistics import PerChannel, invstd_of
 
 Grads = tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor | None, torch.Tensor | None]
@@ -93,7 +93,11 @@ def run_backward(
     """(dx, dweight, dbias, dalpha), None where needs (same order) is False.
 
     mean, var: the forward's (``run_forward``).
+
+    Raises:
+        TypeError, ValueError: as ``checks.check_backward_inputs``.
     """
+    check_backward_inputs(dy, x, weight, bias, alpha)
     needs_dx, needs_dweight, needs_dbias, needs_dalpha = needs
     needs_dweight, needs_dbias = (
         needs_dweight and weight is not None,
