@@ -218,3 +218,97 @@ def test_backward_op_and_its_fake_check_grad_output(device):
         fake_args = tuple(mode.from_tensor(a) if isinstance(a, torch.Tensor) else a for a in args)
         with pytest.raises(ValueError, match=r"grad_output must have x's shape"):
             torch.ops.elu_triton.batch_norm_elu_backward(*fake_args)
+
+
+def _params64(device, channels=3):
+    torch.manual_seed(0)
+    return [(torch.rand(channels, device=device, dtype=torch.float64) + 0.5).requires_grad_()
+            for _ in range(3)]  # fmt: skip
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_is_grads_batched_matches_the_composite(training, device):
+    """Autograd's batched gradients hand the backward a dy the passes cannot read."""
+    weight, bias, alpha = _params64(device)
+    x = torch.randn(4, 3, 5, device=device, dtype=torch.float64, requires_grad=True)
+    running = (
+        torch.zeros(3, device=device, dtype=x.dtype),
+        torch.ones(3, device=device, dtype=x.dtype),
+    )
+    inputs = (x, weight, bias, alpha)
+    dys = torch.randn(3, *x.shape, device=device, dtype=x.dtype)
+    got = torch.autograd.grad(
+        _functional(x, weight, bias, alpha, running, training), inputs, dys, is_grads_batched=True
+    )
+    want = torch.autograd.grad(
+        _composite(x, weight, bias, alpha, running, training), inputs, dys, is_grads_batched=True
+    )
+    for g, w in zip(got, want):
+        torch.testing.assert_close(g, w, rtol=1e-10, atol=1e-10)
+
+
+def test_vectorized_jacobian_matches_the_composite(device):
+    weight, bias, alpha = _params64(device, channels=2)
+    x = torch.randn(3, 2, 2, device=device, dtype=torch.float64)
+
+    def fused(x, weight, bias, alpha):
+        return _functional(x, weight, bias, alpha, None, True)
+
+    def composite(x, weight, bias, alpha):
+        return _composite(x, weight, bias, alpha, None, True)
+
+    args = (x, weight.detach(), bias.detach(), alpha.detach())
+    got = torch.autograd.functional.jacobian(fused, args, vectorize=True)
+    want = torch.autograd.functional.jacobian(composite, args)
+    for g, w in zip(got, want):
+        torch.testing.assert_close(g, w, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.filterwarnings("ignore:.*torch.jit.trace. is deprecated:DeprecationWarning")
+@pytest.mark.parametrize("training", [True, False])
+def test_jit_trace_replays_the_composite(training, device, recwarn):
+    """The trace holds aten ops (no launch it cannot see) and replays on other inputs."""
+    torch.manual_seed(0)
+    layer = BatchNormLearnableELU(3, init=0.6, device=device).train(training)
+    with torch.no_grad():
+        layer.running_mean.uniform_(-1, 1)
+    twin = copy.deepcopy(layer)
+    traced = torch.jit.trace(copy.deepcopy(layer), torch.randn(2, 3, 4, 4, device=device))
+    kinds = {node.kind() for node in traced.graph.nodes()}
+    assert "aten::batch_norm" in kinds and "prim::PythonOp" not in kinds
+    assert all(k.startswith(("aten::", "prim::")) for k in kinds), kinds
+    assert not [w for w in recwarn if issubclass(w.category, torch.jit.TracerWarning)]
+    x = torch.randn(5, 3, 2, 6, device=device, requires_grad=True)
+    traced.load_state_dict(twin.state_dict())
+    y = traced(x)
+    want = _composite(
+        x, twin.weight, twin.bias, twin.alpha, (twin.running_mean, twin.running_var), training
+    )
+    torch.testing.assert_close(y, want, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(traced.running_mean, twin.running_mean, rtol=1e-6, atol=1e-6)
+    (got_dx,) = torch.autograd.grad(y.sum(), x)
+    (want_dx,) = torch.autograd.grad(want.sum(), x)
+    torch.testing.assert_close(got_dx, want_dx, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("momentum", [0.1, None])
+def test_fx_symbolic_trace_records_one_call(momentum, device):
+    """symbolic_trace of a model holding the fused layer: one node, and the model's results."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(
+        torch.nn.Conv2d(2, 3, 1), BatchNormLearnableELU(3, momentum=momentum, init=0.6)
+    ).to(device)
+    twin = copy.deepcopy(model)
+    traced = torch.fx.symbolic_trace(model)
+    targets = [getattr(n.target, "__name__", str(n.target)) for n in traced.graph.nodes]
+    assert "batch_norm_forward" in targets
+    for step in range(2):
+        x = torch.randn(4, 2, 3, 3, device=device)
+        y = traced(x)
+        z = F.batch_norm(
+            twin[0](x), twin[1].running_mean, twin[1].running_var, twin[1].weight,
+            twin[1].bias, True, 0.1 if momentum is not None else 1 / (step + 1), 1e-5,
+        )  # fmt: skip
+        torch.testing.assert_close(y, reference.learnable_elu(z, twin[1].alpha))
+    torch.testing.assert_close(model[1].running_var, twin[1].running_var)
+    assert int(model[1].num_batches_tracked) == 2

@@ -12,6 +12,7 @@ op, or differentiates the composite under create_graph=True.
 import torch
 
 from ..precision import compute_dtype
+from ..routes import is_batched_gradient
 from .checks import check_backward_inputs, check_batch_norm_inputs
 from .passes import run_backward, run_forward
 from .second_order import composite_grads
@@ -83,8 +84,11 @@ def _backward_formula(ctx, dy, _dmean, _dvar):
     x, mean, var, weight, bias, alpha = ctx.saved_tensors
     needs_dx, _, _, needs_dw, needs_db, needs_da = ctx.needs_input_grad[:6]
     needs = (needs_dx, needs_dw, needs_db, needs_da)
-    if torch.is_grad_enabled():
-        grads = composite_grads(dy, x, mean, var, weight, bias, alpha, ctx.training, ctx.eps, needs)
+    if torch.is_grad_enabled() or is_batched_gradient(dy):  # as the Function's backward
+        with torch.enable_grad():
+            grads = composite_grads(
+                dy, x, mean, var, weight, bias, alpha, ctx.training, ctx.eps, needs
+            )
     else:
         grads = batch_norm_elu_backward(
             dy, x, mean, var, weight, bias, alpha, ctx.training, ctx.eps, list(needs)
