@@ -312,3 +312,39 @@ def test_fx_symbolic_trace_records_one_call(momentum, device):
         torch.testing.assert_close(y, reference.learnable_elu(z, twin[1].alpha))
     torch.testing.assert_close(model[1].running_var, twin[1].running_var)
     assert int(model[1].num_batches_tracked) == 2
+
+
+@pytest.mark.parametrize("empty", [False, True])
+def test_opcheck_with_a_0d_alpha(empty, device):
+    """dalpha is (alpha.numel(),) in the body and the fake alike; autograd sums it to ()."""
+    x, rm, rv, weight, bias, _ = _sample(device)
+    if empty:
+        x = x[:0]
+    alpha = torch.tensor(0.7, device=device, requires_grad=True)
+    if not empty:  # (an empty x's statistics are NaN, which opcheck's comparison refuses)
+        torch.library.opcheck(
+            torch.ops.elu_triton.batch_norm_elu_forward,
+            (x, rm, rv, weight, bias, alpha, False, 1e-5),
+        )
+    _, mean, var = torch.ops.elu_triton.batch_norm_elu_forward(
+        x, rm, rv, weight, bias, alpha, False, 1e-5
+    )
+    args = (
+        torch.randn_like(x),
+        x,
+        mean,
+        var,
+        weight,
+        bias,
+        alpha.detach(),
+        False,
+        1e-5,
+        [True] * 4,
+    )
+    torch.library.opcheck(torch.ops.elu_triton.batch_norm_elu_backward, args)
+    assert torch.ops.elu_triton.batch_norm_elu_backward(*args)[3].shape == (1,)
+    y = _functional(x.requires_grad_(), weight, bias, alpha, (rm, rv), False)
+    (dalpha,) = torch.autograd.grad(y.sum(), alpha)
+    want = _composite(x, weight, bias, alpha, (rm, rv), False)
+    assert dalpha.shape == ()
+    torch.testing.assert_close(dalpha, torch.autograd.grad(want.sum(), alpha)[0])

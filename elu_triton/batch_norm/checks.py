@@ -37,7 +37,7 @@ def check_batch_norm_inputs(
     Raises:
         TypeError: a tensor is not a strided floating-point tensor.
         ValueError: x has fewer than 2 dims, a vector's shape is not (C,)
-            (alpha: (1,) or (C,)), tensors on different devices, only one of
+            (alpha: (C,), (1,) or 0-D), tensors on different devices, only one of
             the running statistics given, none given in eval, or one value
             per channel in training.
     """

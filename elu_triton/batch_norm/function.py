@@ -112,7 +112,7 @@ def batch_norm_learnable_elu(
             running = (1 - momentum) * running + momentum * batch (the
             unbiased variance); in eval they normalize x.
         weight, bias: (C,) affine parameters, or None.
-        alpha: (C,) or (1,) the activation's alpha (required).
+        alpha: (C,), (1,) or 0-D: the activation's alpha (required).
         training: normalize with the batch's statistics (else the running ones).
         momentum: the running statistics' update factor.
         eps: added to the variance.

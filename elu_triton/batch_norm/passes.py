@@ -92,6 +92,8 @@ def run_backward(
 ) -> Grads:
     """(dx, dweight, dbias, dalpha), None where needs (same order) is False.
 
+    dalpha is (alpha.numel(),): (1,) for a 0-D alpha, which autograd sums to ().
+
     mean, var: the forward's (``run_forward``).
 
     Raises:
@@ -123,13 +125,16 @@ def run_backward(
 
 
 def _dalpha(per_channel_sums: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
-    """alpha's gradient: the channel sums, or their total for a shared (1,) alpha."""
+    """alpha's gradient as (alpha.numel(),): the channel sums, or their total for one alpha.
+
+    As the activation's backward op: a 0-D alpha's is (1,), which autograd sums to ().
+    """
     if alpha.numel() == 1:
         per_channel_sums = per_channel_sums.sum().reshape(1)
     return per_channel_sums.to(alpha.dtype)
 
 
 def _empty_grads(x, weight, bias, alpha, needs) -> Grads:
-    zeros = [torch.zeros_like(t) if t is not None else None for t in (weight, bias, alpha)]
-    grads = (torch.empty_like(x), *zeros)
+    zeros = [torch.zeros_like(t) if t is not None else None for t in (weight, bias)]
+    grads = (torch.empty_like(x), *zeros, alpha.new_zeros(alpha.numel()))  # (as _dalpha)
     return tuple(g if need else None for g, need in zip(grads, needs))

@@ -16,7 +16,7 @@ from ..precision import compute_dtype
 class PerChannel:
     """weight, bias and alpha as (C,) contiguous vectors in x's compute dtype.
 
-    Without affine, weight is ones and bias zeros; a shared (1,) alpha is
+    Without affine, weight is ones and bias zeros; a single (1,) or 0-D alpha is
     expanded to C (its gradient is then the sum of the C channels').
     """
 
