@@ -367,3 +367,27 @@ def test_backward_after_a_vector_was_resized_raises(name, new_size, device):
     getattr(layer, name).data = torch.rand(new_size, device=device)
     with pytest.raises(ValueError, match=rf"{name} must have"):
         y.sum().backward()
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_negated_views_are_read_with_their_sign(training, device):
+    """Lazily negated views (torch._neg_view) of every tensor: kernels read raw memory, not the sign bit."""
+    torch.manual_seed(0)
+    x = torch.randn(4, 3, 5, 5, device=device)
+    weight, bias, alpha = (torch.rand(3, device=device) + 0.5 for _ in range(3))
+    running_mean, running_var = torch.randn(3, device=device), torch.rand(3, device=device) + 0.5
+    dy = torch.randn_like(x)
+    tensors = (x, -running_mean, running_var, -weight, -bias, -alpha)
+    negated = [torch._neg_view(-t) if t is not running_var else t for t in tensors]
+    assert all(t.is_neg() for t in negated if t is not running_var)
+    wanted = [t.clone() for t in tensors]
+    for i in (0, 3, 4, 5):
+        negated[i].requires_grad_()
+        wanted[i].requires_grad_()
+    y = batch_norm_learnable_elu(*negated, training, 0.1, 1e-5)
+    want = reference.learnable_elu(F.batch_norm(*wanted[:5], training, 0.1, 1e-5), wanted[5])
+    torch.testing.assert_close(y, want, rtol=1e-5, atol=1e-5)
+    got = torch.autograd.grad(y, (negated[0], *negated[3:]), torch._neg_view(-dy))
+    expected = torch.autograd.grad(want, (wanted[0], *wanted[3:]), dy)
+    for g, w in zip(got, expected):
+        torch.testing.assert_close(g, w, rtol=1e-4, atol=1e-4)
