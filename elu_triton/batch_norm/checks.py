@@ -7,6 +7,7 @@ its, word for word); the others name the expected and the given values.
 import torch
 
 from ..checks import channel_count, check_grad_output, check_inputs
+from .statistics import elements_per_channel
 
 
 def _check_vector(name: str, t: torch.Tensor | None, x: torch.Tensor) -> None:
@@ -53,7 +54,7 @@ def check_batch_norm_inputs(
         raise ValueError("running_mean and running_var must both be tensors or both be None")
     if not training and running_mean is None:
         raise ValueError("running_mean and running_var must be given in evaluation mode")
-    if training and x.numel() // channel_count(x) == 1:
+    if training and elements_per_channel(x) == 1:
         raise ValueError(
             f"Expected more than 1 value per channel when training, got input size {x.size()}"
         )

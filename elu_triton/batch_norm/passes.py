@@ -16,13 +16,13 @@ Which backend runs them follows the activation's choice for x's device
 (``elu_triton.backends.backend_for``): the Triton kernels, or eager PyTorch ops.
 """
 
-import contextlib
 import importlib
 from types import ModuleType
 
 import torch
 
 from ..backends import backend_for
+from ..backends.torch_ops import _autocast_off  # (the passes state their dtypes)
 from ..precision import compute_dtype
 from . import torch_backend
 from .checks import check_backward_inputs, check_batch_norm_inputs
@@ -37,14 +37,6 @@ def backend_module(x: torch.Tensor) -> ModuleType:
         # Imported on first use: machines without triton never get here.
         return importlib.import_module(f"{__package__}.triton_backend")
     return torch_backend
-
-
-def _autocast_off(x: torch.Tensor) -> contextlib.AbstractContextManager:
-    """The passes state their dtypes: autocast (which would run F.prelu in bf16) is off."""
-    kind = x.device.type
-    if kind in ("cpu", "cuda") and torch.is_autocast_enabled(kind):
-        return torch.autocast(kind, enabled=False)
-    return contextlib.nullcontext()
 
 
 def run_forward(
