@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from elu_triton import BatchNormLearnableELU, LearnableELU, batch_norm_learnable_elu, reference
+from elu_triton.demo.memory import activation_bytes
 
 # (rtol, atol) of y and dx against the float64 composite, for inputs of O(1):
 # - fp64: a few ulps per step of a short chain (statistics, normalize, exp).
@@ -193,26 +194,13 @@ def test_parameter_gradients_are_reproducible(device):
         assert torch.equal(first, second)
 
 
-def _saved_bytes(fn):
-    """Bytes of the distinct tensors autograd saves while fn runs (saved-tensor hooks)."""
-    saved = {}
-
-    def pack(t):
-        saved[(t.data_ptr(), t.shape, t.dtype)] = t.numel() * t.element_size()
-        return t
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        fn()
-    return sum(saved.values())
-
-
 def test_keeps_x_and_per_channel_vectors_only(device):
     layer = BatchNormLearnableELU(8, device=device)
     x = torch.randn(4, 8, 16, 16, device=device, requires_grad=True)
-    fused = _saved_bytes(lambda: layer(x))
+    fused = activation_bytes(layer, x)  # (saved-tensor hooks)
     assert fused == x.numel() * 4 + 5 * 8 * 4  # x; mean, invstd, weight, bias, alpha
     pair = nn.Sequential(nn.BatchNorm2d(8, device=device), LearnableELU(8, device=device))
-    assert fused < 0.55 * _saved_bytes(lambda: pair(x))
+    assert fused < 0.55 * activation_bytes(pair, x)
 
 
 def _pair_and_fused(channels, device, **kwargs):
