@@ -10,7 +10,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from elu_triton import BatchNormLearnableELU, LearnableELU, batch_norm_learnable_elu, reference
+from elu_triton import (
+    BatchNormLearnableELU,
+    LearnableELU,
+    backends,
+    batch_norm_learnable_elu,
+    reference,
+)
 from elu_triton.demo.memory import activation_bytes
 
 # (rtol, atol) of y and dx against the float64 composite, for inputs of O(1):
@@ -379,3 +385,29 @@ def test_negated_views_are_read_with_their_sign(training, device):
     expected = torch.autograd.grad(want, (wanted[0], *wanted[3:]), dy)
     for g, w in zip(got, expected):
         torch.testing.assert_close(g, w, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.skipif(
+    "triton" not in [b.name for b in backends.available()]
+    or not backends.backend_for("cpu").name == "triton",
+    reason="needs the Triton backend on the CPU (TRITON_INTERPRET=1) to choose between two",
+)
+def test_backward_runs_on_the_forwards_backend(monkeypatch):
+    """A forward under use_backend("torch") keeps that backend for its backward, after the block."""
+    from elu_triton.batch_norm import torch_backend, triton_backend
+
+    ran = []
+    for module in (torch_backend, triton_backend):
+        original = module.backward
+
+        def recording(*args, _original=original, _name=module.__name__, **kwargs):
+            ran.append(_name.rsplit(".", 1)[-1])
+            return _original(*args, **kwargs)
+
+        monkeypatch.setattr(module, "backward", recording)
+    layer = BatchNormLearnableELU(3)
+    x = torch.randn(2, 3, 4, requires_grad=True)
+    with backends.use_backend("torch"):
+        y = layer(x)
+    y.sum().backward()
+    assert ran == ["torch_backend"]

@@ -29,7 +29,7 @@ from ..eager import is_plain
 from ..function import _dual, _export_tracing, _jit_tracing, _traced, _transformed
 from ..routes import is_batched_gradient, jit_warnings_off
 from . import ops as _ops  # noqa: F401  (registers torch.ops.elu_triton.batch_norm_elu_*)
-from .passes import run_backward, run_forward
+from .passes import backend_module, run_backward, run_forward
 from .second_order import composite_grads
 from .statistics import elements_per_channel, update_running
 
@@ -63,8 +63,12 @@ class BatchNormLearnableELUFunction(torch.autograd.Function):
         args = (x, running_mean, running_var, weight, bias, alpha, training, eps)
         if _plain(x, running_mean, running_var, weight, bias, alpha):
             y, mean, var = run_forward(*args)
+            # The backward runs on the forward's backend (this thread's choice,
+            # use_backend included), whichever thread runs it and when.
+            ctx.backend = backend_module(x)
         else:
             y, mean, var = torch.ops.elu_triton.batch_norm_elu_forward(*args)
+            ctx.backend = None
         if training and x.numel() > 0:  # (BatchNorm leaves them for an empty batch)
             update_running(running_mean, running_var, mean, var, momentum, elements_per_channel(x))
         ctx.save_for_backward(x, mean, var, weight, bias, alpha)  # never z or y
@@ -84,7 +88,7 @@ class BatchNormLearnableELUFunction(torch.autograd.Function):
             with torch.enable_grad():
                 grads = composite_grads(*args, needs)
         elif _plain(dy, x, weight, bias, alpha):
-            grads = run_backward(*args, needs)
+            grads = run_backward(*args, needs, ctx.backend)
         else:
             grads = torch.ops.elu_triton.batch_norm_elu_backward(*args, list(needs))
             grads = tuple(g if need else None for g, need in zip(grads, needs))

@@ -14,6 +14,8 @@ backend recomputes once for both).
 
 Which backend runs them follows the activation's choice for x's device
 (``elu_triton.backends.backend_for``): the Triton kernels, or eager PyTorch ops.
+As for the activation, the autograd Function's backward runs on the forward's
+choice; the custom ops (and create_graph=True) select again where they run.
 """
 
 import importlib
@@ -81,12 +83,16 @@ def run_backward(
     training: bool,
     eps: float,
     needs: tuple[bool, bool, bool, bool],
+    backend: ModuleType | None = None,
 ) -> Grads:
     """(dx, dweight, dbias, dalpha), None where needs (same order) is False.
 
     dalpha is (alpha.numel(),): (1,) for a 0-D alpha, which autograd sums to ().
 
-    mean, var: the forward's (``run_forward``).
+    mean, var: the forward's (``run_forward``). backend: the module of passes
+    that ran the forward (``backend_module``), so that a backward run after a
+    ``use_backend`` block, or on autograd's threads, runs where the forward
+    ran; None to select now (the custom op's body).
 
     Raises:
         TypeError, ValueError: as ``checks.check_backward_inputs``.
@@ -99,7 +105,7 @@ def run_backward(
     )
     if x.numel() == 0:
         return _empty_grads(x, weight, bias, alpha, needs)
-    backend = backend_module(x)
+    backend = backend_module(x) if backend is None else backend
     with _autocast_off(x):
         per_channel = PerChannel(x, weight, bias, alpha)
         invstd = invstd_of(var, eps)  # bitwise the forward's
