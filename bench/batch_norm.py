@@ -34,24 +34,9 @@ import targets  # noqa: E402
 import timing  # noqa: E402
 
 from elu_triton import BatchNormLearnableELU, LearnableELU  # noqa: E402
+from elu_triton.demo.memory import activation_bytes  # noqa: E402
 
 SHAPE = (32, 64, 56, 56)
-
-
-def saved_bytes(fn) -> int:
-    """Bytes of the distinct tensors autograd saves while fn runs (a training forward)."""
-    seen = {}
-
-    def pack(t: torch.Tensor) -> torch.Tensor:
-        storage = t.untyped_storage()
-        seen[(storage.data_ptr(), t.storage_offset(), tuple(t.shape))] = (
-            t.numel() * t.element_size()
-        )
-        return t
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        fn()
-    return sum(seen.values())
 
 
 def layers(channels: int, device: torch.device) -> tuple[nn.Module, nn.Module]:
@@ -92,8 +77,8 @@ def measure(shape, dtype, memory_format, device, compiled: bool) -> dict:
         "shape": list(shape),
         "dtype": str(dtype).removeprefix("torch."),
         "memory_format": "channels_last" if memory_format == torch.channels_last else "NCHW",
-        "saved_bytes_pair": saved_bytes(lambda: pair(x)),
-        "saved_bytes_fused": saved_bytes(lambda: fused(x)),
+        "saved_bytes_pair": activation_bytes(pair, x),
+        "saved_bytes_fused": activation_bytes(fused, x),
         "x_bytes": x.numel() * x.element_size(),
     }
     result["memory_ratio"] = result["saved_bytes_fused"] / result["saved_bytes_pair"]

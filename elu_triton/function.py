@@ -142,14 +142,13 @@ def _transformed() -> bool:
     return _transforms_active()
 
 
-def _dual(x: torch.Tensor, alpha: torch.Tensor) -> bool:
-    """x or alpha carries a tangent of the current forward-AD level.
+def _dual(*tensors: torch.Tensor | None) -> bool:
+    """One of the tensors (x and alpha; None skipped) carries a tangent of the current forward-AD level.
 
     Levels are process-wide, so a level alone (another thread's) does not count.
     """
-    return forward_ad._current_level >= 0 and (
-        forward_ad.unpack_dual(x).tangent is not None
-        or forward_ad.unpack_dual(alpha).tangent is not None
+    return forward_ad._current_level >= 0 and any(
+        t is not None and forward_ad.unpack_dual(t).tangent is not None for t in tensors
     )
 
 

@@ -29,8 +29,9 @@ def fuse_batchnorm(model: nn.Module) -> nn.Module:
     working; a shared ``LearnableELU(1)`` alpha stays shared) and the
     BatchNorm's training flag, eps and momentum; the LearnableELU's place
     takes an ``nn.Identity``. ``SyncBatchNorm``, lazy modules not yet
-    initialized, and a BatchNorm registered at more than one place are left
-    alone. Each fused pair is logged at INFO level.
+    initialized, a LearnableELU of several alphas on another channel dim than
+    1 (``channel_dim=-1``), and a BatchNorm registered at more than one place
+    are left alone. Each fused pair is logged at INFO level.
 
     The fused layer holds alpha under the BatchNorm's name (``0.alpha``,
     say), so an unfused checkpoint loads into the model before fusing, not after.
@@ -65,6 +66,9 @@ def _fusable(norm: nn.Module | None, activation: nn.Module | None) -> bool:
         and isinstance(activation, LearnableELU)
         and not isinstance(activation.alpha, UninitializedParameter)
         and activation.alpha.numel() in (1, norm.num_features)
+        # The fused layer's channels are dim 1, BatchNorm's: an activation on
+        # another dim (features-last) would get its alphas on the wrong one.
+        and (activation.channel_dim == 1 or activation.alpha.numel() == 1)
         and activation.alpha.device == _device_of(norm, activation.alpha.device)
     )
 

@@ -11,7 +11,9 @@ ops. Such a backward runs the reference's backward, in plain ops, instead.
 a traced call runs the reference composite, whose ops replay on any device.
 """
 
+import contextlib
 import warnings
+from collections.abc import Iterator
 
 import torch
 
@@ -38,6 +40,13 @@ def traced_by_jit(x: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
     The checks' sizes and dtypes become constants of the trace, as they should:
     a trace is made for one rank and dtype, as any trace of a layer is.
     """
+    with jit_warnings_off():
+        return learnable_elu(x, alpha)
+
+
+@contextlib.contextmanager
+def jit_warnings_off() -> Iterator[None]:
+    """A block without torch.jit.trace's warnings about the sizes it records as constants."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
-        return learnable_elu(x, alpha)
+        yield

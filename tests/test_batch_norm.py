@@ -10,7 +10,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from elu_triton import BatchNormLearnableELU, LearnableELU, batch_norm_learnable_elu, reference
+from elu_triton import (
+    BatchNormLearnableELU,
+    LearnableELU,
+    backends,
+    batch_norm_learnable_elu,
+    reference,
+)
+from elu_triton.demo.memory import activation_bytes
 
 # (rtol, atol) of y and dx against the float64 composite, for inputs of O(1):
 # - fp64: a few ulps per step of a short chain (statistics, normalize, exp).
@@ -193,26 +200,13 @@ def test_parameter_gradients_are_reproducible(device):
         assert torch.equal(first, second)
 
 
-def _saved_bytes(fn):
-    """Bytes of the distinct tensors autograd saves while fn runs (saved-tensor hooks)."""
-    saved = {}
-
-    def pack(t):
-        saved[(t.data_ptr(), t.shape, t.dtype)] = t.numel() * t.element_size()
-        return t
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        fn()
-    return sum(saved.values())
-
-
 def test_keeps_x_and_per_channel_vectors_only(device):
     layer = BatchNormLearnableELU(8, device=device)
     x = torch.randn(4, 8, 16, 16, device=device, requires_grad=True)
-    fused = _saved_bytes(lambda: layer(x))
+    fused = activation_bytes(layer, x)  # (saved-tensor hooks)
     assert fused == x.numel() * 4 + 5 * 8 * 4  # x; mean, invstd, weight, bias, alpha
     pair = nn.Sequential(nn.BatchNorm2d(8, device=device), LearnableELU(8, device=device))
-    assert fused < 0.55 * _saved_bytes(lambda: pair(x))
+    assert fused < 0.55 * activation_bytes(pair, x)
 
 
 def _pair_and_fused(channels, device, **kwargs):
@@ -344,3 +338,76 @@ def test_autocast_gives_the_pairs_dtypes(dtype, device):
 def _autocast_tolerance(dtype):
     # bf16: the two round z (the pair) or y (fused) to bf16 at different points.
     return dict(rtol=2e-5, atol=2e-5) if dtype == torch.float32 else dict(rtol=2**-6, atol=2**-5)
+
+
+@pytest.mark.parametrize("grad_mode", [torch.no_grad, torch.enable_grad])
+@pytest.mark.parametrize("dy_shape", [(1, 3, 4, 4), (4, 3, 4, 4), (2, 3, 16)])
+def test_grad_fn_apply_checks_grad_output(grad_mode, dy_shape, device):
+    """grad_fn.apply(dy) bypasses autograd's shape check: the kernels must not read past dy."""
+    layer = BatchNormLearnableELU(3, device=device)
+    y = layer(torch.randn(2, 3, 4, 4, device=device, requires_grad=True))
+    with grad_mode(), pytest.raises(ValueError, match=r"grad_output must have x's shape"):
+        y.grad_fn.apply(torch.ones(dy_shape, device=device))
+
+
+@pytest.mark.parametrize("name", ["weight", "bias", "alpha"])
+@pytest.mark.parametrize("new_size", [1, 2, 5])
+def test_backward_after_a_vector_was_resized_raises(name, new_size, device):
+    """weight.data, bias.data or alpha.data resized after the forward: raise, never read past it."""
+    layer = BatchNormLearnableELU(3, device=device)
+    y = layer(torch.randn(2, 3, 4, 4, device=device, requires_grad=True))
+    if name == "alpha" and new_size == 1:
+        new_size = 4  # (a single alpha is valid: it is shared)
+    getattr(layer, name).data = torch.rand(new_size, device=device)
+    with pytest.raises(ValueError, match=rf"{name} must have"):
+        y.sum().backward()
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_negated_views_are_read_with_their_sign(training, device):
+    """Lazily negated views (torch._neg_view) of every tensor: kernels read raw memory, not the sign bit."""
+    torch.manual_seed(0)
+    x = torch.randn(4, 3, 5, 5, device=device)
+    weight, bias, alpha = (torch.rand(3, device=device) + 0.5 for _ in range(3))
+    running_mean, running_var = torch.randn(3, device=device), torch.rand(3, device=device) + 0.5
+    dy = torch.randn_like(x)
+    tensors = (x, -running_mean, running_var, -weight, -bias, -alpha)
+    negated = [torch._neg_view(-t) if t is not running_var else t for t in tensors]
+    assert all(t.is_neg() for t in negated if t is not running_var)
+    wanted = [t.clone() for t in tensors]
+    for i in (0, 3, 4, 5):
+        negated[i].requires_grad_()
+        wanted[i].requires_grad_()
+    y = batch_norm_learnable_elu(*negated, training, 0.1, 1e-5)
+    want = reference.learnable_elu(F.batch_norm(*wanted[:5], training, 0.1, 1e-5), wanted[5])
+    torch.testing.assert_close(y, want, rtol=1e-5, atol=1e-5)
+    got = torch.autograd.grad(y, (negated[0], *negated[3:]), torch._neg_view(-dy))
+    expected = torch.autograd.grad(want, (wanted[0], *wanted[3:]), dy)
+    for g, w in zip(got, expected):
+        torch.testing.assert_close(g, w, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.skipif(
+    "triton" not in [b.name for b in backends.available()]
+    or not backends.backend_for("cpu").name == "triton",
+    reason="needs the Triton backend on the CPU (TRITON_INTERPRET=1) to choose between two",
+)
+def test_backward_runs_on_the_forwards_backend(monkeypatch):
+    """A forward under use_backend("torch") keeps that backend for its backward, after the block."""
+    from elu_triton.batch_norm import torch_backend, triton_backend
+
+    ran = []
+    for module in (torch_backend, triton_backend):
+        original = module.backward
+
+        def recording(*args, _original=original, _name=module.__name__, **kwargs):
+            ran.append(_name.rsplit(".", 1)[-1])
+            return _original(*args, **kwargs)
+
+        monkeypatch.setattr(module, "backward", recording)
+    layer = BatchNormLearnableELU(3)
+    x = torch.randn(2, 3, 4, requires_grad=True)
+    with backends.use_backend("torch"):
+        y = layer(x)
+    y.sum().backward()
+    assert ran == ["torch_backend"]

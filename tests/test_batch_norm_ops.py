@@ -11,6 +11,7 @@ import copy
 import pytest
 import torch
 import torch.nn.functional as F
+from torch._subclasses.fake_tensor import FakeTensorMode
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from elu_triton import BatchNormLearnableELU, batch_norm_learnable_elu, reference
@@ -203,3 +204,147 @@ def test_forward_ad_dual_input(device):
         lambda x: _composite(x, weight, bias, alpha, None, True), (x,), (tangent,)
     )
     torch.testing.assert_close(jvp, expected, rtol=1e-12, atol=1e-12)
+
+
+def test_backward_op_and_its_fake_check_grad_output(device):
+    x, rm, rv, weight, bias, alpha = _sample(device)
+    _, mean, var = torch.ops.elu_triton.batch_norm_elu_forward(
+        x, rm, rv, weight, bias, alpha, True, 1e-5
+    )
+    args = (x[:1].clone(), x, mean, var, weight, bias, alpha, True, 1e-5, [True] * 4)
+    with pytest.raises(ValueError, match=r"grad_output must have x's shape"):
+        torch.ops.elu_triton.batch_norm_elu_backward(*args)
+    with FakeTensorMode() as mode:
+        fake_args = tuple(mode.from_tensor(a) if isinstance(a, torch.Tensor) else a for a in args)
+        with pytest.raises(ValueError, match=r"grad_output must have x's shape"):
+            torch.ops.elu_triton.batch_norm_elu_backward(*fake_args)
+
+
+def _params64(device, channels=3):
+    torch.manual_seed(0)
+    return [(torch.rand(channels, device=device, dtype=torch.float64) + 0.5).requires_grad_()
+            for _ in range(3)]  # fmt: skip
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_is_grads_batched_matches_the_composite(training, device):
+    """Autograd's batched gradients hand the backward a dy the passes cannot read."""
+    weight, bias, alpha = _params64(device)
+    x = torch.randn(4, 3, 5, device=device, dtype=torch.float64, requires_grad=True)
+    running = (
+        torch.zeros(3, device=device, dtype=x.dtype),
+        torch.ones(3, device=device, dtype=x.dtype),
+    )
+    inputs = (x, weight, bias, alpha)
+    dys = torch.randn(3, *x.shape, device=device, dtype=x.dtype)
+    got = torch.autograd.grad(
+        _functional(x, weight, bias, alpha, running, training), inputs, dys, is_grads_batched=True
+    )
+    want = torch.autograd.grad(
+        _composite(x, weight, bias, alpha, running, training), inputs, dys, is_grads_batched=True
+    )
+    for g, w in zip(got, want):
+        torch.testing.assert_close(g, w, rtol=1e-10, atol=1e-10)
+
+
+def test_vectorized_jacobian_matches_the_composite(device):
+    weight, bias, alpha = _params64(device, channels=2)
+    x = torch.randn(3, 2, 2, device=device, dtype=torch.float64)
+
+    def fused(x, weight, bias, alpha):
+        return _functional(x, weight, bias, alpha, None, True)
+
+    def composite(x, weight, bias, alpha):
+        return _composite(x, weight, bias, alpha, None, True)
+
+    args = (x, weight.detach(), bias.detach(), alpha.detach())
+    got = torch.autograd.functional.jacobian(fused, args, vectorize=True)
+    want = torch.autograd.functional.jacobian(composite, args)
+    for g, w in zip(got, want):
+        torch.testing.assert_close(g, w, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.filterwarnings("ignore:.*torch.jit.trace. is deprecated:DeprecationWarning")
+@pytest.mark.parametrize("training", [True, False])
+def test_jit_trace_replays_the_composite(training, device, recwarn):
+    """The trace holds aten ops (no launch it cannot see) and replays on other inputs."""
+    torch.manual_seed(0)
+    layer = BatchNormLearnableELU(3, init=0.6, device=device).train(training)
+    with torch.no_grad():
+        layer.running_mean.uniform_(-1, 1)
+    twin = copy.deepcopy(layer)
+    traced = torch.jit.trace(copy.deepcopy(layer), torch.randn(2, 3, 4, 4, device=device))
+    kinds = {node.kind() for node in traced.graph.nodes()}
+    assert "aten::batch_norm" in kinds and "prim::PythonOp" not in kinds
+    assert all(k.startswith(("aten::", "prim::")) for k in kinds), kinds
+    assert not [w for w in recwarn if issubclass(w.category, torch.jit.TracerWarning)]
+    x = torch.randn(5, 3, 2, 6, device=device, requires_grad=True)
+    traced.load_state_dict(twin.state_dict())
+    y = traced(x)
+    want = _composite(
+        x, twin.weight, twin.bias, twin.alpha, (twin.running_mean, twin.running_var), training
+    )
+    torch.testing.assert_close(y, want, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(traced.running_mean, twin.running_mean, rtol=1e-6, atol=1e-6)
+    (got_dx,) = torch.autograd.grad(y.sum(), x)
+    (want_dx,) = torch.autograd.grad(want.sum(), x)
+    torch.testing.assert_close(got_dx, want_dx, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("momentum", [0.1, None])
+def test_fx_symbolic_trace_records_one_call(momentum, device):
+    """symbolic_trace of a model holding the fused layer: one node, and the model's results."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(
+        torch.nn.Conv2d(2, 3, 1), BatchNormLearnableELU(3, momentum=momentum, init=0.6)
+    ).to(device)
+    twin = copy.deepcopy(model)
+    traced = torch.fx.symbolic_trace(model)
+    targets = [getattr(n.target, "__name__", str(n.target)) for n in traced.graph.nodes]
+    assert "batch_norm_forward" in targets
+    for step in range(2):
+        x = torch.randn(4, 2, 3, 3, device=device)
+        y = traced(x)
+        z = F.batch_norm(
+            twin[0](x), twin[1].running_mean, twin[1].running_var, twin[1].weight,
+            twin[1].bias, True, 0.1 if momentum is not None else 1 / (step + 1), 1e-5,
+        )  # fmt: skip
+        torch.testing.assert_close(y, reference.learnable_elu(z, twin[1].alpha))
+    torch.testing.assert_close(model[1].running_var, twin[1].running_var)
+    assert int(model[1].num_batches_tracked) == 2
+
+
+@pytest.mark.parametrize("empty", [False, True])
+def test_opcheck_with_a_0d_alpha(empty, device):
+    """dalpha is (alpha.numel(),) in the body and the fake alike; autograd sums it to ()."""
+    x, rm, rv, weight, bias, _ = _sample(device)
+    if empty:
+        x = x[:0]
+    alpha = torch.tensor(0.7, device=device, requires_grad=True)
+    if not empty:  # (an empty x's statistics are NaN, which opcheck's comparison refuses)
+        torch.library.opcheck(
+            torch.ops.elu_triton.batch_norm_elu_forward,
+            (x, rm, rv, weight, bias, alpha, False, 1e-5),
+        )
+    _, mean, var = torch.ops.elu_triton.batch_norm_elu_forward(
+        x, rm, rv, weight, bias, alpha, False, 1e-5
+    )
+    args = (
+        torch.randn_like(x),
+        x,
+        mean,
+        var,
+        weight,
+        bias,
+        alpha.detach(),
+        False,
+        1e-5,
+        [True] * 4,
+    )
+    torch.library.opcheck(torch.ops.elu_triton.batch_norm_elu_backward, args)
+    assert torch.ops.elu_triton.batch_norm_elu_backward(*args)[3].shape == (1,)
+    y = _functional(x.requires_grad_(), weight, bias, alpha, (rm, rv), False)
+    (dalpha,) = torch.autograd.grad(y.sum(), alpha)
+    want = _composite(x, weight, bias, alpha, (rm, rv), False)
+    assert dalpha.shape == ()
+    torch.testing.assert_close(dalpha, torch.autograd.grad(want.sum(), alpha)[0])

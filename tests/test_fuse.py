@@ -147,3 +147,19 @@ def test_unfused_checkpoint_loads_before_fusing():
     assert torch.equal(target[0][1].alpha, source[0][2].alpha)
     with pytest.raises(RuntimeError, match="alpha"):
         _network().load_state_dict(target.state_dict())  # the fused names are not the pair's
+
+
+def test_activation_on_another_channel_dim_is_left_alone():
+    """BatchNorm normalizes dim 1; a channel_dim=-1 LearnableELU scales the last: not one layer."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.BatchNorm2d(4), LearnableELU(4, channel_dim=-1)).train()
+    with torch.no_grad():
+        model[1].alpha.copy_(torch.tensor([0.2, 0.5, 1.0, 2.0]))
+    twin = copy.deepcopy(model)
+    x = torch.randn(2, 4, 3, 4)  # the last dim has C's size too
+    fuse_batchnorm(model)
+    assert isinstance(model[0], nn.BatchNorm2d) and isinstance(model[1], LearnableELU)
+    torch.testing.assert_close(model(x), twin(x))
+    # A single alpha has no channel dim to get wrong: fused.
+    shared = fuse_batchnorm(nn.Sequential(nn.BatchNorm2d(4), LearnableELU(1, channel_dim=-1)))
+    assert isinstance(shared[0], BatchNormLearnableELU)

@@ -99,3 +99,12 @@ def test_saves_only_x_and_alpha(device):
     assert len(saved) == 2
     assert saved[0].data_ptr() == x.data_ptr() and saved[1].data_ptr() == alpha.data_ptr()
     assert all(t.data_ptr() != y.data_ptr() for t in saved)
+
+
+def test_opcheck_backward_of_an_empty_input_with_a_0d_alpha(device):
+    """The empty backend's dalpha is (alpha.numel(),), as the fake says: (1,) for a 0-D alpha."""
+    x = torch.randn(0, 3, 4, device=device)
+    alpha = torch.tensor(0.7, device=device, requires_grad=True)
+    args = (torch.randn_like(x), x, alpha, True)
+    torch.library.opcheck(torch.ops.elu_triton.backward, args)
+    assert torch.ops.elu_triton.backward(*args)[1].shape == (1,)

@@ -168,7 +168,8 @@ def clear_caches() -> None:
 def use_backend(backend: str | Backend) -> Iterator[Backend]:
     """Force a backend (by name, or a Backend of one's own) in this thread, for the block.
 
-    Other threads keep their own choice. A call made in the block runs its
+    Other threads keep their own choice. A call made in the block (of the
+    activation or of the fused ``BatchNormLearnableELU``) runs its
     ordinary backward on the same backend, wherever and whenever autograd runs
     it. A backward under create_graph=True, and calls that go through the
     custom ops (under a dispatch mode, with tensor subclasses), select again

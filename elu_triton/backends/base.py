@@ -67,7 +67,8 @@ def _empty_forward(x: torch.Tensor, alpha: torch.Tensor, plan: None) -> torch.Te
 
 
 def _empty_backward(dy, x, alpha, compute_dalpha: bool, plan: None):
-    return torch.empty_like(x), torch.zeros_like(alpha) if compute_dalpha else None
+    # (alpha.numel(),), as the backward op's fake says: a 0-D alpha's is (1,).
+    return torch.empty_like(x), alpha.new_zeros(alpha.numel()) if compute_dalpha else None
 
 
 # Empty inputs, on any backend: nothing to compute, so nothing is launched.

@@ -102,26 +102,41 @@ def backward(
         x = dense(x)
         dy = with_layout_of(dy, x)  # dy in x's dtype, as the kernels read it
         dtype = compute_dtype(x.dtype)
-        xc, dyc = x.to(dtype), dy.to(dtype)
-        # Three full-size scratch buffers and dx: on the CPU a fresh one costs
-        # about as much as a pass over it (page faults), so the steps reuse
-        # them. min(x, 0) keeps NaN and maps x > 0 (+inf too) to 0: exp 1, expm1 0.
-        negative = xc.clamp(max=0)
-        exp_negative = torch.exp(negative)
-        dalpha = None
-        if compute_dalpha:
-            scratch = torch.neg(xc)
-            dy_negative = _THRESHOLD_BACKWARD(
-                dyc, scratch, -_SMALLEST_SUBNORMAL[dtype], grad_input=scratch
-            )
-            terms = torch.expm1(negative, out=negative).mul_(dy_negative)
-            dalpha = sum_per_channel(terms, alpha.numel()).to(alpha.dtype)
-        # S = copysign(exp(min(x, 0)), x > 0 ? x : -1): 1 for x > 0, -exp(x)
-        # otherwise (x = +0 included, which a copysign from x itself would miss).
-        sign_source = torch.threshold(xc, 0.0, -1.0, out=negative)
-        slope = exp_negative.copysign_(sign_source)
-        dx = F.prelu(slope, _prelu_weight(alpha, dtype).neg()).mul_(dyc).to(x.dtype)
-        return dx, dalpha
+        dalpha_channels = alpha.numel() if compute_dalpha else None
+        dxc, dalpha = activation_grads(
+            x.to(dtype), dy.to(dtype), _prelu_weight(alpha, dtype), dalpha_channels
+        )
+        return dxc.to(x.dtype), dalpha.to(alpha.dtype) if compute_dalpha else None
+
+
+def activation_grads(
+    xc: torch.Tensor, dyc: torch.Tensor, prelu_weight: torch.Tensor, dalpha_channels: int | None
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(dy * slope, dalpha as fp64 (dalpha_channels,) or None) at dense xc, in xc's dtype.
+
+    ``backward``'s math (see there) on dense xc and dyc in the compute dtype,
+    with prelu_weight alpha as F.prelu's weight; the fused batch norm's
+    backward calls it at z. xc is read, never written. dalpha_channels:
+    alpha's size, or None for no dalpha.
+    """
+    # Three full-size scratch buffers and dy * slope: on the CPU a fresh one
+    # costs about as much as a pass over it (page faults), so the steps reuse
+    # them. min(x, 0) keeps NaN and maps x > 0 (+inf too) to 0: exp 1, expm1 0.
+    negative = xc.clamp(max=0)
+    exp_negative = torch.exp(negative)
+    dalpha = None
+    if dalpha_channels is not None:
+        scratch = torch.neg(xc)
+        dy_negative = _THRESHOLD_BACKWARD(
+            dyc, scratch, -_SMALLEST_SUBNORMAL[xc.dtype], grad_input=scratch
+        )
+        terms = torch.expm1(negative, out=negative).mul_(dy_negative)
+        dalpha = sum_per_channel(terms, dalpha_channels)
+    # S = copysign(exp(min(x, 0)), x > 0 ? x : -1): 1 for x > 0, -exp(x)
+    # otherwise (x = +0 included, which a copysign from x itself would miss).
+    sign_source = torch.threshold(xc, 0.0, -1.0, out=negative)
+    slope = exp_negative.copysign_(sign_source)
+    return F.prelu(slope, prelu_weight.neg()).mul_(dyc), dalpha
 
 
 BACKEND = Backend(

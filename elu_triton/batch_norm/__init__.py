@@ -3,10 +3,12 @@
 ``BatchNormLearnableELU`` (module.py) equals ``nn.BatchNorm{1,2,3}d``
 followed by ``LearnableELU``; ``batch_norm_learnable_elu`` (function.py) is
 its functional form in ``F.batch_norm``'s argument order. Files, in the
-order an input meets them: checks.py, function.py (routing, the autograd
-Function), ops.py (custom ops), passes.py (the eager bodies), statistics.py
-(per-channel host math), torch_backend.py / triton_backend.py (the passes
-over x), and the kernels in ``elu_triton.kernels.batch_norm_*``.
+order an input meets them: module.py (the module and its FX-wrapped
+forward), checks.py, function.py (routing, the autograd Function), ops.py
+(custom ops), passes.py (the eager bodies), statistics.py (per-channel host
+math), torch_backend.py / triton_backend.py (the passes over x), the kernels
+in ``elu_triton.kernels.batch_norm_*``, and second_order.py (the composite's
+gradients, for create_graph=True and autograd's batched gradients).
 """
 
 from .function import BatchNormLearnableELUFunction, batch_norm_learnable_elu

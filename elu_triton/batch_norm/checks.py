@@ -6,7 +6,8 @@ its, word for word); the others name the expected and the given values.
 
 import torch
 
-from ..checks import channel_count, check_inputs
+from ..checks import channel_count, check_grad_output, check_inputs
+from .statistics import elements_per_channel
 
 
 def _check_vector(name: str, t: torch.Tensor | None, x: torch.Tensor) -> None:
@@ -37,7 +38,7 @@ def check_batch_norm_inputs(
     Raises:
         TypeError: a tensor is not a strided floating-point tensor.
         ValueError: x has fewer than 2 dims, a vector's shape is not (C,)
-            (alpha: (1,) or (C,)), tensors on different devices, only one of
+            (alpha: (C,), (1,) or 0-D), tensors on different devices, only one of
             the running statistics given, none given in eval, or one value
             per channel in training.
     """
@@ -53,7 +54,30 @@ def check_batch_norm_inputs(
         raise ValueError("running_mean and running_var must both be tensors or both be None")
     if not training and running_mean is None:
         raise ValueError("running_mean and running_var must be given in evaluation mode")
-    if training and x.numel() // channel_count(x) == 1:
+    if training and elements_per_channel(x) == 1:
         raise ValueError(
             f"Expected more than 1 value per channel when training, got input size {x.size()}"
         )
+
+
+def check_backward_inputs(
+    dy: torch.Tensor,
+    x: torch.Tensor,
+    weight: torch.Tensor | None,
+    bias: torch.Tensor | None,
+    alpha: torch.Tensor,
+) -> None:
+    """Validate the backward's arguments before anything reads them.
+
+    autograd hands over a dy of y's shape, but ``grad_fn.apply(dy)`` need
+    not; and weight.data, bias.data or alpha.data may have been resized
+    since the forward: the kernels would read past a short one.
+
+    Raises:
+        TypeError, ValueError: as ``check_grad_output`` for dy, as
+            ``check_batch_norm_inputs`` for the per-channel vectors.
+    """
+    check_grad_output(dy, x)
+    check_inputs(x, alpha)
+    _check_vector("weight", weight, x)
+    _check_vector("bias", bias, x)

@@ -7,37 +7,36 @@ and runs the passes (``passes.py``) directly for plain tensors, or through
 the custom ops (``ops.py``) for subclass tensors and under dispatch modes;
 then it updates the running statistics in place, as F.batch_norm does.
 
-Under torch.compile, torch.export and torch.func transforms, and for
-forward-AD dual inputs, it returns the composite, ``F.batch_norm`` then the
+Under torch.compile, torch.export, torch.jit.trace and torch.func
+transforms, and for forward-AD dual inputs, it returns the composite, ``F.batch_norm`` then the
 activation's reference, as ``learnable_elu`` does: the compiler fuses it with
 its neighbours, and the transforms compose with plain PyTorch ops (and
 refuse what they refuse for BatchNorm: vmap over training-mode running
 statistics). Only this thread's state and the call's own tensors decide.
 
 A backward under create_graph=True recomputes the composite and
-differentiates it, so that second-order gradients are recorded.
+differentiates it, so that second-order gradients are recorded; so does a
+backward of autograd's batched gradients (``is_grads_batched=True``,
+``jacobian(vectorize=True)``), whose dy the passes cannot read. The route
+tests are the activation's (``elu_triton.function``, ``eager.is_plain``).
 """
 
 import torch
 import torch.nn.functional as F
-from torch._guards import TracingContext
-from torch.autograd import forward_ad
 
 from .. import reference
+from ..eager import is_plain
+from ..function import _dual, _export_tracing, _jit_tracing, _traced, _transformed
+from ..routes import is_batched_gradient, jit_warnings_off
 from . import ops as _ops  # noqa: F401  (registers torch.ops.elu_triton.batch_norm_elu_*)
-from .passes import run_backward, run_forward
+from .passes import backend_module, run_backward, run_forward
 from .second_order import composite_grads
-from .statistics import update_running
-
-_PLAIN = (torch.Tensor, torch.nn.Parameter)
-_is_functorch_wrapped = torch._C._functorch.is_functorch_wrapped_tensor
+from .statistics import elements_per_channel, update_running
 
 
 def _plain(*tensors: torch.Tensor | None) -> bool:
-    """Whether eager code may run the passes directly: plain tensors, no dispatch mode."""
-    if torch._C._len_torch_dispatch_stack():
-        return False
-    return all(t is None or (type(t) in _PLAIN and not _is_functorch_wrapped(t)) for t in tensors)
+    """The activation's ``eager.is_plain`` for each tensor given (None, an absent one, passes)."""
+    return all(t is None or is_plain(t) for t in tensors)
 
 
 def composite(
@@ -64,10 +63,14 @@ class BatchNormLearnableELUFunction(torch.autograd.Function):
         args = (x, running_mean, running_var, weight, bias, alpha, training, eps)
         if _plain(x, running_mean, running_var, weight, bias, alpha):
             y, mean, var = run_forward(*args)
+            # The backward runs on the forward's backend (this thread's choice,
+            # use_backend included), whichever thread runs it and when.
+            ctx.backend = backend_module(x)
         else:
             y, mean, var = torch.ops.elu_triton.batch_norm_elu_forward(*args)
+            ctx.backend = None
         if training and x.numel() > 0:  # (BatchNorm leaves them for an empty batch)
-            update_running(running_mean, running_var, mean, var, momentum, x.numel() // x.shape[1])
+            update_running(running_mean, running_var, mean, var, momentum, elements_per_channel(x))
         ctx.save_for_backward(x, mean, var, weight, bias, alpha)  # never z or y
         ctx.training, ctx.eps = training, eps
         return y
@@ -78,19 +81,19 @@ class BatchNormLearnableELUFunction(torch.autograd.Function):
         needs_dx, _, _, needs_dw, needs_db, needs_da = ctx.needs_input_grad[:6]
         needs = (needs_dx, needs_dw, needs_db, needs_da)
         args = (dy, x, mean, var, weight, bias, alpha, ctx.training, ctx.eps)
-        if torch.is_grad_enabled():  # create_graph=True: differentiate the composite
-            grads = composite_grads(*args, needs)
+        # create_graph=True (grad mode on), or autograd's batched gradients
+        # (is_grads_batched=True, jacobian(vectorize=True): a dy the passes
+        # cannot read): differentiate the composite, in plain ops.
+        if torch.is_grad_enabled() or is_batched_gradient(dy):
+            with torch.enable_grad():
+                grads = composite_grads(*args, needs)
         elif _plain(dy, x, weight, bias, alpha):
-            grads = run_backward(*args, needs)
+            grads = run_backward(*args, needs, ctx.backend)
         else:
             grads = torch.ops.elu_triton.batch_norm_elu_backward(*args, list(needs))
             grads = tuple(g if need else None for g, need in zip(grads, needs))
         dx, dweight, dbias, dalpha = grads
         return dx, None, None, dweight, dbias, dalpha, None, None, None
-
-
-def _carries_a_tangent(*tensors: torch.Tensor | None) -> bool:
-    return any(t is not None and forward_ad.unpack_dual(t).tangent is not None for t in tensors)
 
 
 def batch_norm_learnable_elu(
@@ -113,7 +116,7 @@ def batch_norm_learnable_elu(
             running = (1 - momentum) * running + momentum * batch (the
             unbiased variance); in eval they normalize x.
         weight, bias: (C,) affine parameters, or None.
-        alpha: (C,) or (1,) the activation's alpha (required).
+        alpha: (C,), (1,) or 0-D: the activation's alpha (required).
         training: normalize with the batch's statistics (else the running ones).
         momentum: the running statistics' update factor.
         eps: added to the variance.
@@ -128,11 +131,12 @@ def batch_norm_learnable_elu(
         raise TypeError("batch_norm_learnable_elu needs alpha, the activation's parameter")
     args = (x, running_mean, running_var, weight, bias, alpha, training, momentum, eps)
     tensors = (x, running_mean, running_var, weight, bias, alpha)
-    if (
-        torch.compiler.is_dynamo_compiling()
-        or torch._C._are_functorch_transforms_active()
-        or (forward_ad._current_level >= 0 and _carries_a_tangent(*tensors))
-        or (not _plain(*tensors) and TracingContext.try_get() is not None)
-    ):
+    # The activation's route tests (``elu_triton.function``), in its order.
+    if _traced() or _transformed() or _dual(*tensors):
+        return composite(*args)
+    if _jit_tracing():  # (asked after dynamo, which cannot trace this question)
+        with jit_warnings_off():
+            return composite(*args)
+    if not _plain(*tensors) and _export_tracing():
         return composite(*args)
     return BatchNormLearnableELUFunction.apply(*args)

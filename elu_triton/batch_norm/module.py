@@ -4,7 +4,78 @@ import torch
 from torch import nn
 from torch.nn.modules.batchnorm import _NormBase
 
+from ..function import _jit_tracing, _traced
+from ..routes import jit_warnings_off
 from .function import batch_norm_learnable_elu
+
+
+def check_input_dim(x: torch.Tensor, num_features: int) -> None:
+    """Raise unless x is (N, C, *) with 2 to 5 dims and num_features channels.
+
+    Raises:
+        ValueError: x has another rank, or another channel count.
+    """
+    if x.dim() not in (2, 3, 4, 5):
+        raise ValueError(f"expected 2D, 3D, 4D or 5D input (got {x.dim()}D input)")
+    if x.shape[1] != num_features:
+        raise ValueError(
+            f"expected an input of {num_features} channels (dim 1), got shape {tuple(x.shape)}"
+        )
+
+
+def batch_norm_forward(
+    x: torch.Tensor,
+    num_features: int,
+    running_mean: torch.Tensor | None,
+    running_var: torch.Tensor | None,
+    num_batches_tracked: torch.Tensor | None,
+    weight: torch.Tensor | None,
+    bias: torch.Tensor | None,
+    alpha: torch.Tensor,
+    training: bool,
+    track_running_stats: bool,
+    momentum: float | None,
+    eps: float,
+) -> torch.Tensor:
+    """``BatchNormLearnableELU.forward`` on the module's state: y, x's shape and memory format.
+
+    BatchNorm's forward (torch/nn/modules/batchnorm.py, _BatchNorm), word for
+    word where it can be: the same momentum, counter and training choices.
+    A function of its own so that torch.fx.symbolic_trace records it as one
+    call (as it records F.batch_norm), instead of tracing into checks and a
+    counter that branch on values.
+
+    Raises:
+        ValueError: as ``check_input_dim`` and ``checks.check_batch_norm_inputs``.
+    """
+    # The sizes checked become constants of a jit trace, as they should.
+    # (_traced first: dynamo cannot trace _jit_tracing, and folds _traced to True.)
+    if not _traced() and _jit_tracing():
+        with jit_warnings_off():
+            check_input_dim(x, num_features)
+    else:
+        check_input_dim(x, num_features)
+    factor = 0.0 if momentum is None else momentum
+    if training and track_running_stats and num_batches_tracked is not None:
+        num_batches_tracked.add_(1)
+        if momentum is None:  # a cumulative moving average
+            factor = 1.0 / float(num_batches_tracked)
+    bn_training = training or (running_mean is None and running_var is None)
+    use_running = not training or track_running_stats
+    return batch_norm_learnable_elu(
+        x,
+        running_mean if use_running else None,
+        running_var if use_running else None,
+        weight,
+        bias,
+        alpha,
+        bn_training,
+        factor,
+        eps,
+    )
+
+
+torch.fx.wrap("batch_norm_forward")
 
 
 class BatchNormLearnableELU(_NormBase):
@@ -64,36 +135,15 @@ class BatchNormLearnableELU(_NormBase):
             nn.init.constant_(self.alpha, self.init)
 
     def _check_input_dim(self, x: torch.Tensor) -> None:
-        if x.dim() not in (2, 3, 4, 5):
-            raise ValueError(f"expected 2D, 3D, 4D or 5D input (got {x.dim()}D input)")
-        if x.shape[1] != self.num_features:
-            raise ValueError(
-                f"expected an input of {self.num_features} channels (dim 1), "
-                f"got shape {tuple(x.shape)}"
-            )
+        check_input_dim(x, self.num_features)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # BatchNorm's forward (torch/nn/modules/batchnorm.py, _BatchNorm), word for word
-        # where it can be: the same momentum, counter and training choices.
-        self._check_input_dim(x)
-        factor = 0.0 if self.momentum is None else self.momentum
-        if self.training and self.track_running_stats and self.num_batches_tracked is not None:
-            self.num_batches_tracked.add_(1)
-            if self.momentum is None:  # a cumulative moving average
-                factor = 1.0 / float(self.num_batches_tracked)
-        bn_training = self.training or (self.running_mean is None and self.running_var is None)
-        use_running = not self.training or self.track_running_stats
-        return batch_norm_learnable_elu(
-            x,
-            self.running_mean if use_running else None,
-            self.running_var if use_running else None,
-            self.weight,
-            self.bias,
-            self.alpha,
-            bn_training,
-            factor,
-            self.eps,
-        )
+        # One call, which torch.fx.symbolic_trace records as one node (see batch_norm_forward).
+        return batch_norm_forward(
+            x, self.num_features, self.running_mean, self.running_var, self.num_batches_tracked,
+            self.weight, self.bias, self.alpha, self.training, self.track_running_stats,
+            self.momentum, self.eps,
+        )  # fmt: skip
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, init={self.init}"

@@ -12,7 +12,8 @@ op, or differentiates the composite under create_graph=True.
 import torch
 
 from ..precision import compute_dtype
-from .checks import check_batch_norm_inputs
+from ..routes import is_batched_gradient
+from .checks import check_backward_inputs, check_batch_norm_inputs
 from .passes import run_backward, run_forward
 from .second_order import composite_grads
 
@@ -56,14 +57,19 @@ def batch_norm_elu_backward(
     eps: float,
     needs: list[bool],
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(dx, dweight, dbias, dalpha); each an empty (0,) tensor where needs says no."""
+    """(dx, dweight, dbias, dalpha); each an empty (0,) tensor where needs says no.
+
+    dalpha is (alpha.numel(),), as the activation's backward op returns it.
+    """
     grads = run_backward(dy, x, mean, var, weight, bias, alpha, training, eps, tuple(needs))
     return tuple(g if g is not None else x.new_empty(0) for g in grads)
 
 
 @batch_norm_elu_backward.register_fake
 def _backward_fake(dy, x, mean, var, weight, bias, alpha, training, eps, needs):
-    likes = (x, weight, bias, alpha)
+    check_backward_inputs(dy, x, weight, bias, alpha)
+    # dalpha is (alpha.numel(),), as the body's: a 0-D alpha's is (1,), which autograd sums to ().
+    likes = (x, weight, bias, alpha.reshape(-1))
     return tuple(
         torch.empty_like(t) if need and t is not None else x.new_empty(0)
         for t, need in zip(likes, needs)
@@ -82,8 +88,11 @@ def _backward_formula(ctx, dy, _dmean, _dvar):
     x, mean, var, weight, bias, alpha = ctx.saved_tensors
     needs_dx, _, _, needs_dw, needs_db, needs_da = ctx.needs_input_grad[:6]
     needs = (needs_dx, needs_dw, needs_db, needs_da)
-    if torch.is_grad_enabled():
-        grads = composite_grads(dy, x, mean, var, weight, bias, alpha, ctx.training, ctx.eps, needs)
+    if torch.is_grad_enabled() or is_batched_gradient(dy):  # as the Function's backward
+        with torch.enable_grad():
+            grads = composite_grads(
+                dy, x, mean, var, weight, bias, alpha, ctx.training, ctx.eps, needs
+            )
     else:
         grads = batch_norm_elu_backward(
             dy, x, mean, var, weight, bias, alpha, ctx.training, ctx.eps, list(needs)

@@ -14,18 +14,20 @@ backend recomputes once for both).
 
 Which backend runs them follows the activation's choice for x's device
 (``elu_triton.backends.backend_for``): the Triton kernels, or eager PyTorch ops.
+As for the activation, the autograd Function's backward runs on the forward's
+choice; the custom ops (and create_graph=True) select again where they run.
 """
 
-import contextlib
 import importlib
 from types import ModuleType
 
 import torch
 
 from ..backends import backend_for
+from ..backends.torch_ops import _autocast_off  # (the passes state their dtypes)
 from ..precision import compute_dtype
 from . import torch_backend
-from .checks import check_batch_norm_inputs
+from .checks import check_backward_inputs, check_batch_norm_inputs
 from .statistics import PerChannel, invstd_of
 
 Grads = tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor | None, torch.Tensor | None]
@@ -37,14 +39,6 @@ def backend_module(x: torch.Tensor) -> ModuleType:
         # Imported on first use: machines without triton never get here.
         return importlib.import_module(f"{__package__}.triton_backend")
     return torch_backend
-
-
-def _autocast_off(x: torch.Tensor) -> contextlib.AbstractContextManager:
-    """The passes state their dtypes: autocast (which would run F.prelu in bf16) is off."""
-    kind = x.device.type
-    if kind in ("cpu", "cuda") and torch.is_autocast_enabled(kind):
-        return torch.autocast(kind, enabled=False)
-    return contextlib.nullcontext()
 
 
 def run_forward(
@@ -89,11 +83,21 @@ def run_backward(
     training: bool,
     eps: float,
     needs: tuple[bool, bool, bool, bool],
+    backend: ModuleType | None = None,
 ) -> Grads:
     """(dx, dweight, dbias, dalpha), None where needs (same order) is False.
 
-    mean, var: the forward's (``run_forward``).
+    dalpha is (alpha.numel(),): (1,) for a 0-D alpha, which autograd sums to ().
+
+    mean, var: the forward's (``run_forward``). backend: the module of passes
+    that ran the forward (``backend_module``), so that a backward run after a
+    ``use_backend`` block, or on autograd's threads, runs where the forward
+    ran; None to select now (the custom op's body).
+
+    Raises:
+        TypeError, ValueError: as ``checks.check_backward_inputs``.
     """
+    check_backward_inputs(dy, x, weight, bias, alpha)
     needs_dx, needs_dweight, needs_dbias, needs_dalpha = needs
     needs_dweight, needs_dbias = (
         needs_dweight and weight is not None,
@@ -101,7 +105,7 @@ def run_backward(
     )
     if x.numel() == 0:
         return _empty_grads(x, weight, bias, alpha, needs)
-    backend = backend_module(x)
+    backend = backend_module(x) if backend is None else backend
     with _autocast_off(x):
         per_channel = PerChannel(x, weight, bias, alpha)
         invstd = invstd_of(var, eps)  # bitwise the forward's
@@ -119,13 +123,16 @@ def run_backward(
 
 
 def _dalpha(per_channel_sums: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
-    """alpha's gradient: the channel sums, or their total for a shared (1,) alpha."""
+    """alpha's gradient as (alpha.numel(),): the channel sums, or their total for one alpha.
+
+    As the activation's backward op: a 0-D alpha's is (1,), which autograd sums to ().
+    """
     if alpha.numel() == 1:
         per_channel_sums = per_channel_sums.sum().reshape(1)
     return per_channel_sums.to(alpha.dtype)
 
 
 def _empty_grads(x, weight, bias, alpha, needs) -> Grads:
-    zeros = [torch.zeros_like(t) if t is not None else None for t in (weight, bias, alpha)]
-    grads = (torch.empty_like(x), *zeros)
+    zeros = [torch.zeros_like(t) if t is not None else None for t in (weight, bias)]
+    grads = (torch.empty_like(x), *zeros, alpha.new_zeros(alpha.numel()))  # (as _dalpha)
     return tuple(g if need else None for g, need in zip(grads, needs))

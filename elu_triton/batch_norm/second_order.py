@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from .. import reference
+from .checks import check_backward_inputs
 
 
 def _normalized(x, mean, var, weight, bias, training, eps):
@@ -32,7 +33,11 @@ def composite_grads(dy, x, mean, var, weight, bias, alpha, training, eps, needs)
 
     For a backward under create_graph=True: the graph of these gradients
     reaches dy, x and the parameters, so a further backward works.
+
+    Raises:
+        TypeError, ValueError: as ``checks.check_backward_inputs``.
     """
+    check_backward_inputs(dy, x, weight, bias, alpha)
     inputs = [t for t, need in zip((x, weight, bias, alpha), needs) if need]
     z = _normalized(x, mean, var, weight, bias, training, eps)
     y = reference.learnable_elu(z, alpha)

@@ -16,8 +16,9 @@ from ..precision import compute_dtype
 class PerChannel:
     """weight, bias and alpha as (C,) contiguous vectors in x's compute dtype.
 
-    Without affine, weight is ones and bias zeros; a shared (1,) alpha is
-    expanded to C (its gradient is then the sum of the C channels').
+    Without affine, weight is ones and bias zeros; a single (1,) or 0-D alpha is
+    expanded to C (its gradient is then the sum of the C channels'). Lazily
+    negated views are resolved: kernels read raw memory, not the sign bit.
     """
 
     def __init__(self, x: torch.Tensor, weight, bias, alpha: torch.Tensor):
@@ -25,13 +26,13 @@ class PerChannel:
         channels = channel_count(x)
         self.weight = _vector(weight, channels, dtype, x, 1.0)
         self.bias = _vector(bias, channels, dtype, x, 0.0)
-        self.alpha = alpha.to(dtype).expand(channels).contiguous()
+        self.alpha = alpha.resolve_neg().to(dtype).expand(channels).contiguous()
 
 
 def _vector(t, channels, dtype, x, fill):
     if t is None:
         return torch.full((channels,), fill, dtype=dtype, device=x.device)
-    return t.to(dtype).contiguous()
+    return t.resolve_neg().to(dtype).contiguous()
 
 
 def elements_per_channel(x: torch.Tensor) -> int:

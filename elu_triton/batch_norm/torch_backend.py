@@ -11,13 +11,11 @@ it, accurate when the mean is large against the spread).
 import torch
 import torch.nn.functional as F
 
-from ..layout import dense, memory_view, with_layout_of
+from ..backends.torch_ops import activation_grads, sum_per_channel
+from ..checks import channel_count
+from ..layout import dense, with_layout_of
 from ..precision import compute_dtype
 from .statistics import PerChannel, dx_coefficients, elements_per_channel
-
-_THRESHOLD_BACKWARD = torch.ops.aten.threshold_backward.grad_input
-# -z > -(this) exactly when z <= 0, in each compute dtype.
-_SMALLEST_SUBNORMAL = {torch.float32: 2.0**-149, torch.float64: 2.0**-1074}
 
 
 def _per_channel_view(v: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -66,40 +64,6 @@ def normalize_activate(
     return with_layout_of(y.to(x.dtype), x)
 
 
-def _sum_per_channel(terms: torch.Tensor) -> torch.Tensor:
-    """Per-channel sums of dense terms as (C,) fp64: one dim at a time in the memory view."""
-    view = memory_view(terms, terms.shape[1])
-    matrix = terms.as_strided((view.rows, view.cols), (view.cols, 1))
-    if view.channel_is_column:
-        return matrix.sum(dim=0).to(torch.float64)
-    return matrix.sum(dim=1).view(-1, view.channels).sum(dim=0, dtype=torch.float64)
-
-
-def _activation_grads(z, dy, alpha, compute_dalpha: bool):
-    """(dz, dalpha terms or None, a free scratch buffer) at z for dy; z is overwritten.
-
-    On the CPU torch.where costs 4-5x a multiply; as in the activation's
-    PyTorch backend (``backends/torch_ops.py``), each select is an op that
-    selects on a sign: with S = 1 for z > 0 and -exp(z) otherwise,
-    prelu(S, -alpha) is the slope (1, or alpha*exp(z)); the dalpha term
-    dy*expm1(min(z, 0)) takes dy zeroed where z > 0 by threshold_backward
-    (so an infinite dy there gives 0, not inf*0 = NaN).
-    """
-    negative = z.clamp(max=0)  # keeps NaN; 0 for z > 0 (exp 1, expm1 0)
-    scratch = torch.neg(z)
-    terms = None
-    if compute_dalpha:
-        tiny = _SMALLEST_SUBNORMAL[z.dtype]
-        dy_negative = _THRESHOLD_BACKWARD(dy, scratch, -tiny, grad_input=scratch)  # 0 where z > 0
-        exp_negative = torch.exp(negative)
-        terms = torch.expm1(negative, out=negative).mul_(dy_negative)
-    else:
-        exp_negative = torch.exp(negative, out=negative)
-    sign_source = torch.threshold(z, 0.0, -1.0, out=z)  # z if z > 0 else -1
-    slope = exp_negative.copysign_(sign_source)
-    return F.prelu(slope, alpha.neg()).mul_(dy), terms, scratch
-
-
 def backward(
     dy: torch.Tensor,
     x: torch.Tensor,
@@ -120,12 +84,16 @@ def backward(
     x = dense(x)
     dyc = with_layout_of(dy, x).to(compute_dtype(x.dtype))
     xhat, z = _recompute(x, mean, invstd, per_channel)
-    dz, terms, scratch = _activation_grads(z, dyc, per_channel.alpha, compute_dalpha)
+    channels = channel_count(x)
+    # The activation's backward at z (dalpha per channel: a single alpha is
+    # expanded to C in per_channel); z's buffer is free after it.
+    dz, sum_dalpha = activation_grads(
+        z, dyc, per_channel.alpha, channels if compute_dalpha else None
+    )
     sums = None
     if compute_sums:
-        sum_dalpha = _sum_per_channel(terms) if compute_dalpha else None
-        dz_xhat = torch.mul(dz, xhat, out=scratch)
-        sums = (_sum_per_channel(dz), _sum_per_channel(dz_xhat), sum_dalpha)
+        dz_xhat = torch.mul(dz, xhat, out=z)
+        sums = (sum_per_channel(dz, channels), sum_per_channel(dz_xhat, channels), sum_dalpha)
     if not compute_dx:
         return sums, None
     scale, mean_dz, mean_dz_xhat = dx_coefficients(

@@ -3,13 +3,15 @@
 Launch constants come from ``backends/triton_config.plan`` (the activation's
 (R, K) view, tiles, grid and partials' shape, planned per channel); per-
 channel partial sums are summed on the host in a fixed order (fp64), so the
-statistics and dweight, dbias and dalpha are reproducible run to run.
+statistics and dweight, dbias and dalpha are reproducible run to run. Each
+entry point goes through the activation's ``backends/device_guard``: the
+launch on x's device, every negated view resolved (``PerChannel``'s vectors
+are resolved where they are built).
 """
-
-import contextlib
 
 import torch
 
+from ..backends.device_guard import guard_needed, run_guarded
 from ..backends.triton_config import plan
 from ..checks import channel_count
 from ..kernels.batch_norm_backward import batch_norm_elu_dx_kernel, batch_norm_elu_reduce_kernel
@@ -22,7 +24,7 @@ from .statistics import PerChannel, dx_coefficients, elements_per_channel, finis
 
 def _planned(x: torch.Tensor):
     """(dense x, its plan): x's channels are the view's, whatever alpha's size."""
-    x = dense(x.resolve_neg())
+    x = dense(x)
     return x, plan(x, channel_count(x))
 
 
@@ -30,22 +32,18 @@ def _partials(x: torch.Tensor, planned) -> torch.Tensor:
     return x.new_empty(planned.config.dalpha_partials_shape, dtype=planned.partials_dtype)
 
 
-def _on_device_of(x: torch.Tensor) -> contextlib.AbstractContextManager:
-    """Triton launches on the current CUDA device: make it x's."""
-    return torch.cuda.device(x.device) if x.is_cuda else contextlib.nullcontext()
-
-
 def statistics(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(mean, biased var) of each channel of x, in the compute dtype."""
+    if guard_needed(x, x):
+        return run_guarded(statistics, 1, x)
     x, planned = _planned(x)
     dtype = compute_dtype(x.dtype)
     # One sample per channel as the shift: x[0, :, 0, ...] (see the kernel).
     shift = x[(0, slice(None)) + (0,) * (x.dim() - 2)].to(dtype).contiguous()
     sums, squares = _partials(x, planned), _partials(x, planned)
-    with _on_device_of(x):
-        batch_norm_statistics_kernel[planned.config.grid](
-            x, shift, sums, squares, *planned.sizes, **planned.constants
-        )
+    batch_norm_statistics_kernel[planned.config.grid](
+        x, shift, sums, squares, *planned.sizes, **planned.constants
+    )
     return finish_statistics(
         shift, sums.sum(1, dtype=torch.float64), squares.sum(1, dtype=torch.float64),
         elements_per_channel(x),
@@ -56,10 +54,11 @@ def normalize_activate(
     x: torch.Tensor, mean: torch.Tensor, invstd: torch.Tensor, per_channel: PerChannel
 ) -> torch.Tensor:
     """y = learnable_elu(batch norm of x), in x's dtype and memory format."""
+    if guard_needed(x, mean, invstd):
+        return run_guarded(normalize_activate, 3, x, mean, invstd, per_channel)
     x, planned = _planned(x)
     y = torch.empty_like(x)
-    with _on_device_of(x):
-        batch_norm_elu_forward_kernel[planned.config.grid](
+    batch_norm_elu_forward_kernel[planned.config.grid](
         x, mean, invstd, per_channel.weight, per_channel.bias, per_channel.alpha, y,
         *planned.sizes, **planned.constants,
     )  # fmt: skip
@@ -76,11 +75,10 @@ def _reduce(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """(sum dz, sum dz*xhat, sum dalpha terms or None) per channel, fp64 (C,)."""
     x, planned = _planned(x)
-    dy = with_layout_of(dy.resolve_neg(), x)  # read at x's offsets
+    dy = with_layout_of(dy, x)  # read at x's offsets
     dz_partials, dz_xhat_partials = _partials(x, planned), _partials(x, planned)
     dalpha_partials = _partials(x, planned) if compute_dalpha else dz_partials  # never written
-    with _on_device_of(x):
-        batch_norm_elu_reduce_kernel[planned.config.grid](
+    batch_norm_elu_reduce_kernel[planned.config.grid](
         x, dy, mean, invstd, per_channel.weight, per_channel.bias, per_channel.alpha,
         dz_partials, dz_xhat_partials, dalpha_partials, *planned.sizes,
         COMPUTE_DALPHA=compute_dalpha, **planned.constants,
@@ -100,11 +98,10 @@ def _dx(
 ) -> torch.Tensor:
     """dx in x's dtype and memory format (coefficients: ``statistics.dx_coefficients``)."""
     x, planned = _planned(x)
-    dy = with_layout_of(dy.resolve_neg(), x)
+    dy = with_layout_of(dy, x)
     dx = torch.empty_like(x)
     scale, mean_dz, mean_dz_xhat = coefficients
-    with _on_device_of(x):
-        batch_norm_elu_dx_kernel[planned.config.grid](
+    batch_norm_elu_dx_kernel[planned.config.grid](
         x, dy, mean, invstd, per_channel.weight, per_channel.bias, per_channel.alpha,
         scale, mean_dz, mean_dz_xhat, dx, *planned.sizes, TRAINING=training,
         **planned.constants,
@@ -127,6 +124,9 @@ def backward(
 
     The reduction pass (when sums are due), then the dx pass (when dx is).
     """
+    if guard_needed(dy, x, mean):  # (invstd is made fresh from var for each backward)
+        args = (invstd, per_channel, training, compute_sums, compute_dalpha, compute_dx)
+        return run_guarded(backward, 3, dy, x, mean, *args)
     sums = _reduce(dy, x, mean, invstd, per_channel, compute_dalpha) if compute_sums else None
     if not compute_dx:
         return sums, None
