@@ -29,7 +29,7 @@ import triton
 import triton.language as tl
 
 from .activation import learnable_elu_grads
-from .batch_norm_math import normalize
+from .batch_norm_math import normalize_tile
 from .tiles import (
     load_for_compute,
     load_per_channel,
@@ -53,13 +53,10 @@ def _recompute(
     x = load_for_compute(x_ptr + offsets, mask)
     dy = load_for_compute(dy_ptr + offsets, mask)
     channels, index_in_channel = tile_channels(rows, cols, C, CHANNEL_IS_COLUMN)
-    dt = x.dtype
-    mean = load_per_channel(mean_ptr, channels, rows, cols, R, K, dt, CHANNEL_IS_COLUMN)
-    invstd = load_per_channel(invstd_ptr, channels, rows, cols, R, K, dt, CHANNEL_IS_COLUMN)
-    weight = load_per_channel(weight_ptr, channels, rows, cols, R, K, dt, CHANNEL_IS_COLUMN)
-    bias = load_per_channel(bias_ptr, channels, rows, cols, R, K, dt, CHANNEL_IS_COLUMN)
-    alpha = load_per_channel(alpha_ptr, channels, rows, cols, R, K, dt, CHANNEL_IS_COLUMN)
-    xhat, z = normalize(x, mean, invstd, weight, bias)
+    xhat, z, alpha = normalize_tile(
+        x, mean_ptr, invstd_ptr, weight_ptr, bias_ptr, alpha_ptr, channels, rows, cols, R, K,
+        CHANNEL_IS_COLUMN,
+    )  # fmt: skip
     # Masked lanes have dy = 0, so dz and the dalpha terms vanish there;
     # xhat does not (x = 0 is not the mean): zero it for the dweight sums.
     xhat = tl.where(mask, xhat, 0.0)

@@ -16,8 +16,8 @@ import triton
 import triton.language as tl
 
 from .activation import learnable_elu
-from .batch_norm_math import normalize
-from .tiles import load_for_compute, load_per_channel, tile_channels, tile_offsets
+from .batch_norm_math import normalize_tile
+from .tiles import load_for_compute, tile_channels, tile_offsets
 
 
 @triton.jit
@@ -41,12 +41,9 @@ def batch_norm_elu_forward_kernel(
     _, _, rows, cols, offsets, mask = tile_offsets(R, K, BLOCK_R, BLOCK_K, K_MULTIPLE, INDEX_64)
     x = load_for_compute(x_ptr + offsets, mask)
     channels, _ = tile_channels(rows, cols, C, CHANNEL_IS_COLUMN)
-    dt = x.dtype
-    mean = load_per_channel(mean_ptr, channels, rows, cols, R, K, dt, CHANNEL_IS_COLUMN)
-    invstd = load_per_channel(invstd_ptr, channels, rows, cols, R, K, dt, CHANNEL_IS_COLUMN)
-    weight = load_per_channel(weight_ptr, channels, rows, cols, R, K, dt, CHANNEL_IS_COLUMN)
-    bias = load_per_channel(bias_ptr, channels, rows, cols, R, K, dt, CHANNEL_IS_COLUMN)
-    alpha = load_per_channel(alpha_ptr, channels, rows, cols, R, K, dt, CHANNEL_IS_COLUMN)
-    _, z = normalize(x, mean, invstd, weight, bias)
+    _, z, alpha = normalize_tile(
+        x, mean_ptr, invstd_ptr, weight_ptr, bias_ptr, alpha_ptr, channels, rows, cols, R, K,
+        CHANNEL_IS_COLUMN,
+    )  # fmt: skip
     y = learnable_elu(z, alpha)
     tl.store(y_ptr + offsets, y.to(y_ptr.dtype.element_ty), mask=mask)

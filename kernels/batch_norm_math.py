@@ -12,9 +12,37 @@ recomputed z is bitwise the forward's.
 import triton
 import triton.language as tl
 
+from .tiles import load_per_channel
+
 
 @triton.jit
 def normalize(x, mean, invstd, weight, bias):
     """(xhat, z) for x and per-channel vectors that broadcast against it."""
     xhat = (x - mean) * invstd
     return xhat, tl.fma(xhat, weight, bias)
+
+
+@triton.jit
+def normalize_tile(
+    x,  # a tile in the compute dtype
+    mean_ptr,  # (C,) per-channel vectors in the compute dtype
+    invstd_ptr,
+    weight_ptr,
+    bias_ptr,
+    alpha_ptr,
+    channels,  # from tiles.tile_channels
+    rows,
+    cols,
+    R,
+    K,
+    CHANNEL_IS_COLUMN: tl.constexpr,
+):
+    """(xhat, z, alpha) of the tile: its channels' vectors gathered, then ``normalize``."""
+    dt = x.dtype
+    mean = load_per_channel(mean_ptr, channels, rows, cols, R, K, dt, CHANNEL_IS_COLUMN)
+    invstd = load_per_channel(invstd_ptr, channels, rows, cols, R, K, dt, CHANNEL_IS_COLUMN)
+    weight = load_per_channel(weight_ptr, channels, rows, cols, R, K, dt, CHANNEL_IS_COLUMN)
+    bias = load_per_channel(bias_ptr, channels, rows, cols, R, K, dt, CHANNEL_IS_COLUMN)
+    alpha = load_per_channel(alpha_ptr, channels, rows, cols, R, K, dt, CHANNEL_IS_COLUMN)
+    xhat, z = normalize(x, mean, invstd, weight, bias)
+    return xhat, z, alpha
