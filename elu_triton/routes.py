@@ -19,7 +19,18 @@ import torch
 
 from .reference import learnable_elu, learnable_elu_backward
 
-is_batched_gradient = torch._C._functorch.is_legacy_batchedtensor
+_is_legacy_batched = torch._C._functorch.is_legacy_batchedtensor
+_is_dynamo_compiling = torch.compiler.is_dynamo_compiling
+
+
+def is_batched_gradient(grad_output: torch.Tensor) -> bool:
+    """Whether grad_output is one of autograd's batched gradients.
+
+    Asked after ``is_dynamo_compiling``: compiled autograd traces the backward
+    with dynamo, which cannot trace the functorch question (and never sees a
+    legacy batched tensor).
+    """
+    return not _is_dynamo_compiling() and _is_legacy_batched(grad_output)
 
 
 def batched_grads(
