@@ -311,6 +311,29 @@ def test_bad_input():
         batch_norm_learnable_elu(x.long(), None, None, None, None, alpha, True)
 
 
+@pytest.mark.parametrize("eps", [0.0, -1e-5])
+def test_eps_must_be_positive_in_training_and_non_negative_in_eval(eps, device):
+    """F.batch_norm's rule in torch 2.13's words, on every torch, module and functional alike."""
+    layer = BatchNormLearnableELU(3, eps=eps, device=device)
+    x, alpha = torch.randn(4, 3, 5, device=device), torch.ones(3, device=device)
+    stats = (torch.zeros(3, device=device), torch.ones(3, device=device))
+    with pytest.raises(ValueError, match=f"eps must be positive during training, but got {eps}"):
+        layer(x)
+    with pytest.raises(ValueError, match="eps must be positive during training"):
+        batch_norm_learnable_elu(x, *stats, alpha=alpha, training=True, eps=eps)
+    layer.eval()
+    if eps < 0:
+        with pytest.raises(ValueError, match=f"eps must be non-negative, but got {eps}"):
+            layer(x)
+        with pytest.raises(ValueError, match="eps must be non-negative"):
+            batch_norm_learnable_elu(x, *stats, alpha=alpha, training=False, eps=eps)
+    else:  # eps = 0 in eval: BatchNorm normalizes by the running variance alone
+        torch.testing.assert_close(layer(x), reference.learnable_elu(x, alpha))
+    untracked = BatchNormLearnableELU(3, eps=eps, track_running_stats=False, device=device).eval()
+    with pytest.raises(ValueError, match="eps must be positive during training"):
+        untracked(x)  # no running statistics: eval normalizes with the batch's
+
+
 def test_empty_batch_leaves_running_statistics(device):
     layer = BatchNormLearnableELU(3, device=device)
     y = layer(torch.randn(0, 3, 4, 4, device=device))

@@ -24,6 +24,19 @@ def _check_vector(name: str, t: torch.Tensor | None, x: torch.Tensor) -> None:
         raise ValueError(f"{name} must be on x's device {x.device}, got {t.device}")
 
 
+def check_eps(eps: float, training: bool) -> None:
+    """F.batch_norm's rule for eps, in torch 2.13's words, on every supported torch.
+
+    Raises:
+        ValueError: eps <= 0 in training (a constant channel would divide by
+            zero), or eps < 0 in evaluation.
+    """
+    if training and eps <= 0.0:
+        raise ValueError(f"batch_norm eps must be positive during training, but got {eps}")
+    if eps < 0.0:
+        raise ValueError(f"batch_norm eps must be non-negative, but got {eps}")
+
+
 def check_batch_norm_inputs(
     x: torch.Tensor,
     running_mean: torch.Tensor | None,
@@ -32,6 +45,7 @@ def check_batch_norm_inputs(
     bias: torch.Tensor | None,
     alpha: torch.Tensor,
     training: bool,
+    eps: float,
 ) -> None:
     """Validate the functional's arguments.
 
@@ -40,8 +54,9 @@ def check_batch_norm_inputs(
         ValueError: x has fewer than 2 dims, a vector's shape is not (C,)
             (alpha: (C,), (1,) or 0-D), tensors on different devices, only one of
             the running statistics given, none given in eval, or one value
-            per channel in training.
+            per channel in training; eps as ``check_eps``.
     """
+    check_eps(eps, training)
     check_inputs(x, alpha)  # x and alpha as the activation takes them
     if x.dim() < 2:
         raise ValueError(f"x must be (N, C, *) with at least 2 dims, got shape {tuple(x.shape)}")

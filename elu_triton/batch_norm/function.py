@@ -29,6 +29,7 @@ from ..eager import is_plain
 from ..function import _dual, _export_tracing, _jit_tracing, _traced, _transformed
 from ..routes import is_batched_gradient, jit_warnings_off
 from . import ops as _ops  # noqa: F401  (registers torch.ops.elu_triton.batch_norm_elu_*)
+from .checks import check_eps
 from .passes import backend_module, run_backward, run_forward
 from .second_order import composite_grads
 from .statistics import elements_per_channel, update_running
@@ -51,6 +52,7 @@ def composite(
     eps: float,
 ) -> torch.Tensor:
     """F.batch_norm then the activation's reference: what traced code runs."""
+    check_eps(eps, training)  # one rule on every torch: F.batch_norm's has changed
     z = F.batch_norm(x, running_mean, running_var, weight, bias, training, momentum, eps)
     return reference.learnable_elu(z, alpha)
 

@@ -39,7 +39,7 @@ def batch_norm_elu_forward(
 
 @batch_norm_elu_forward.register_fake
 def _forward_fake(x, running_mean, running_var, weight, bias, alpha, training, eps):
-    check_batch_norm_inputs(x, running_mean, running_var, weight, bias, alpha, training)
+    check_batch_norm_inputs(x, running_mean, running_var, weight, bias, alpha, training, eps)
     statistics = x.new_empty((x.shape[1],), dtype=compute_dtype(x.dtype))
     return torch.empty_like(x), statistics, torch.empty_like(statistics)
 

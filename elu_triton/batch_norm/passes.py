@@ -56,7 +56,7 @@ def run_forward(
     The batch's statistics in training, the running ones in eval (copies:
     the backward must see what was used, whatever happens to the buffers).
     """
-    check_batch_norm_inputs(x, running_mean, running_var, weight, bias, alpha, training)
+    check_batch_norm_inputs(x, running_mean, running_var, weight, bias, alpha, training, eps)
     dtype = compute_dtype(x.dtype)
     if x.numel() == 0:  # nothing to normalize, and no statistics to update
         nan = x.new_full((x.shape[1],), float("nan"), dtype=dtype)
