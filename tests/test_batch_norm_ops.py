@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch._subclasses.fake_tensor import FakeTensorMode
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from elu_triton import BatchNormLearnableELU, batch_norm_learnable_elu, reference
+from elu_triton import BatchNormLearnableELU, LearnableELU, batch_norm_learnable_elu, reference
 
 
 def _sample(device, shape=(4, 3, 5, 5), dtype=torch.float32, memory_format=None, affine=True):
@@ -300,8 +300,8 @@ def test_fx_symbolic_trace_records_one_call(momentum, device):
     ).to(device)
     twin = copy.deepcopy(model)
     traced = torch.fx.symbolic_trace(model)
-    targets = [getattr(n.target, "__name__", str(n.target)) for n in traced.graph.nodes]
-    assert "batch_norm_forward" in targets
+    calls = [(n.op, n.target) for n in traced.graph.nodes if n.op.startswith("call")]
+    assert calls == [("call_module", "0"), ("call_module", "1")]  # a leaf, as nn.BatchNorm2d is
     for step in range(2):
         x = torch.randn(4, 2, 3, 3, device=device)
         y = traced(x)
@@ -312,6 +312,33 @@ def test_fx_symbolic_trace_records_one_call(momentum, device):
         torch.testing.assert_close(y, reference.learnable_elu(z, twin[1].alpha))
     torch.testing.assert_close(model[1].running_var, twin[1].running_var)
     assert int(model[1].num_batches_tracked) == 2
+
+
+def test_fx_traced_model_switches_to_eval_as_the_pair_does(device):
+    """model.eval() after symbolic_trace: running statistics, and no batch counted."""
+    torch.manual_seed(0)
+    fused = torch.nn.Sequential(BatchNormLearnableELU(4, init=0.6)).to(device)
+    pair = torch.nn.Sequential(torch.nn.BatchNorm2d(4), LearnableELU(4, init=0.6)).to(device)
+    traced_fused, traced_pair = torch.fx.symbolic_trace(fused), torch.fx.symbolic_trace(pair)
+    for mode in ("eval", "train", "eval"):
+        traced_fused.train(mode == "train")
+        traced_pair.train(mode == "train")
+        x = torch.randn(2, 4, 3, 3, device=device) * 5 + 3
+        torch.testing.assert_close(traced_fused(x), traced_pair(x), rtol=1e-5, atol=1e-5)
+        for name in ("running_mean", "running_var", "num_batches_tracked"):
+            torch.testing.assert_close(getattr(fused[0], name), getattr(pair[0], name))
+    assert int(fused[0].num_batches_tracked) == 1
+
+
+def test_fx_trace_of_the_layer_itself_records_one_call(device):
+    """The traced root is traced through (no module path to call), into one wrapped call."""
+    torch.manual_seed(0)
+    layer = BatchNormLearnableELU(4, init=0.6).to(device)
+    traced = torch.fx.symbolic_trace(layer)
+    calls = [n.target.__name__ for n in traced.graph.nodes if n.op == "call_function"]
+    assert calls == ["batch_norm_forward"]
+    x = torch.randn(2, 4, 3, 3, device=device) * 5 + 3
+    torch.testing.assert_close(traced(x), BatchNormLearnableELU(4, init=0.6).to(device)(x))
 
 
 @pytest.mark.parametrize("empty", [False, True])

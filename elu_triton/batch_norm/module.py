@@ -78,6 +78,27 @@ def batch_norm_forward(
 torch.fx.wrap("batch_norm_forward")
 
 
+_Proxy = torch.fx.Proxy
+
+
+def _fx_module_call(layer: nn.Module, x: torch.fx.Proxy) -> torch.fx.Proxy | None:
+    """The layer's call as torch.fx.symbolic_trace records nn.BatchNorm2d's: one module call.
+
+    A call_module node reads the training flag when the traced graph runs,
+    so ``.eval()`` on the traced model switches to the running statistics,
+    as it does for the unfused pair (nn.BatchNorm2d is a leaf for FX). None
+    for the traced root itself (or a module outside it), which is traced
+    through into one ``batch_norm_forward`` call, its training flag fixed at
+    trace time (a root nn.BatchNorm2d does not trace at all).
+    """
+    tracer = x.tracer
+    try:
+        path = tracer.path_of_module(layer)
+    except NameError:  # not a submodule of the traced root
+        return None
+    return tracer.create_proxy("call_module", path, (x,), {}) if path else None
+
+
 class BatchNormLearnableELU(_NormBase):
     """``nn.BatchNorm{1,2,3}d(num_features, ...)`` then ``LearnableELU(num_features, init)``.
 
@@ -138,7 +159,8 @@ class BatchNormLearnableELU(_NormBase):
         check_input_dim(x, self.num_features)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # One call, which torch.fx.symbolic_trace records as one node (see batch_norm_forward).
+        if type(x) is _Proxy and (call := _fx_module_call(self, x)) is not None:
+            return call
         return batch_norm_forward(
             x, self.num_features, self.running_mean, self.running_var, self.num_batches_tracked,
             self.weight, self.bias, self.alpha, self.training, self.track_running_stats,
