@@ -1,8 +1,8 @@
-"""The eager seam: when plain tensors may skip the dispatcher, and the bodies they run.
+"""The eager seam: the bodies that plain tensors run without the dispatcher.
 
 Going through the dispatcher costs more than the kernel itself on
-activations of a few MB, so eager code on plain tensors calls the bodies
-below directly; ``ops.py`` registers the same bodies as the custom ops, and
+activations of a few MB, so eager code on plain tensors (``routes.is_plain``)
+calls the bodies below directly; ``ops.py`` registers the same bodies as the custom ops, and
 ``function.py`` calls them from the autograd Function. Nothing here imports
 either of them.
 """
@@ -11,36 +11,8 @@ import torch
 
 from . import backends
 from .checks import check_grad_output
-from .routes import batched_grads, is_batched_gradient
-
-PLAIN_TENSOR_TYPES = (torch.Tensor, torch.nn.Parameter)
-_is_functorch_wrapped = torch._C._functorch.is_functorch_wrapped_tensor
-_is_dynamo_compiling = torch.compiler.is_dynamo_compiling
-_dispatch_modes = torch._C._len_torch_dispatch_stack
-
-
-# Marks a tensor not passed to is_plain: None passed for one is not plain.
-_ABSENT = object()
-
-
-def is_plain(a: torch.Tensor, b: torch.Tensor = _ABSENT, c: torch.Tensor = _ABSENT) -> bool:
-    """Whether eager code may run the bodies on a (b, c) directly, by this thread's state.
-
-    Only for plain tensors outside any tracing: fake, functional and other
-    subclass tensors (torch.compile, torch.export, opcheck), dispatch modes
-    (a FlopCounterMode, make_fx) and functorch's wrappers must meet the op,
-    whose fake implementation they need or whose dispatch they watch; and
-    anything that is not a tensor must meet the checks. (Spelled out for up
-    to three tensors: every eager call runs this.)
-    """
-    if _is_dynamo_compiling() or _dispatch_modes():
-        return False
-    return (
-        type(a) in PLAIN_TENSOR_TYPES
-        and not _is_functorch_wrapped(a)
-        and (b is _ABSENT or (type(b) in PLAIN_TENSOR_TYPES and not _is_functorch_wrapped(b)))
-        and (c is _ABSENT or (type(c) in PLAIN_TENSOR_TYPES and not _is_functorch_wrapped(c)))
-    )
+from .reference import learnable_elu_backward
+from .routes import is_batched_gradient, is_plain
 
 
 def forward(x: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
@@ -84,7 +56,9 @@ def grads_for_inputs(
     if not (needs_dx or needs_dalpha):
         return None, None
     if is_batched_gradient(grad_output):  # is_grads_batched=True, jacobian(vectorize=True)
-        return batched_grads(grad_output, x, alpha, needs_dx, needs_dalpha)
+        # The reference's backward, in plain ops: autograd's vmap batches them.
+        dx, dalpha = learnable_elu_backward(grad_output, x, alpha)
+        return (dx if needs_dx else None), (dalpha if needs_dalpha else None)
     # Under create_graph=True (grad mode on) the op records its second-order formula.
     if not torch.is_grad_enabled() and (
         is_plain(grad_output) if prepared is not None else is_plain(grad_output, x, alpha)

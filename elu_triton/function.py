@@ -15,18 +15,20 @@ tensors (another thread compiling must not change an eager call's arithmetic):
 """
 
 import torch
-from torch._guards import TracingContext
 from torch.autograd import forward_ad
 
 from . import backends, eager, reference
 from .channels import on_channel_dim
 from .checks import check_inputs
-from .eager import is_plain
-from .routes import traced_by_jit
-
-_is_dynamo_compiling = torch.compiler.is_dynamo_compiling
-_transforms_active = torch._C._are_functorch_transforms_active
-_jit_tracing = torch._C._is_tracing
+from .routes import (
+    dual,
+    export_tracing,
+    is_plain,
+    jit_tracing,
+    jit_warnings_off,
+    traced,
+    transformed,
+)
 
 
 class LearnableELUFunction(torch.autograd.Function):
@@ -45,9 +47,11 @@ class LearnableELUFunction(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, x: torch.Tensor, alpha: torch.Tensor, _plain: bool = False) -> torch.Tensor:
-        # _plain: learnable_elu has already found the inputs plain (eager.is_plain).
-        if _plain or is_plain(x, alpha):
+    def forward(
+        ctx, x: torch.Tensor, alpha: torch.Tensor, _plain: bool | None = None
+    ) -> torch.Tensor:
+        # _plain: what learnable_elu found (routes.is_plain); None when it was not asked.
+        if _plain or (_plain is None and is_plain(x, alpha)):
             # Checks the inputs; the backward runs on the forward's backend
             # and plan, whichever thread runs it.
             ctx.prepared = backend, plan = backends.prepare(x, alpha)
@@ -98,16 +102,10 @@ def learnable_elu(x: torch.Tensor, alpha: torch.Tensor, *, channel_dim: int = 1)
     if channel_dim != 1:
         return on_channel_dim(learnable_elu, x, alpha, channel_dim)
     # The hot path is one expression, true on the plain route; each slower
-    # route is one named test in _route_elsewhere.
-    # is_plain first: dynamo folds its is_dynamo_compiling() to True, so a
-    # compiled graph records none of the other tests (and cannot trace _jit_tracing).
-    if (
-        not is_plain(x, alpha)
-        or _transforms_active()
-        or forward_ad._current_level >= 0
-        or _jit_tracing()
-    ):
-        routed = _route_elsewhere(x, alpha)
+    # route is one named test in _route_elsewhere. is_plain first (routes.py).
+    plain = is_plain(x, alpha)
+    if not plain or transformed() or forward_ad._current_level >= 0 or jit_tracing():
+        routed = _route_elsewhere(x, alpha, plain)
         if routed is not None:
             return routed
     if torch.is_grad_enabled() and (x.requires_grad or alpha.requires_grad):
@@ -115,43 +113,15 @@ def learnable_elu(x: torch.Tensor, alpha: torch.Tensor, *, channel_dim: int = 1)
     return eager.forward(x, alpha)
 
 
-def _route_elsewhere(x: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor | None:
+def _route_elsewhere(x: torch.Tensor, alpha: torch.Tensor, plain: bool) -> torch.Tensor | None:
     """y for a call off the plain route (the table above); None if it is plain after all."""
-    if _traced() or _transformed() or _dual(x, alpha):
+    if traced() or transformed() or dual(x, alpha):
         return reference.learnable_elu(x, alpha)
-    # (Asked after dynamo, which cannot trace this question.)
-    if _jit_tracing():
-        return traced_by_jit(x, alpha)
-    if is_plain(x, alpha):  # tensors, checked where the plain route prepares
+    if jit_tracing():  # (asked after dynamo, which cannot trace this question)
+        with jit_warnings_off():
+            return reference.learnable_elu(x, alpha)
+    if plain:  # tensors, checked where the plain route prepares
         return None  # a forward-AD level of another thread's, say
-    if _export_tracing():
+    if export_tracing():
         return reference.learnable_elu(x, alpha)
-    return LearnableELUFunction.apply(x, alpha)  # subclass tensors, dispatch modes
-
-
-def _traced() -> bool:
-    """Dynamo traces this thread: it constant-folds this to True as it traces.
-
-    (torch.compiler.is_compiling is process-wide: a compile in another thread sets it.)
-    """
-    return _is_dynamo_compiling()
-
-
-def _transformed() -> bool:
-    """A torch.func transform (grad, vmap, jacrev...) is active: the functorch stack is this thread's."""
-    return _transforms_active()
-
-
-def _dual(*tensors: torch.Tensor | None) -> bool:
-    """One of the tensors (x and alpha; None skipped) carries a tangent of the current forward-AD level.
-
-    Levels are process-wide, so a level alone (another thread's) does not count.
-    """
-    return forward_ad._current_level >= 0 and any(
-        t is not None and forward_ad.unpack_dual(t).tangent is not None for t in tensors
-    )
-
-
-def _export_tracing() -> bool:
-    """Non-strict export traces this thread (its TracingContext is this thread's)."""
-    return TracingContext.try_get() is not None
+    return LearnableELUFunction.apply(x, alpha, False)  # subclass tensors, dispatch modes

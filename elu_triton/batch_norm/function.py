@@ -18,16 +18,23 @@ A backward under create_graph=True recomputes the composite and
 differentiates it, so that second-order gradients are recorded; so does a
 backward of autograd's batched gradients (``is_grads_batched=True``,
 ``jacobian(vectorize=True)``), whose dy the passes cannot read. The route
-tests are the activation's (``elu_triton.function``, ``eager.is_plain``).
+tests are the activation's (``elu_triton.routes``).
 """
 
 import torch
 import torch.nn.functional as F
 
 from .. import reference
-from ..eager import is_plain
-from ..function import _dual, _export_tracing, _jit_tracing, _traced, _transformed
-from ..routes import is_batched_gradient, jit_warnings_off
+from ..routes import (
+    dual,
+    export_tracing,
+    is_batched_gradient,
+    is_plain,
+    jit_tracing,
+    jit_warnings_off,
+    traced,
+    transformed,
+)
 from . import ops as _ops  # noqa: F401  (registers torch.ops.elu_triton.batch_norm_elu_*)
 from .checks import check_eps
 from .passes import backend_module, run_backward, run_forward
@@ -36,7 +43,7 @@ from .statistics import elements_per_channel, update_running
 
 
 def _plain(*tensors: torch.Tensor | None) -> bool:
-    """The activation's ``eager.is_plain`` for each tensor given (None, an absent one, passes)."""
+    """``routes.is_plain`` for each tensor given (None, an absent one, passes)."""
     return all(t is None or is_plain(t) for t in tensors)
 
 
@@ -134,11 +141,11 @@ def batch_norm_learnable_elu(
     args = (x, running_mean, running_var, weight, bias, alpha, training, momentum, eps)
     tensors = (x, running_mean, running_var, weight, bias, alpha)
     # The activation's route tests (``elu_triton.function``), in its order.
-    if _traced() or _transformed() or _dual(*tensors):
+    if traced() or transformed() or dual(*tensors):
         return composite(*args)
-    if _jit_tracing():  # (asked after dynamo, which cannot trace this question)
+    if jit_tracing():  # (asked after dynamo, which cannot trace this question)
         with jit_warnings_off():
             return composite(*args)
-    if not _plain(*tensors) and _export_tracing():
+    if not _plain(*tensors) and export_tracing():
         return composite(*args)
     return BatchNormLearnableELUFunction.apply(*args)

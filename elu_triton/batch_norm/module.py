@@ -4,8 +4,7 @@ import torch
 from torch import nn
 from torch.nn.modules.batchnorm import _NormBase
 
-from ..function import _jit_tracing, _traced
-from ..routes import jit_warnings_off
+from ..routes import jit_tracing, jit_warnings_off, traced
 from .function import batch_norm_learnable_elu
 
 
@@ -49,8 +48,8 @@ def batch_norm_forward(
         ValueError: as ``check_input_dim`` and ``checks.check_batch_norm_inputs``.
     """
     # The sizes checked become constants of a jit trace, as they should.
-    # (_traced first: dynamo cannot trace _jit_tracing, and folds _traced to True.)
-    if not _traced() and _jit_tracing():
+    # (traced first: dynamo cannot trace jit_tracing, and folds traced to True.)
+    if not traced() and jit_tracing():
         with jit_warnings_off():
             check_input_dim(x, num_features)
     else:
