@@ -7,7 +7,13 @@ import pytest
 import torch
 from torch import nn
 
-from elu_triton import BatchNormLearnableELU, LearnableELU, fuse_batchnorm, replace_activations
+from elu_triton import (
+    BatchNormLearnableELU,
+    LazyLearnableELU,
+    LearnableELU,
+    fuse_batchnorm,
+    replace_activations,
+)
 
 
 class ConvNormActivation(nn.Sequential):
@@ -163,3 +169,160 @@ def test_activation_on_another_channel_dim_is_left_alone():
     # A single alpha has no channel dim to get wrong: fused.
     shared = fuse_batchnorm(nn.Sequential(nn.BatchNorm2d(4), LearnableELU(1, channel_dim=-1)))
     assert isinstance(shared[0], BatchNormLearnableELU)
+
+
+class Skip(nn.Sequential):
+    """Uses the BatchNorm's output twice: fusing would hand the skip the activation's."""
+
+    def forward(self, x):
+        h = self[0](x)
+        return self[1](h) + h
+
+
+class ClampedBatchNorm(nn.BatchNorm2d):
+    def forward(self, x):
+        return super().forward(x).clamp(max=0.5)
+
+
+class ScaledELU(LearnableELU):
+    def forward(self, x):
+        return 2 * super().forward(x)
+
+
+class Doubled(nn.Module):
+    def forward(self, weight):
+        return 2 * weight
+
+
+def _pair(norm=None, activation=None, container=nn.Sequential):
+    return container(norm or nn.BatchNorm2d(4), activation or LearnableELU(4, init=0.7))
+
+
+def _assert_fusing_keeps_the_output(model):
+    """Fuse in eval mode (a forward then changes no statistic) and compare with before."""
+    torch.manual_seed(0)
+    x = torch.randn(2, 4, 3, 3)
+    model.eval()
+    with torch.no_grad():
+        expected = model(x)
+        fuse_batchnorm(model)
+        torch.testing.assert_close(model(x), expected)
+
+
+def test_a_sequential_subclass_with_its_own_forward_keeps_its_output():
+    model = _pair(container=Skip)
+    _assert_fusing_keeps_the_output(model)
+    assert isinstance(model[0], nn.BatchNorm2d) and isinstance(model[1], LearnableELU)
+
+
+def test_a_sequential_subclass_without_its_own_forward_still_fuses():
+    class Block(nn.Sequential):
+        pass
+
+    model = _pair(container=Block)
+    _assert_fusing_keeps_the_output(model)
+    assert isinstance(model[0], BatchNormLearnableELU) and isinstance(model[1], nn.Identity)
+
+
+def test_a_batchnorm_subclass_overriding_forward_stays_unfused_and_keeps_its_output():
+    model = _pair(norm=ClampedBatchNorm(4))
+    _assert_fusing_keeps_the_output(model)
+    assert type(model[0]) is ClampedBatchNorm
+
+
+def test_a_batchnorm_subclass_keeping_forward_still_fuses():
+    class NamedBatchNorm(nn.BatchNorm2d):
+        pass
+
+    model = _pair(norm=NamedBatchNorm(4))
+    _assert_fusing_keeps_the_output(model)
+    assert isinstance(model[0], BatchNormLearnableELU)
+
+
+def test_a_learnable_elu_subclass_with_its_own_forward_stays_unfused():
+    model = _pair(activation=ScaledELU(4))
+    _assert_fusing_keeps_the_output(model)
+    assert type(model[1]) is ScaledELU
+
+
+@pytest.mark.parametrize("hooked", [0, 1], ids=["on-batchnorm", "on-activation"])
+@pytest.mark.parametrize("kind", ["forward", "forward-pre"])
+def test_a_forward_hook_keeps_the_pair_unfused_and_still_fires(kind, hooked):
+    calls = []
+
+    def doubling_hook(module, args, output=None):
+        calls.append(module)
+        return 2 * output if kind == "forward" else (2 * args[0],)
+
+    model = _pair()
+    register = model[hooked].register_forward_hook
+    if kind == "forward-pre":
+        register = model[hooked].register_forward_pre_hook
+    register(doubling_hook)
+    _assert_fusing_keeps_the_output(model)
+    assert isinstance(model[1], LearnableELU)
+    assert calls == [model[hooked]] * 2  # once before fusing, once after
+
+
+def test_a_parametrized_batchnorm_weight_stays_unfused_without_crashing():
+    model = _pair()
+    nn.utils.parametrize.register_parametrization(model[0], "weight", Doubled())
+    _assert_fusing_keeps_the_output(model)
+    assert nn.utils.parametrize.is_parametrized(model[0], "weight")
+
+
+def _hooked(register_name):
+    def build():
+        model = _pair()
+        getattr(model[1], register_name)(lambda *args: None)
+        return model
+
+    return build
+
+
+def _parametrized():
+    model = _pair()
+    nn.utils.parametrize.register_parametrization(model[0], "weight", Doubled())
+    return model
+
+
+def _with_extra_parameter():
+    model = _pair()
+    model[0].extra = nn.Parameter(torch.ones(1))
+    return model
+
+
+def _registered_twice():
+    norm = nn.BatchNorm2d(4)
+    return nn.Sequential(norm, LearnableELU(4), norm)
+
+
+UNFUSED = {
+    "container nn.Sequential subclass Skip has its own forward": lambda: _pair(container=Skip),
+    "BatchNorm subclass ClampedBatchNorm overrides forward": lambda: _pair(ClampedBatchNorm(4)),
+    "LearnableELU subclass ScaledELU overrides forward": lambda: _pair(activation=ScaledELU(4)),
+    "activation has forward hooks": _hooked("register_forward_hook"),
+    "activation has forward pre-hooks": _hooked("register_forward_pre_hook"),
+    "activation has backward hooks": _hooked("register_full_backward_hook"),
+    "activation has state-dict hooks": _hooked("register_state_dict_post_hook"),
+    "BatchNorm's weight is parametrized": _parametrized,
+    "BatchNorm has tensors or submodules of its own: extra": _with_extra_parameter,
+    "SyncBatchNorm": lambda: _pair(nn.SyncBatchNorm(4)),
+    "lazy module not yet initialized": lambda: _pair(activation=LazyLearnableELU()),
+    "another channel dim": lambda: _pair(activation=LearnableELU(4, channel_dim=-1)),
+    "3 alphas for 4 channels": lambda: _pair(activation=LearnableELU(3)),
+    "BatchNorm on meta, activation on cpu": lambda: _pair(nn.BatchNorm2d(4, device="meta")),
+    "registered at several places": _registered_twice,
+}
+
+
+@pytest.mark.parametrize("reason", UNFUSED)
+def test_each_pair_left_unfused_logs_its_reason_at_info(reason, caplog):
+    model = UNFUSED[reason]()
+    before = [type(m) for m in model]
+    with caplog.at_level(logging.INFO, logger="elu_triton.fuse"):
+        fuse_batchnorm(model)
+    assert [type(m) for m in model] == before
+    logged = [r for r in caplog.records if reason in r.getMessage()]
+    assert [r.levelno for r in logged] == [logging.INFO]
+    assert "0 (" in logged[0].getMessage() and "unfused" in logged[0].getMessage()
