@@ -4,6 +4,7 @@ Tests run on CPU always (through the Triton interpreter when TRITON_INTERPRET=1,
 as in CI; else through the PyTorch backend) and on CUDA when a GPU is present.
 """
 
+import importlib
 import math
 import os
 import shutil
@@ -235,3 +236,42 @@ def built_distributions(tmp_path_factory) -> dict[str, Path]:
     (sdist,) = from_sdist.glob("elu_triton-*.tar.gz")
     (wheel_from_sdist,) = from_sdist.glob("elu_triton-*.whl")
     return {"wheel": wheel, "sdist": sdist, "wheel_from_sdist": wheel_from_sdist}
+
+
+def _import_torchvision():
+    """torchvision, or a skip where it is missing or does not import.
+
+    Where torchvision's compiled extension does not load beside the installed
+    torch (a CUDA build of torchvision beside a CPU torch), ``import
+    torchvision`` fails on its meta registrations for two ops; defining their
+    schemas first lets the model code, which needs neither, import.
+    """
+    if importlib.util.find_spec("torchvision") is None:
+        pytest.skip("torchvision is not installed")
+    try:
+        return importlib.import_module("torchvision")
+    except (ImportError, RuntimeError) as error:  # "operator torchvision::nms does not exist"
+        if "torchvision::" not in str(error):
+            pytest.skip(f"torchvision does not import here: {error}")
+    for name in [n for n in sys.modules if n == "torchvision" or n.startswith("torchvision.")]:
+        del sys.modules[name]
+    library = torch.library.Library("torchvision", "DEF")
+    library.define("nms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
+    library.define("qnms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
+    _import_torchvision.library = library  # kept alive: a collected Library drops its ops
+    try:
+        return importlib.import_module("torchvision")
+    except (ImportError, RuntimeError) as error:
+        pytest.skip(f"torchvision does not import here: {error}")
+
+
+@pytest.fixture(scope="session")
+def torchvision():
+    """torchvision for the real-model tests and the docs' snippets; skips without it."""
+    return _import_torchvision()
+
+
+@pytest.fixture(scope="session")
+def timm(torchvision):
+    """timm (which imports torchvision); skips without either."""
+    return pytest.importorskip("timm")

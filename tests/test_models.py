@@ -1,16 +1,13 @@
-"""The README's snippets for real models: timm and torchvision, features-last blocks included.
+"""The recipes of docs/existing-models.md on real models: timm and torchvision, features-last.
 
-Needs timm and torchvision; skips cleanly without them (CI need not install
-them). Where torchvision's compiled extension does not load beside the
-installed torch (a CUDA build of torchvision beside a CPU torch),
-``import torchvision`` fails on its meta registrations for two ops; defining
-their schemas first lets the model code, which needs neither, import.
-Each model runs on the PyTorch backend: the Triton interpreter would take
-minutes over these activations, and the kernels have their own tests.
+Needs timm and torchvision (the ``timm`` and ``torchvision`` fixtures of
+conftest.py); skips cleanly without them (CI need not install them). The
+docs' snippets themselves run in ``test_docs.py``, at their full sizes; these
+tests check what the recipes promise, at small ones. Each model runs on the
+PyTorch backend: the Triton interpreter would take minutes over these
+activations, and the kernels have their own tests.
 """
 
-import importlib
-import sys
 from functools import partial
 
 import pytest
@@ -19,36 +16,6 @@ from torch import nn
 
 from elu_triton import LazyLearnableELU, LearnableELU, replace_activations
 from elu_triton.backends import use_backend
-
-
-def _import_torchvision():
-    if importlib.util.find_spec("torchvision") is None:
-        pytest.skip("torchvision is not installed")
-    try:
-        return importlib.import_module("torchvision")
-    except (ImportError, RuntimeError) as error:  # "operator torchvision::nms does not exist"
-        if "torchvision::" not in str(error):
-            pytest.skip(f"torchvision does not import here: {error}")
-    for name in [n for n in sys.modules if n == "torchvision" or n.startswith("torchvision.")]:
-        del sys.modules[name]
-    library = torch.library.Library("torchvision", "DEF")
-    library.define("nms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
-    library.define("qnms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
-    _import_torchvision.library = library  # kept alive: a collected Library drops its ops
-    try:
-        return importlib.import_module("torchvision")
-    except (ImportError, RuntimeError) as error:
-        pytest.skip(f"torchvision does not import here: {error}")
-
-
-@pytest.fixture(scope="module")
-def torchvision():
-    return _import_torchvision()
-
-
-@pytest.fixture(scope="module")
-def timm(torchvision):
-    return pytest.importorskip("timm")
 
 
 @pytest.fixture(autouse=True)
