@@ -14,8 +14,8 @@
 Both layers get the same state and inputs, and their outputs and gradients
 are compared before anything is timed.
 
-    python bench/batch_norm.py                        # (32, 64, 56, 56) fp32
-    python bench/batch_norm.py --json out.json --shape 8 64 56 56
+    python -m bench.batch_norm                        # (32, 64, 56, 56) fp32
+    python -m bench.batch_norm --json out.json --shape 8 64 56 56
 """
 
 import argparse
@@ -27,14 +27,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+from elu_triton import BatchNormLearnableELU, LearnableELU
+from elu_triton.demo.memory import activation_bytes
 
-import matrix  # noqa: E402
-import targets  # noqa: E402
-import timing  # noqa: E402
-
-from elu_triton import BatchNormLearnableELU, LearnableELU  # noqa: E402
-from elu_triton.demo.memory import activation_bytes  # noqa: E402
+from . import matrix, targets, timing
 
 SHAPE = (32, 64, 56, 56)
 
@@ -139,7 +135,9 @@ def pass_bandwidth(shape, dtype, memory_format, device, copy_gbps: float) -> dic
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog=f"python -m {__spec__.name}", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("--shape", type=int, nargs=4, default=SHAPE)
     parser.add_argument("--json", type=Path)
     parser.add_argument("--device", default="auto", help="auto (the first GPU), cpu, cuda:N")

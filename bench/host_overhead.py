@@ -23,8 +23,8 @@ rounds of the mean per call in a round: on a shared machine other processes
 only ever add time, so the minimum is the code's own cost (as
 ``timing.time_ms`` does on the CPU; the medians are printed too).
 
-    python bench/host_overhead.py                   # stubbed on a CPU, real on a GPU
-    python bench/host_overhead.py --json out.json
+    python -m bench.host_overhead                   # stubbed on a CPU, real on a GPU
+    python -m bench.host_overhead --json out.json
 """
 
 import argparse
@@ -44,10 +44,7 @@ import torch.nn.functional as F
 
 import elu_triton
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import matrix  # noqa: E402
-import targets  # noqa: E402
-import timing  # noqa: E402
+from . import matrix, targets, timing
 
 STUB_SHAPE = (2, 4, 4, 4)
 GPU_SHAPE = (128, 20, 24, 24)  # the demo's activation: 5.9 MB in fp32
@@ -203,7 +200,9 @@ def report(result: dict, host_targets: dict) -> str:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog=f"python -m {__spec__.name}", description=__doc__.splitlines()[0]
+    )
     parser.add_argument(
         "--stub", action="store_true", help="stub the launches (the default without a GPU)"
     )

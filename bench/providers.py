@@ -30,10 +30,11 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from cases import Inputs
 
 import elu_triton
 from elu_triton import reference
+
+from .cases import Inputs
 
 Outputs = tuple[torch.Tensor, ...]
 ActivationFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]

@@ -8,8 +8,8 @@ device type's section of RESULTS.md between its two marker comments.
 import re
 from pathlib import Path
 
-from cases import MODES, TENSORS_MOVED
-from providers import PROVIDERS
+from .cases import MODES, TENSORS_MOVED
+from .providers import PROVIDERS
 
 _MODE_TITLES = {
     "fwd": "Forward",

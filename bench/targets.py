@@ -29,7 +29,7 @@ HOST_GPU = {"forward (no grad)": ("F.elu", 2.0), "forward+backward": ("F.prelu",
 # The demo network's epoch time with LearnableELU over nn.ELU's, on a GPU
 # (demo_epoch_time.py --device cuda), in each mode: at most this.
 DEMO_EPOCH_GPU = 1.10
-# The fused BatchNormLearnableELU (bench/batch_norm.py): activation memory at
+# The fused BatchNormLearnableELU (python -m bench.batch_norm): activation memory at
 # most this share of the pair's, everywhere; on a GPU forward+backward at
 # least these speedups over the pair nn.BatchNorm2d -> LearnableELU.
 BATCH_NORM_MEMORY = 0.55
@@ -132,7 +132,7 @@ def evaluate(report: dict) -> list[Target]:
         for provider, need in SPEEDUP_OVER.items():
             targets.append(_speedups(records, provider, need))
     else:
-        from cases import CPU_TARGET_CASE
+        from .cases import CPU_TARGET_CASE
 
         only = (CPU_TARGET_CASE, "fp32")
         targets.append(_speedups(records, "eager", CPU_SPEEDUP_OVER_EAGER, only))

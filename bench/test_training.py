@@ -8,14 +8,12 @@ and compiled; the compiled LearnableELU net must compile without a graph
 break and agree with the others.
 """
 
-import cases
-import providers
 import pytest
-import timing
 import torch
-import training
 
 import elu_triton
+
+from . import cases, providers, timing, training
 
 
 def _synchronized(fn, device):

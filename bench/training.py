@@ -15,13 +15,14 @@ import copy
 import statistics
 from collections.abc import Callable
 
-import timing
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 import elu_triton
 from elu_triton import reference
+
+from . import timing
 
 
 def saved_activation_bytes(

@@ -1,7 +1,7 @@
 """Training-step time of three networks, each with each activation, eager, compiled and graphed.
 
-    python bench/training_cuda.py --out DIR            # the first GPU, else the CPU
-    python bench/training_cuda.py --smoke --out DIR    # CPU, tiny sizes, a minute or two
+    python -m bench.training_cuda --out DIR            # the first GPU, else the CPU
+    python -m bench.training_cuda --smoke --out DIR    # CPU, tiny sizes, a minute or two
 
 Networks, built here with no downloads: the demo network (conv, batch norm,
 activation, linear), a ResNet-18-sized CNN (3x224x224, channels_last) and a
@@ -32,11 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import matrix  # noqa: E402
-import nets  # noqa: E402
-import timing  # noqa: E402
+from . import matrix, nets, timing
 
 MODES = ("eager", "compiled", "cuda graph")
 MEASURE_ORDER = ("eager", "cuda graph", "compiled")
@@ -211,7 +207,9 @@ def _print_row(elapsed: float, row: dict) -> None:
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog=f"python -m {__spec__.name}", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("--out", default=str(Path(__file__).resolve().parent / "results"))
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     parser.add_argument("--dtypes", default="", help="fp32,bf16 (autocast); default the matrix's")
@@ -227,8 +225,8 @@ def parse_args(argv=None) -> argparse.Namespace:
         help="torch.compile backend (inductor; aot_eager checks the path without inductor)",
     )  # fmt: skip
     args = parser.parse_args(argv)
-    args.command = "python " + " ".join(
-        shlex.quote(a) for a in [sys.argv[0], *(sys.argv[1:] if argv is None else argv)]
+    args.command = "python -m bench.training_cuda " + " ".join(
+        shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv)
     )
     return args
 
