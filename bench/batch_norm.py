@@ -1,8 +1,9 @@
 """BatchNormLearnableELU against the pair nn.BatchNorm2d -> LearnableELU: memory kept, time.
 
 - Activation memory: the bytes autograd saves for the backward during one
-  training forward, counted by saved-tensor hooks (each distinct tensor
-  once, parameters included), at (32, 64, 56, 56) fp32. Target
+  training forward, counted by saved-tensor hooks (``activation_bytes``:
+  each saved view once, parameters and buffers not counted), at
+  (32, 64, 56, 56) fp32. Target
   (``targets.py``, as every target below): the fused layer keeps at most 0.55x the pair's.
 - Forward+backward time (``torch.autograd.grad`` of y against x and the
   parameters), eager, fused against the pair: on the CPU reported without a
