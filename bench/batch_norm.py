@@ -28,23 +28,24 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from elu_triton import BatchNormLearnableELU, LearnableELU
 from elu_triton.demo.memory import activation_bytes
 
 from . import matrix, targets, timing
+from .activations import BY_NAME
 
 SHAPE = (32, 64, 56, 56)
 
 
 def layers(channels: int, device: torch.device) -> tuple[nn.Module, nn.Module]:
-    """(pair, fused) with equal, non-trivial state."""
+    """(pair, fused) with equal, non-trivial state: the registry's elu_triton and bn_fused
+    entries after a batch norm."""
     torch.manual_seed(0)
-    pair = nn.Sequential(nn.BatchNorm2d(channels), LearnableELU(channels, init=0.8)).to(device)
+    pair = BY_NAME["elu_triton"].after_norm(channels).to(device)
     with torch.no_grad():
         pair[0].weight.uniform_(0.5, 1.5)
         pair[0].bias.uniform_(-0.5, 0.5)
         pair[1].alpha.uniform_(0.5, 1.5)
-    fused = BatchNormLearnableELU(channels, device=device)
+    fused = BY_NAME["bn_fused"].after_norm(channels).to(device)
     fused.load_state_dict({**copy.deepcopy(pair[0].state_dict()), "alpha": pair[1].alpha.detach()})
     return pair, fused
 

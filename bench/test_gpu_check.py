@@ -57,9 +57,7 @@ def test_training_rows_trained_and_graphs_are_marked_skipped(smoke_dir):
     rows = result["rows"]
     eager = [r for r in rows if r["mode"] == "eager"]
     assert {r["network"] for r in eager} == {"resnet18", "demo", "mlp"}
-    assert {r["activation"] for r in eager} == {
-        "LearnableELU", "nn.PReLU", "nn.ELU", "BatchNormLearnableELU"
-    }  # fmt: skip
+    assert {r["activation"] for r in eager} == {"elu_triton", "prelu", "elu_fixed", "bn_fused"}
     for row in eager:
         assert row["ms"] > 0 and row["ms_spread"] >= 0, row
         assert row["loss_last"] < row["loss_first"], row

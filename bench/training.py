@@ -17,40 +17,24 @@ import statistics
 from collections.abc import Callable
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 import elu_triton
-from elu_triton import reference
 from elu_triton.demo.memory import saved_bytes
 
 from . import timing
+from .activations import BY_NAME, CompositeELU
 
-ACTIVATIONS = {
-    "elu_triton": elu_triton.learnable_elu,
-    "nn.ELU": lambda x, alpha: F.elu(x),
-    "reference, eager": reference.learnable_elu,
-    "nn.PReLU(C)": lambda x, alpha: F.prelu(x, alpha),
-}
+# The registry's activations whose memory is compared: copy keeps nothing for
+# a backward, and what the compiled reference keeps is inductor's choice.
+MEMORY_COMPARED = ("elu_triton", "elu_fixed", "eager", "prelu")
 
 
 def activation_memory(x: torch.Tensor, alpha: torch.Tensor) -> dict[str, int]:
-    """Bytes each activation of ACTIVATIONS saves for its backward (alpha not counted)."""
+    """Bytes each activation of MEMORY_COMPARED saves for its backward (alpha not counted)."""
     x, alpha = x.detach().requires_grad_(), alpha.detach().requires_grad_()
-    return {
-        name: saved_bytes(lambda fn=fn: fn(x, alpha), [alpha]) for name, fn in ACTIVATIONS.items()
-    }
-
-
-class CompositeELU(nn.Module):
-    """What a user writes without this package: the reference as a module."""
-
-    def __init__(self, num_channels: int, init: float = 1.0):
-        super().__init__()
-        self.alpha = nn.Parameter(torch.full((num_channels,), float(init)))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return reference.learnable_elu(x, self.alpha)
+    functions = {name: BY_NAME[name].function for name in MEMORY_COMPARED}
+    return {name: saved_bytes(lambda f=f: f(x, alpha), [alpha]) for name, f in functions.items()}
 
 
 def small_conv_net(activation: Callable[[int], nn.Module], channels: int) -> nn.Sequential:

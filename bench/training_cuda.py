@@ -3,9 +3,10 @@
     python -m bench.training_cuda --out DIR            # the first GPU, else the CPU
     python -m bench.training_cuda --smoke --out DIR    # CPU, tiny sizes, a minute or two
 
-Networks, built here with no downloads: the demo network (conv, batch norm,
-activation, linear), a ResNet-18-sized CNN (3x224x224, channels_last) and a
-small MLP. Each is built with every activation of ``ACTIVATIONS`` and timed
+Networks, built with no downloads: the demo network (the demo's own
+``digit_net``: conv, batch norm, activation, linear), a ResNet-18-sized CNN (3x224x224, channels_last) and a
+small MLP (``nets.NETWORKS``). Each is built with every activation of
+``nets.TRAINED`` (names from bench's one registry, ``activations.py``) and timed
 as one training step (forward, backward, SGD step) in three modes: eager,
 ``torch.compile``, and the whole step captured in one CUDA graph (GPU only;
 skipped, and marked so, on the CPU). Each configuration is first checked to
@@ -33,6 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import matrix, nets, timing
+from .activations import Activation
 
 MODES = ("eager", "compiled", "cuda graph")
 MEASURE_ORDER = ("eager", "cuda graph", "compiled")
@@ -146,7 +148,7 @@ def _skip_reason(network: str, mode: str, args, device, clock_left_s: float) -> 
     return None
 
 
-def configurations(args) -> list[tuple[nets.Network, str, str, nets.Activation]]:
+def configurations(args) -> list[tuple[nets.Network, str, str, Activation]]:
     """(network, dtype, mode, activation) in the order measured.
 
     The activations of one (network, dtype, mode) run one after another, so
@@ -160,7 +162,7 @@ def configurations(args) -> list[tuple[nets.Network, str, str, nets.Activation]]
         for mode in modes
         for network in chosen
         for dtype in args.dtype_names
-        for activation in nets.ACTIVATIONS.values()
+        for activation in nets.TRAINED
         if network.uses_norm or activation.norm_act is None
     ]
 
