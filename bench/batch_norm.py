@@ -1,8 +1,9 @@
 """BatchNormLearnableELU against the pair nn.BatchNorm2d -> LearnableELU: memory kept, time.
 
 - Activation memory: the bytes autograd saves for the backward during one
-  training forward, counted by saved-tensor hooks (each distinct tensor
-  once, parameters included), at (32, 64, 56, 56) fp32. Target
+  training forward, counted by saved-tensor hooks (``activation_bytes``:
+  each saved view once, parameters and buffers not counted), at
+  (32, 64, 56, 56) fp32. Target
   (``targets.py``, as every target below): the fused layer keeps at most 0.55x the pair's.
 - Forward+backward time (``torch.autograd.grad`` of y against x and the
   parameters), eager, fused against the pair: on the CPU reported without a
@@ -14,8 +15,8 @@
 Both layers get the same state and inputs, and their outputs and gradients
 are compared before anything is timed.
 
-    python bench/batch_norm.py                        # (32, 64, 56, 56) fp32
-    python bench/batch_norm.py --json out.json --shape 8 64 56 56
+    python -m bench.batch_norm                        # (32, 64, 56, 56) fp32
+    python -m bench.batch_norm --json out.json --shape 8 64 56 56
 """
 
 import argparse
@@ -27,27 +28,24 @@ from pathlib import Path
 import torch
 from torch import nn
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+from elu_triton.demo.memory import activation_bytes
 
-import matrix  # noqa: E402
-import targets  # noqa: E402
-import timing  # noqa: E402
-
-from elu_triton import BatchNormLearnableELU, LearnableELU  # noqa: E402
-from elu_triton.demo.memory import activation_bytes  # noqa: E402
+from . import matrix, targets, timing
+from .activations import BY_NAME
 
 SHAPE = (32, 64, 56, 56)
 
 
 def layers(channels: int, device: torch.device) -> tuple[nn.Module, nn.Module]:
-    """(pair, fused) with equal, non-trivial state."""
+    """(pair, fused) with equal, non-trivial state: the registry's elu_triton and bn_fused
+    entries after a batch norm."""
     torch.manual_seed(0)
-    pair = nn.Sequential(nn.BatchNorm2d(channels), LearnableELU(channels, init=0.8)).to(device)
+    pair = BY_NAME["elu_triton"].after_norm(channels).to(device)
     with torch.no_grad():
         pair[0].weight.uniform_(0.5, 1.5)
         pair[0].bias.uniform_(-0.5, 0.5)
         pair[1].alpha.uniform_(0.5, 1.5)
-    fused = BatchNormLearnableELU(channels, device=device)
+    fused = BY_NAME["bn_fused"].after_norm(channels).to(device)
     fused.load_state_dict({**copy.deepcopy(pair[0].state_dict()), "alpha": pair[1].alpha.detach()})
     return pair, fused
 
@@ -139,7 +137,9 @@ def pass_bandwidth(shape, dtype, memory_format, device, copy_gbps: float) -> dic
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog=f"python -m {__spec__.name}", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("--shape", type=int, nargs=4, default=SHAPE)
     parser.add_argument("--json", type=Path)
     parser.add_argument("--device", default="auto", help="auto (the first GPU), cpu, cuda:N")

@@ -19,8 +19,9 @@ from dataclasses import dataclass
 from math import prod
 
 import torch
-from matrix import DTYPE_NAMES as DTYPE_NAMES  # cases.DTYPE_NAMES: the names in records
-from matrix import DTYPES
+
+from .matrix import DTYPE_NAMES as DTYPE_NAMES  # cases.DTYPE_NAMES: the names in records
+from .matrix import DTYPES
 
 MODES = ("fwd", "bwd", "fwd+bwd")
 # Element reads + writes per element of x, per mode.

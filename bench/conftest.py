@@ -5,16 +5,9 @@ device if there is one, else on the CPU path with the CPU cases. Under
 TRITON_INTERPRET=1 without a GPU it skips: the interpreter is not timed.
 """
 
-import sys
-from pathlib import Path
-
 import pytest
 
-# The suite's modules (cases, providers, timing...) import each other by name;
-# pytest's importlib mode puts no folder on sys.path, so put this one there.
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import timing  # noqa: E402
+from . import timing
 
 
 @pytest.fixture(scope="session")

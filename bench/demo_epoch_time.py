@@ -8,32 +8,28 @@ also compiles), so that a machine that slows down or speeds up during the
 run affects all alike; the medians are reported. Each network must also
 have learned (its loss fell), or the timing is discarded.
 
-    python bench/demo_epoch_time.py                 # CPU, 7 epochs each, eager and compiled
-    python bench/demo_epoch_time.py --device cuda --epochs 15
-    python bench/demo_epoch_time.py --modes eager
+    python -m bench.demo_epoch_time                 # CPU, 7 epochs each, eager and compiled
+    python -m bench.demo_epoch_time --device cuda --epochs 15
+    python -m bench.demo_epoch_time --modes eager
 """
 
 import argparse
 import platform
 import statistics
-import sys
 import time
-from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import matrix  # noqa: E402
-import targets  # noqa: E402
-
 from elu_triton.demo.digits import synthetic_digits
-from elu_triton.demo.model import digit_net
+from elu_triton.demo.model import ACTIVATIONS, digit_net
 from elu_triton.demo.train import sgd, shuffled_batches, train, warm_up
+
+from . import matrix, targets
 
 BATCH_SIZE = 128
 
-
-ACTIVATIONS = {"learnable": "LearnableELU(20)", "elu": "torch.nn.ELU()"}
+# The demo's own activations (digit_net's "learnable" and "elu"), compared as it trains them.
+LABELS = {"learnable": "LearnableELU(20)", "elu": "torch.nn.ELU()"}
 
 
 def _setup(
@@ -78,7 +74,9 @@ def epoch_times(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog=f"python -m {__spec__.name}", description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N or auto")
     parser.add_argument(
         "--epochs", type=int, default=7, help="timed epochs per activation and mode (default 7)"
@@ -106,7 +104,7 @@ def main() -> None:
     print("| --- | --- | --- | --- | --- |")
     for (name, mode), t in times.items():
         print(
-            f"| {mode} | {ACTIVATIONS[name]} | {statistics.median(t):.3f} | {min(t):.3f} | {max(t):.3f} |"
+            f"| {mode} | {LABELS.get(name, name)} | {statistics.median(t):.3f} | {min(t):.3f} | {max(t):.3f} |"
         )
     for mode in modes:
         ratio = statistics.median(times["learnable", mode]) / statistics.median(times["elu", mode])

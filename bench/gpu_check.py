@@ -1,13 +1,14 @@
 """Everything a GPU session measures, in one command, into one flat folder.
 
     pip install --no-deps --no-build-isolation -e .    # torch and triton already installed
-    python bench/gpu_check.py --out DIR                # the first GPU; about 7 minutes
-    python bench/gpu_check.py --smoke --out DIR        # the same steps on the CPU, tiny sizes
+    python -m bench.gpu_check --out DIR                # the first GPU; about 7 minutes
+    python -m bench.gpu_check --smoke --out DIR        # the same steps on the CPU, tiny sizes
 
 Steps, in order, each a child process under its own time limit (a step that
 fails, crashes or runs out of time leaves the others running): the layer's
-CUDA tests, ``report.py`` (fp32, bf16, fp16), ``training_cuda.py``,
-``profile_step.py``, ``host_overhead.py`` and the demo (30 epochs). The full
+CUDA tests, ``bench.report`` (fp32, bf16, fp16), ``bench.training_cuda``,
+``bench.profile_step``, ``bench.host_overhead``, the demo (30 epochs) and
+``bench.batch_norm``, each run from the repository root. The full
 run's limits sum to ``sum(FULL_LIMITS_S) <= 420`` s, so that a run, a short
 confirmation and the machine's start-up fit in 15 minutes.
 
@@ -33,12 +34,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+from . import targets
 
-import targets  # noqa: E402
-
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
+# The children run as python -m bench.<script>: from the root, where bench is importable.
+ROOT = Path(__file__).resolve().parents[1]
 PY = sys.executable
 # The layer's tests that reach the GPU (-k cuda: their CUDA cases): kernels, the op
 # and module, graphs, autocast.
@@ -81,34 +80,13 @@ assert sum(FULL_LIMITS_S) <= 420, "a full run must fit 7 minutes"
 SIZES = {
     "report": (
         ["--budget-s", "85"],
-        [
-            "--cases",
-            "demo",
-            "--dtypes",
-            "fp32",
-            "--no-extras",
-            "--budget-s",
-            "15",
-            "--threads",
-            "1",
-        ],
+        "--cases demo --dtypes fp32 --no-extras --budget-s 15 --threads 1".split(),
     ),
     "training": (
         ["--budget-s", "70", "--min-steps", "10", "--min-seconds", "0.5"],
-        [
-            "--smoke",
-            "--dtypes",
-            "fp32",
-            "--min-steps",
-            "3",
-            "--min-seconds",
-            "0",
-            "--threads",
-            "1",
-            "--compile-backend",
-            "aot_eager",
-        ],
-    ),  # fmt: skip
+        "--smoke --dtypes fp32 --min-steps 3 --min-seconds 0 --threads 1 "
+        "--compile-backend aot_eager".split(),
+    ),
     "profile": ([], ["--cases", "demo"]),
     "host overhead": ([], ["--stub", "--rounds", "3", "--calls", "20"]),
     "demo": ([], ["--epochs", "1", "--train-size", "256", "--test-size", "256"]),
@@ -126,17 +104,17 @@ def command(step: str, args, work: Path) -> list[str]:
     on = ["--device", args.device]
     if step == "report":
         out = ["--out", str(work / "report"), "--results-md", ""]
-        return [PY, str(HERE / "report.py"), *on, *out, *sizes, *dtypes]
+        return [PY, "-m", "bench.report", *on, *out, *sizes, *dtypes]
     if step == "training":
-        return [PY, str(HERE / "training_cuda.py"), *on, "--out", str(args.out), *sizes, *dtypes]
+        return [PY, "-m", "bench.training_cuda", *on, "--out", str(args.out), *sizes, *dtypes]
     if step == "profile":
-        return [PY, str(HERE / "profile_step.py"), *on, "--out", str(args.out), *sizes]
+        return [PY, "-m", "bench.profile_step", *on, "--out", str(args.out), *sizes]
     if step == "host overhead":
         json_path = str(args.out / f"host-overhead-{args.kind}.json")
-        return [PY, str(HERE / "host_overhead.py"), *on, "--json", json_path, *sizes]
+        return [PY, "-m", "bench.host_overhead", *on, "--json", json_path, *sizes]
     if step == "batch norm":
         json_path = str(work / "batch-norm.json")
-        return [PY, str(HERE / "batch_norm.py"), *on, "--json", json_path, *sizes]
+        return [PY, "-m", "bench.batch_norm", *on, "--json", json_path, *sizes]
     return [PY, "-m", "elu_triton.demo", *on, "--out", str(work / "demo"), *sizes]
 
 
@@ -268,21 +246,25 @@ def summary(args, outcomes: list[dict], total_s: float) -> str:
 def _describe_machine(args) -> None:
     """The device's name and the versions, asked of a child (this process imports no torch)."""
     probe = (
-        "import sys, torch, triton, matrix, timing\n"
+        "import sys, torch, triton\n"
+        "from bench import matrix, timing\n"
         "d = matrix.resolve_device(sys.argv[1])\n"
         "print(d.type); print(timing.device_name(d))\n"
         "print(f'torch {torch.__version__}, triton {triton.__version__}')\n"
     )
-    env = {**os.environ, "PYTHONPATH": str(HERE)}
-    env.pop("TRITON_INTERPRET", None)
-    done = subprocess.run([PY, "-c", probe, args.device], capture_output=True, text=True, env=env)
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    done = subprocess.run(
+        [PY, "-c", probe, args.device], cwd=ROOT, capture_output=True, text=True, env=env
+    )
     if done.returncode != 0:
         sys.exit(f"cannot use device {args.device!r}:\n{done.stderr.strip()[-2000:]}")
     args.kind, args.device_name, args.versions = done.stdout.strip().splitlines()[:3]
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog=f"python -m {__spec__.name}", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("--out", type=Path, required=True, help="folder for the 8 result files")
     parser.add_argument("--device", default="auto", help="auto (the first GPU), cuda:N or cpu")
     parser.add_argument("--dtypes", default="", help="report and training dtypes (default all)")

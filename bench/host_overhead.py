@@ -23,8 +23,8 @@ rounds of the mean per call in a round: on a shared machine other processes
 only ever add time, so the minimum is the code's own cost (as
 ``timing.time_ms`` does on the CPU; the medians are printed too).
 
-    python bench/host_overhead.py                   # stubbed on a CPU, real on a GPU
-    python bench/host_overhead.py --json out.json
+    python -m bench.host_overhead                   # stubbed on a CPU, real on a GPU
+    python -m bench.host_overhead --json out.json
 """
 
 import argparse
@@ -40,14 +40,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 import elu_triton
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import matrix  # noqa: E402
-import targets  # noqa: E402
-import timing  # noqa: E402
+from . import matrix, targets, timing
+from .activations import BY_NAME, label
 
 STUB_SHAPE = (2, 4, 4, 4)
 GPU_SHAPE = (128, 20, 24, 24)  # the demo's activation: 5.9 MB in fp32
@@ -106,37 +103,31 @@ class BareFunction(torch.autograd.Function):
         return torch.empty_like(x), torch.empty_like(alpha)
 
 
+# The registry's activations compared (their names key the JSON), and the floor.
+COMPARED = ("elu_triton", "elu_fixed", "prelu")
+BARE = "bare Function"
+
+
 def _callables(x: torch.Tensor, channels: int) -> dict[str, dict[str, Callable[[], object]]]:
-    """{mode: {provider: fn}}; each fn does one call of that mode."""
+    """{mode: {provider: fn}}; each fn does one call of that mode.
+
+    An activation that learns no alpha (elu_fixed) records its graph through
+    x instead, and its backward gives dx alone.
+    """
     alpha = torch.rand(channels, device=x.device) + 0.5
     alpha_leaf = alpha.clone().requires_grad_()
     x_leaf = x.clone().requires_grad_()
     dy = torch.randn_like(x)
-
-    def grads(fn):
-        return lambda: torch.autograd.grad(fn(x_leaf, alpha_leaf), (x_leaf, alpha_leaf), dy)
-
-    learnable, prelu, bare = elu_triton.learnable_elu, F.prelu, BareFunction.apply
-    return {
-        "forward (no grad)": {
-            "elu_triton": lambda: learnable(x, alpha),
-            "F.elu": lambda: F.elu(x, 1.0),
-            "F.prelu": lambda: prelu(x, alpha),
-            "bare Function": lambda: bare(x, alpha),
-        },
-        "training forward": {
-            "elu_triton": lambda: learnable(x, alpha_leaf),
-            "F.elu": lambda: F.elu(x_leaf, 1.0),
-            "F.prelu": lambda: prelu(x, alpha_leaf),
-            "bare Function": lambda: bare(x, alpha_leaf),
-        },
-        "forward+backward": {
-            "elu_triton": grads(learnable),
-            "F.elu": lambda: torch.autograd.grad(F.elu(x_leaf, 1.0), x_leaf, dy),
-            "F.prelu": grads(prelu),
-            "bare Function": grads(bare),
-        },
-    }
+    table: dict[str, dict[str, Callable[[], object]]] = {mode: {} for mode in MODES}
+    entries = [(name, BY_NAME[name].function, BY_NAME[name].learns_alpha) for name in COMPARED]
+    for name, fn, learns_alpha in [*entries, (BARE, BareFunction.apply, True)]:
+        x_graph, wrt = (x, (x_leaf, alpha_leaf)) if learns_alpha else (x_leaf, (x_leaf,))
+        table["forward (no grad)"][name] = lambda fn=fn: fn(x, alpha)
+        table["training forward"][name] = lambda fn=fn, xg=x_graph: fn(xg, alpha_leaf)
+        table["forward+backward"][name] = lambda fn=fn, wrt=wrt: torch.autograd.grad(
+            fn(x_leaf, alpha_leaf), wrt, dy
+        )
+    return table
 
 
 def _per_call_us(fn: Callable[[], object], calls: int, device: torch.device) -> float:
@@ -179,11 +170,11 @@ def measure(device: torch.device, shape: tuple, rounds: int, calls: int, stub: b
 
 def report(result: dict, host_targets: dict) -> str:
     """A markdown table: us per call, elu_triton's ratio to each, and the targets."""
-    lines = [
-        "| mode | elu_triton us | F.elu us | F.prelu us | bare Function us | elu_triton / F.elu "
-        "| elu_triton / F.prelu | bare Function / F.prelu | target |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
+    names = [*COMPARED, BARE]
+    others = [n for n in names if n != "elu_triton"]
+    head = [f"{label(n)} us" for n in names] + [f"elu_triton / {label(n)}" for n in others[:2]]
+    head += [f"{BARE} / {label('prelu')}", "target"]
+    lines = ["| mode | " + " | ".join(head) + " |", "|---" * (len(head) + 1) + "|"]
     for mode in MODES:
         t = result.get(mode)
         if t is None:
@@ -192,18 +183,19 @@ def report(result: dict, host_targets: dict) -> str:
         verdict = ""
         if target:
             ratio = t["elu_triton"] / t[target[0]]
-            verdict = f"<= {target[1]}x {target[0]}: {'met' if ratio <= target[1] else 'missed'}"
-        lines.append(
-            f"| {mode} | {t['elu_triton']:.1f} | {t['F.elu']:.1f} | {t['F.prelu']:.1f} | "
-            f"{t['bare Function']:.1f} | {t['elu_triton'] / t['F.elu']:.2f}x | "
-            f"{t['elu_triton'] / t['F.prelu']:.2f}x | {t['bare Function'] / t['F.prelu']:.2f}x | "
-            f"{verdict} |"
-        )
+            met = "met" if ratio <= target[1] else "missed"
+            verdict = f"<= {target[1]}x {label(target[0])}: {met}"
+        cells = [f"{t[n]:.1f}" for n in names]
+        cells += [f"{t['elu_triton'] / t[n]:.2f}x" for n in others[:2]]
+        cells += [f"{t[BARE] / t['prelu']:.2f}x", verdict]
+        lines.append(f"| {mode} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog=f"python -m {__spec__.name}", description=__doc__.splitlines()[0]
+    )
     parser.add_argument(
         "--stub", action="store_true", help="stub the launches (the default without a GPU)"
     )

@@ -7,10 +7,9 @@ report and the pytest-benchmark suite go through these two functions, so a
 figure means the same in both.
 """
 
-import cases
-import providers
-import timing
 import torch
+
+from . import cases, providers, timing
 
 
 def new_record(case: cases.Case, dtype: torch.dtype, mode: str, provider: providers.Provider):

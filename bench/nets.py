@@ -1,12 +1,12 @@
-"""The networks and activations the training bench builds: one registry of each.
+"""The networks the training bench builds, one registry, the demo's network among them.
 
-``ACTIVATIONS`` names each activation under test. An entry gives the module
-for C channels (``act``) and, optionally, a fused batch norm + activation
-module (``norm_act``) that the networks then use wherever a BatchNorm2d is
-followed by the activation: ``BatchNormLearnableELU`` is such an entry.
-
-``NETWORKS``: the demo network, a ResNet-18-sized CNN and a small MLP, each
-at full size (the GPU run) and at smoke size (a CPU check in seconds).
+``NETWORKS``: the demo network (built by the demo's own ``digit_net``), a
+ResNet-18-sized CNN and a small MLP, each at full size (the GPU run) and at
+smoke size (a CPU check in seconds). Each is built with an activation of
+bench's one registry (``activations.ACTIVATIONS``); ``TRAINED`` names the
+ones the training bench compares. An entry with a fused batch norm +
+activation module (``bn_fused``) replaces each BatchNorm2d -> activation
+pair with it.
 """
 
 from collections.abc import Callable
@@ -15,35 +15,11 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-import elu_triton
+from elu_triton.demo.model import digit_net
 
+from .activations import BY_NAME, Activation
 
-@dataclass(frozen=True)
-class Activation:
-    name: str
-    act: Callable[[int], nn.Module]  # the activation for C channels
-    norm_act: Callable[[int], nn.Module] | None = None  # a fused BatchNorm2d(C) + act
-
-    def after_norm(self, channels: int) -> nn.Module:
-        """BatchNorm2d then the activation: the fused module when there is one."""
-        if self.norm_act is not None:
-            return self.norm_act(channels)
-        return nn.Sequential(nn.BatchNorm2d(channels), self.act(channels))
-
-
-ACTIVATIONS = {
-    a.name: a
-    for a in (
-        Activation("LearnableELU", lambda c: elu_triton.LearnableELU(c)),
-        Activation("nn.PReLU", lambda c: nn.PReLU(c)),
-        Activation("nn.ELU", lambda c: nn.ELU()),
-        Activation(
-            "BatchNormLearnableELU",
-            lambda c: elu_triton.LearnableELU(c),
-            lambda c: elu_triton.BatchNormLearnableELU(c),
-        ),
-    )
-}
+TRAINED = tuple(BY_NAME[name] for name in ("elu_triton", "prelu", "elu_fixed", "bn_fused"))
 
 
 class BasicBlock(nn.Module):
@@ -60,7 +36,7 @@ class BasicBlock(nn.Module):
             self.shortcut = nn.Sequential(
                 nn.Conv2d(c_in, c_out, 1, stride, bias=False), nn.BatchNorm2d(c_out)
             )
-        self.act = activation.act(c_out)
+        self.act = activation.module(c_out)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.norm2(self.conv2(self.norm_act1(self.conv1(x))))
@@ -85,19 +61,18 @@ def resnet18(activation: Activation, width: int = 64, classes: int = 1000) -> nn
     return nn.Sequential(*layers)
 
 
-def demo_net(activation: Activation, channels: int = 20) -> nn.Sequential:
-    """The demo's classifier: Conv2d(1, 20, 5), batch norm, activation, Linear to 10."""
-    return nn.Sequential(
-        nn.Conv2d(1, channels, 5), activation.after_norm(channels),
-        nn.Flatten(), nn.Linear(channels * 24 * 24, 10),
-    )  # fmt: skip
+def demo_net(activation: Activation) -> nn.Sequential:
+    """The demo's classifier (``digit_net``, zero mean image) with this activation."""
+    if activation.norm_act is not None:  # laid out as the demo's --fused-batchnorm leaves it
+        return digit_net(activation=lambda c: nn.Identity(), batchnorm=activation.norm_act)
+    return digit_net(activation=activation.module)
 
 
 def mlp(activation: Activation, features: int, hidden: int) -> nn.Sequential:
     """Two hidden layers, the activation on (N, C) features."""
     return nn.Sequential(
-        nn.Linear(features, hidden), activation.act(hidden),
-        nn.Linear(hidden, hidden), activation.act(hidden),
+        nn.Linear(features, hidden), activation.module(hidden),
+        nn.Linear(hidden, hidden), activation.module(hidden),
         nn.Linear(hidden, 10),
     )  # fmt: skip
 

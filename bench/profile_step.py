@@ -1,7 +1,7 @@
 """Where one forward+backward of the activation spends its time, from torch.profiler.
 
-    python bench/profile_step.py --out DIR             # the first GPU, else the CPU
-    python bench/profile_step.py --device cpu --out DIR
+    python -m bench.profile_step --out DIR             # the first GPU, else the CPU
+    python -m bench.profile_step --device cpu --out DIR
 
 For the "conv" and "demo" cases of ``cases.py`` (fp32), it profiles one
 forward+backward of ``learnable_elu`` (x and alpha requiring grad, a given
@@ -19,13 +19,9 @@ from pathlib import Path
 import torch
 from torch.profiler import ProfilerActivity, profile
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+import elu_triton
 
-import cases  # noqa: E402
-import matrix  # noqa: E402
-import timing  # noqa: E402
-
-import elu_triton  # noqa: E402
+from . import cases, matrix, timing
 
 PROFILED_CASES = ("conv", "demo")
 TOP_ROWS = 15
@@ -115,7 +111,9 @@ def profile_case(case: cases.Case, device: torch.device) -> list[str]:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog=f"python -m {__spec__.name}", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("--out", default=str(Path(__file__).resolve().parent / "results"))
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     parser.add_argument("--cases", default=",".join(PROFILED_CASES), help="comma-separated")

@@ -8,8 +8,9 @@ device type's section of RESULTS.md between its two marker comments.
 import re
 from pathlib import Path
 
-from cases import MODES, TENSORS_MOVED
-from providers import PROVIDERS
+from .activations import label
+from .cases import MODES, TENSORS_MOVED
+from .providers import PROVIDERS
 
 _MODE_TITLES = {
     "fwd": "Forward",
@@ -93,7 +94,7 @@ def _extras_lines(report: dict) -> list[str]:
         lines += [f"{memory['case']}:", ""]
         lines += ["| activation | saved bytes | per element |", "|---|---|---|"]
         for name, nbytes in memory["bytes"].items():
-            lines.append(f"| {name} | {nbytes} | {nbytes / memory['numel']:.2f} |")
+            lines.append(f"| {label(name)} | {nbytes} | {nbytes / memory['numel']:.2f} |")
         lines.append("")
     model = report.get("model")
     if model and "ms" in model:

@@ -1,8 +1,8 @@
 """The whole comparison in one run: every case, dtype, mode and provider.
 
-    python bench/report.py                  # measure on this machine's GPU, else its CPU
-    python bench/report.py --device cpu --dtypes fp32,bf16   # the matrix of matrix.py
-    python bench/report.py --from-json F    # re-render a stored run, measure nothing
+    python -m bench.report                  # measure on this machine's GPU, else its CPU
+    python -m bench.report --device cpu --dtypes fp32,bf16   # the matrix of matrix.py
+    python -m bench.report --from-json F    # re-render a stored run, measure nothing
 
 It measures the copy bandwidth, the activation memory and a compiled conv
 net, then each provider (checked against float64 once, then timed); judges
@@ -24,16 +24,7 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import cases  # noqa: E402
-import matrix  # noqa: E402
-import measure  # noqa: E402
-import providers  # noqa: E402
-import render  # noqa: E402
-import targets  # noqa: E402
-import timing  # noqa: E402
-import training  # noqa: E402
+from . import cases, matrix, measure, providers, render, targets, timing, training
 
 HERE = Path(__file__).resolve().parent
 # Time the compiled provider needs per (case, dtype) to be worth starting.
@@ -183,7 +174,9 @@ def finish(report: dict, args) -> None:
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog=f"python -m {__spec__.name}", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("--out", default=str(HERE / "results"), help="folder for JSON, PNG, MD")
     parser.add_argument("--device", default="auto", help="auto (the first GPU), cpu, cuda:N")
     parser.add_argument("--budget-s", type=float, default=450, help="stop measuring after this")
@@ -200,8 +193,8 @@ def main(argv=None) -> None:
         help="RESULTS.md whose section to replace ('' for none; never for a subset run)",
     )  # fmt: skip
     args = parser.parse_args(argv)
-    args.command = "python " + " ".join(
-        shlex.quote(a) for a in [sys.argv[0], *(argv or sys.argv[1:])]
+    args.command = "python -m bench.report " + " ".join(
+        shlex.quote(a) for a in (argv or sys.argv[1:])
     )
     if args.from_json:
         report = json.loads(Path(args.from_json).read_text())

@@ -1,8 +1,8 @@
 """bench/batch_norm.py runs, checks its answers and meets the memory target (small shape)."""
 
-import batch_norm
-import targets
 import torch
+
+from . import batch_norm, targets
 
 
 def test_fused_layer_keeps_half_the_memory(device):

@@ -13,12 +13,10 @@ shared CPU, ``OMP_NUM_THREADS=1`` keeps other jobs from stalling every op.
 import functools
 import time
 
-import cases
-import measure
-import providers
 import pytest
-import timing
 import torch
+
+from . import cases, measure, providers, timing
 
 # Seconds of timed calls per benchmark, and bounds on their number.
 _SECONDS_PER_BENCHMARK = 0.5

@@ -15,10 +15,11 @@ import subprocess
 import time
 from collections.abc import Callable
 
-import matrix
 import torch
 
 from elu_triton.environment import processor_name
+
+from . import matrix
 
 # do_bench's warm-up and timed milliseconds (its defaults are 25 and 100):
 # at 50 ms a 256 MB tensor still gets ~100 timed calls, and the whole report

@@ -1,8 +1,9 @@
 """The activation inside training: the memory it keeps, and a compiled model.
 
-``saved_activation_bytes`` counts what autograd keeps for the backward of
-one activation call (saved-tensor hooks; each storage once; parameters such
-as alpha not counted: they exist whether or not a graph does).
+``activation_memory`` counts what autograd keeps for the backward of one
+activation call, with the package's one counter
+(``elu_triton.demo.memory.saved_bytes``: each saved view once; alpha, a
+parameter, not counted: it exists whether or not a graph does).
 
 ``model_step_times`` times a training step (forward, backward) of a small
 conv net whose activations are LearnableELU, against the same net with the
@@ -15,60 +16,25 @@ import copy
 import statistics
 from collections.abc import Callable
 
-import timing
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 import elu_triton
-from elu_triton import reference
+from elu_triton.demo.memory import saved_bytes
 
+from . import timing
+from .activations import BY_NAME, CompositeELU
 
-def saved_activation_bytes(
-    forward: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
-    x: torch.Tensor,
-    alpha: torch.Tensor,
-) -> int:
-    """Bytes of the tensors autograd saves for forward(x, alpha)'s backward, alpha excluded."""
-    x = x.detach().requires_grad_()
-    alpha = alpha.detach().requires_grad_()
-    param_storages = {alpha.untyped_storage().data_ptr()}
-    saved: dict[int, int] = {}
-
-    def pack(t: torch.Tensor) -> torch.Tensor:
-        storage = t.untyped_storage()
-        if storage.data_ptr() not in param_storages:
-            saved[storage.data_ptr()] = storage.nbytes()
-        return t
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        y = forward(x, alpha)
-    del y
-    return sum(saved.values())
-
-
-ACTIVATIONS = {
-    "elu_triton": elu_triton.learnable_elu,
-    "nn.ELU": lambda x, alpha: F.elu(x),
-    "reference, eager": reference.learnable_elu,
-    "nn.PReLU(C)": lambda x, alpha: F.prelu(x, alpha),
-}
+# The registry's activations whose memory is compared: copy keeps nothing for
+# a backward, and what the compiled reference keeps is inductor's choice.
+MEMORY_COMPARED = ("elu_triton", "elu_fixed", "eager", "prelu")
 
 
 def activation_memory(x: torch.Tensor, alpha: torch.Tensor) -> dict[str, int]:
-    """saved_activation_bytes of each activation in ACTIVATIONS, for x and alpha."""
-    return {name: saved_activation_bytes(fn, x, alpha) for name, fn in ACTIVATIONS.items()}
-
-
-class CompositeELU(nn.Module):
-    """What a user writes without this package: the reference as a module."""
-
-    def __init__(self, num_channels: int, init: float = 1.0):
-        super().__init__()
-        self.alpha = nn.Parameter(torch.full((num_channels,), float(init)))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return reference.learnable_elu(x, self.alpha)
+    """Bytes each activation of MEMORY_COMPARED saves for its backward (alpha not counted)."""
+    x, alpha = x.detach().requires_grad_(), alpha.detach().requires_grad_()
+    functions = {name: BY_NAME[name].function for name in MEMORY_COMPARED}
+    return {name: saved_bytes(lambda f=f: f(x, alpha), [alpha]) for name, f in functions.items()}
 
 
 def small_conv_net(activation: Callable[[int], nn.Module], channels: int) -> nn.Sequential:

@@ -1,11 +1,12 @@
 """Training-step time of three networks, each with each activation, eager, compiled and graphed.
 
-    python bench/training_cuda.py --out DIR            # the first GPU, else the CPU
-    python bench/training_cuda.py --smoke --out DIR    # CPU, tiny sizes, a minute or two
+    python -m bench.training_cuda --out DIR            # the first GPU, else the CPU
+    python -m bench.training_cuda --smoke --out DIR    # CPU, tiny sizes, a minute or two
 
-Networks, built here with no downloads: the demo network (conv, batch norm,
-activation, linear), a ResNet-18-sized CNN (3x224x224, channels_last) and a
-small MLP. Each is built with every activation of ``ACTIVATIONS`` and timed
+Networks, built with no downloads: the demo network (the demo's own
+``digit_net``: conv, batch norm, activation, linear), a ResNet-18-sized CNN (3x224x224, channels_last) and a
+small MLP (``nets.NETWORKS``). Each is built with every activation of
+``nets.TRAINED`` (names from bench's one registry, ``activations.py``) and timed
 as one training step (forward, backward, SGD step) in three modes: eager,
 ``torch.compile``, and the whole step captured in one CUDA graph (GPU only;
 skipped, and marked so, on the CPU). Each configuration is first checked to
@@ -32,11 +33,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import matrix  # noqa: E402
-import nets  # noqa: E402
-import timing  # noqa: E402
+from . import matrix, nets, timing
+from .activations import Activation
 
 MODES = ("eager", "compiled", "cuda graph")
 MEASURE_ORDER = ("eager", "cuda graph", "compiled")
@@ -150,7 +148,7 @@ def _skip_reason(network: str, mode: str, args, device, clock_left_s: float) -> 
     return None
 
 
-def configurations(args) -> list[tuple[nets.Network, str, str, nets.Activation]]:
+def configurations(args) -> list[tuple[nets.Network, str, str, Activation]]:
     """(network, dtype, mode, activation) in the order measured.
 
     The activations of one (network, dtype, mode) run one after another, so
@@ -164,7 +162,7 @@ def configurations(args) -> list[tuple[nets.Network, str, str, nets.Activation]]
         for mode in modes
         for network in chosen
         for dtype in args.dtype_names
-        for activation in nets.ACTIVATIONS.values()
+        for activation in nets.TRAINED
         if network.uses_norm or activation.norm_act is None
     ]
 
@@ -211,7 +209,9 @@ def _print_row(elapsed: float, row: dict) -> None:
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog=f"python -m {__spec__.name}", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("--out", default=str(Path(__file__).resolve().parent / "results"))
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     parser.add_argument("--dtypes", default="", help="fp32,bf16 (autocast); default the matrix's")
@@ -227,8 +227,8 @@ def parse_args(argv=None) -> argparse.Namespace:
         help="torch.compile backend (inductor; aot_eager checks the path without inductor)",
     )  # fmt: skip
     args = parser.parse_args(argv)
-    args.command = "python " + " ".join(
-        shlex.quote(a) for a in [sys.argv[0], *(sys.argv[1:] if argv is None else argv)]
+    args.command = "python -m bench.training_cuda " + " ".join(
+        shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv)
     )
     return args
 

@@ -204,7 +204,7 @@ def test_keeps_x_and_per_channel_vectors_only(device):
     layer = BatchNormLearnableELU(8, device=device)
     x = torch.randn(4, 8, 16, 16, device=device, requires_grad=True)
     fused = activation_bytes(layer, x)  # (saved-tensor hooks)
-    assert fused == x.numel() * 4 + 5 * 8 * 4  # x; mean, invstd, weight, bias, alpha
+    assert fused == x.numel() * 4 + 2 * 8 * 4  # x; mean, invstd (parameters not counted)
     pair = nn.Sequential(nn.BatchNorm2d(8, device=device), LearnableELU(8, device=device))
     assert fused < 0.55 * activation_bytes(pair, x)
 

@@ -26,10 +26,10 @@ def test_fused_network_keeps_less_and_computes_the_same(capsys):
     torch.testing.assert_close(fused(images), unfused_out, rtol=1e-5, atol=1e-5)
     # The probe ran on copies: the fused network's statistics were untouched before its call.
     assert unfused_state_dict(fused).keys() == before.keys()
-    # One (8, 20, 24, 24) fp32 tensor fewer, the BatchNorm's output, and one
-    # (20,) vector (the pair keeps six per-channel vectors, the fused layer five).
+    # One (8, 20, 24, 24) fp32 tensor fewer, the BatchNorm's output: both keep
+    # the batch's mean and invstd, and parameters and buffers are not counted.
     kept = activation_bytes(digit_net(), images) - activation_bytes(fused, images)
-    assert kept == 8 * 20 * 24 * 24 * 4 + 20 * 4
+    assert kept == 8 * 20 * 24 * 24 * 4
 
 
 def test_demo_trains_fused_and_its_weights_load_unfused(tmp_path, capsys):

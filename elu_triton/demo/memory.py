@@ -1,10 +1,16 @@
 """--fused-batchnorm: fuse the network's BatchNorm -> LearnableELU, and show what it saves.
 
 The activation memory of one training batch is what autograd keeps for the
-backward, counted by saved-tensor hooks (each distinct tensor once).
+backward, counted by saved-tensor hooks. ``saved_bytes`` is the one counter
+the demo, the tests and bench/ use, with one rule: each saved tensor view
+counted once (numel x element size; two ops saving the same view count it
+once), and tensors that share storage with a Parameter or buffer excluded,
+views of them included (a Linear saves ``weight.t()``): those exist whether
+or not a graph does.
 """
 
 import copy
+from collections.abc import Callable, Iterable
 
 import torch
 from torch import nn
@@ -12,20 +18,41 @@ from torch import nn
 from ..fuse import fuse_batchnorm
 
 
-def activation_bytes(model: nn.Module, images: torch.Tensor) -> int:
-    """Bytes autograd saves during one training forward of model on images (nothing is kept)."""
-    seen = {}
+def saved_bytes(forward: Callable[[], object], kept: Iterable[torch.Tensor] = ()) -> int:
+    """Bytes autograd saves for the backward while forward() runs.
+
+    Args:
+        forward: runs the forward pass (its result is dropped after counting).
+        kept: the Parameters and buffers; any saved tensor on their storage
+            is not counted.
+
+    Returns:
+        The sum over distinct saved views (storage, offset, shape, strides,
+        dtype) of numel x element size.
+    """
+    excluded = {t.untyped_storage().data_ptr() for t in kept}
+    seen: dict[tuple, int] = {}
 
     def pack(t: torch.Tensor) -> torch.Tensor:
-        key = (t.untyped_storage().data_ptr(), t.storage_offset(), tuple(t.shape))
-        seen[key] = t.numel() * t.element_size()
+        ptr = t.untyped_storage().data_ptr()
+        if ptr not in excluded:
+            key = (ptr, t.storage_offset(), tuple(t.shape), t.stride(), t.dtype)
+            seen[key] = t.numel() * t.element_size()
         return t
 
-    # A copy runs, so that the real model's running statistics stay as they are.
-    probe = copy.deepcopy(model).train()
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        probe(images)
+        out = forward()  # held until counted: no saved storage is freed and reused meanwhile
+    del out
     return sum(seen.values())
+
+
+def activation_bytes(model: nn.Module, images: torch.Tensor) -> int:
+    """saved_bytes of one training forward of model on images, parameters and buffers excluded.
+
+    A copy runs, so that the real model's running statistics stay as they are.
+    """
+    probe = copy.deepcopy(model).train()
+    return saved_bytes(lambda: probe(images), [*probe.parameters(), *probe.buffers()])
 
 
 def fuse_and_report(model: nn.Module, images: torch.Tensor, show: bool = True) -> nn.Module:

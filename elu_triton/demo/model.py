@@ -10,6 +10,7 @@ in torch.nn.ELU, the same network with a fixed alpha, for timing comparisons.
 """
 
 from collections import OrderedDict
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -36,7 +37,9 @@ class ZeroCenter(nn.Module):
         return x - self.mean
 
 
-def _activation(kind: str) -> nn.Module:
+def _activation(kind: str | Callable[[int], nn.Module]) -> nn.Module:
+    if callable(kind):
+        return kind(NUM_FILTERS)
     if kind == "learnable":
         act = LearnableELU(NUM_FILTERS)
         # As in the original: alpha drawn uniformly from [0, 1), one per channel.
@@ -49,14 +52,21 @@ def _activation(kind: str) -> nn.Module:
 
 
 def digit_net(
-    mean_image: torch.Tensor | None = None, activation: str = "learnable"
+    mean_image: torch.Tensor | None = None,
+    activation: str | Callable[[int], nn.Module] = "learnable",
+    batchnorm: Callable[[int], nn.Module] = nn.BatchNorm2d,
 ) -> nn.Sequential:
     """Build the classifier; its parameters are drawn from torch's global RNG.
 
     Args:
         mean_image: (1, 28, 28) mean training image; zeros when None (for a
             network whose state_dict is loaded next).
-        activation: "learnable" (LearnableELU(20)) or "elu" (torch.nn.ELU).
+        activation: "learnable" (LearnableELU(20), alpha drawn from [0, 1)),
+            "elu" (torch.nn.ELU), or a factory of the activation for C
+            channels (the benchmarks build the network with each of theirs).
+        batchnorm: a factory of the normalization for C channels; with
+            BatchNormLearnableELU and an nn.Identity activation, the network
+            is laid out as ``fuse_batchnorm`` leaves it.
 
     Returns:
         nn.Sequential mapping (N, 1, 28, 28) images to (N, 10) logits.
@@ -71,7 +81,7 @@ def digit_net(
         OrderedDict(
             input=ZeroCenter(mean_image),
             conv=nn.Conv2d(1, NUM_FILTERS, KERNEL_SIZE),
-            batchnorm=nn.BatchNorm2d(NUM_FILTERS),
+            batchnorm=batchnorm(NUM_FILTERS),
             elu=_activation(activation),
             flatten=nn.Flatten(),
             fc=nn.Linear(features, NUM_CLASSES),
