@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.e2e  # the whole smoke run, about 2 minutes
+
 HERE = Path(__file__).resolve().parent
 EXPECTED_FILES = {
     "tests.txt", "report-cpu.json", "training-cpu.json", "profile.txt",

@@ -174,12 +174,6 @@ def make_alpha():
     return random_alpha
 
 
-def pytest_configure(config):
-    config.addinivalue_line(
-        "markers", "kernels: tests the Triton kernels themselves (CUDA or TRITON_INTERPRET=1)"
-    )
-
-
 def pytest_collection_modifyitems(config, items):
     if INTERPRET or torch.cuda.is_available():
         return
