@@ -53,7 +53,7 @@ SUM_RTOL = {torch.float32: 1e-5, torch.float64: 1e-13}
 
 @pytest.fixture
 def fresh_caches():
-    """Backend caches emptied before the test and after it: no patched plan outlives it."""
+    """Backend caches emptied before the test and after it: no patched launch outlives it."""
     backends.clear_caches()
     yield
     backends.clear_caches()

@@ -1,7 +1,7 @@
 """Running on a tensor's device, for any device type that torch has a module for.
 
 Launchers such as Triton's start work on the current device of a type, so a
-tensor on another device must make its own current first; a plan made while
+tensor on another device must make its own current first; a launch made while
 that device's stream captures a graph must not be cached. Both go through the
 device type's module, ``torch.get_device_module(type)`` (``torch.cuda``,
 ``torch.xpu``...), never through ``torch.cuda`` by name.
