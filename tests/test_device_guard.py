@@ -62,6 +62,12 @@ def test_the_current_device_is_not_switched(monkeypatch):
     assert calls == [(True, False, False, None)] and fake.entered == []
 
 
+def test_one_tensor_is_asked_about_alone():
+    x = torch.ones(1)
+    assert not device_guard.guard_needed(x)
+    assert device_guard.guard_needed(torch._neg_view(x))
+
+
 def test_a_negated_third_tensor_needs_the_guard():
     x = torch.ones(1)
     assert not device_guard.guard_needed(x, x, x)

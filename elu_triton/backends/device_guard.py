@@ -60,18 +60,20 @@ def is_capturing(device: torch.device) -> bool:
         return capturing()
 
 
-def guard_needed(a: torch.Tensor, b: torch.Tensor, c: torch.Tensor | None = None) -> bool:
-    """Whether a launch on a, b (and c), all on one device, must go through ``run_guarded``.
+def guard_needed(
+    a: torch.Tensor, b: torch.Tensor | None = None, c: torch.Tensor | None = None
+) -> bool:
+    """Whether a launch on a (and b, c), all on one device, must go through ``run_guarded``.
 
     It must when their device is not the current one of its type (launches
     go to the current device) or when one of them is a lazily negated view
     (kernels read raw memory, not the view's sign bit). Every launch asks, so
-    this is one expression over at most three tensors.
+    this is one expression over one to three tensors, not a loop over *args.
     """
     return (
         not (a.is_cpu or is_current_device(a))
         or a.is_neg()
-        or b.is_neg()
+        or (b is not None and b.is_neg())
         or (c is not None and c.is_neg())
     )
 
