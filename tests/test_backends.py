@@ -12,6 +12,7 @@ import torch
 
 from elu_triton import LearnableELU, backends, learnable_elu, reference
 from elu_triton.backends import torch_ops
+from elu_triton.backends.base import dalpha_shape
 
 INTERPRET = os.environ.get("TRITON_INTERPRET") == "1"
 
@@ -191,6 +192,15 @@ def test_dx_at_positive_x_ignores_alpha(device, alpha_value):
     (dx,) = torch.autograd.grad(learnable_elu(x, alpha), x, dy)
     positive = x.detach() > 0
     assert torch.equal(dx[positive], dy[positive])
+
+
+@pytest.mark.parametrize("alpha_shape", [(3,), (1,), ()], ids=["C", "1", "0-D"])
+def test_every_backward_returns_dalpha_of_dalpha_shape(alpha_shape, device):
+    x = torch.randn(2, 3, 4, device=device)
+    alpha = torch.rand(alpha_shape, device=device)
+    backend, launch = backends.prepare(x, alpha)
+    _, dalpha = backend.backward(torch.randn_like(x), x, alpha, True, launch)
+    assert dalpha.shape == dalpha_shape(alpha) == (alpha.numel(),)
 
 
 def test_prepare_is_worked_out_once_per_signature(device):

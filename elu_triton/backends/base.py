@@ -1,4 +1,4 @@
-"""The backend protocol: ``Backend``, ``Prepared``, the empty backend, ``device_kind``.
+"""The backend protocol: ``Backend``, ``Prepared``, ``dalpha_shape``, the empty backend, ``device_kind``.
 
 A backend is a name, whether it serves a device type, the two passes on
 validated, non-empty inputs, and optionally a launch: what it works out once
@@ -36,10 +36,11 @@ class Backend:
 
     ``forward(x, alpha, launch)`` returns y in x's dtype and memory format;
     ``backward(dy, x, alpha, compute_dalpha, launch)`` returns (dx in x's dtype
-    and memory format, dalpha in alpha's dtype or None). Both take validated,
-    non-empty tensors on one device (``elu_triton.checks``), and the launch
-    that ``launch_for(x, alpha.numel())`` returned for x's layout (shape, strides,
-    dtype, device), or None; they must also accept launch=None. The backward
+    and memory format, dalpha of ``dalpha_shape(alpha)`` in alpha's dtype, or
+    None). Both take validated, non-empty tensors on one device
+    (``elu_triton.checks``), and the launch that ``launch_for(x, alpha.numel())``
+    returned for x's layout (shape, strides, dtype, device), or None; they
+    must also accept launch=None. The backward
     gets the forward's launch, but x as autograd saved it: a saved-tensor hook
     (``save_on_cpu``, say) may hand it back in another memory format or dtype,
     so a backend whose launch depends on them must check (the Triton backend does).
@@ -63,13 +64,22 @@ class Prepared(NamedTuple):
     launch: Any
 
 
+def dalpha_shape(alpha: torch.Tensor) -> tuple[int]:
+    """The shape of dalpha as every backward pass and op returns it: (alpha.numel(),).
+
+    One shape for a (C,), (1,) or 0-D alpha, so that no pass reshapes: a 0-D
+    alpha's dalpha is (1,), which autograd sums to () as it sums any gradient
+    to its input's shape.
+    """
+    return (alpha.numel(),)
+
+
 def _empty_forward(x: torch.Tensor, alpha: torch.Tensor, launch: None) -> torch.Tensor:
     return torch.empty_like(x)
 
 
 def _empty_backward(dy, x, alpha, compute_dalpha: bool, launch: None):
-    # (alpha.numel(),), as the backward op's fake says: a 0-D alpha's is (1,).
-    return torch.empty_like(x), alpha.new_zeros(alpha.numel()) if compute_dalpha else None
+    return torch.empty_like(x), alpha.new_zeros(dalpha_shape(alpha)) if compute_dalpha else None
 
 
 # Empty inputs, on any backend: nothing to compute, so nothing is launched.
