@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.e2e  # runs the whole GPU check (smoke sizes) in a subprocess
+
 ROOT = Path(__file__).resolve().parents[1]
 EXPECTED_FILES = {
     "tests.txt", "report-cpu.json", "training-cpu.json", "profile.txt",

@@ -11,6 +11,54 @@ built model's ReLU/ELU/PReLU modules for LearnableELU layers), the custom ops
 ``elu_triton.reference.learnable_elu`` (pure PyTorch); and BatchNorm fused
 with the activation: ``BatchNormLearnableELU``, ``batch_norm_learnable_elu``
 and ``fuse_batchnorm`` (``elu_triton.batch_norm``, ``elu_triton.fuse``).
+
+Files, one job each:
+
+Shared core (the activation and the batch norm both use it)
+    checks.py                     argument checks, raised on the host before any work
+    layout.py                     how the kernels see a tensor: an (R, K) matrix
+    channels.py                   another channel dim, moved to dim 1 as a view
+    precision.py                  the arithmetic dtype, for every backend and the reference
+    routes.py                     the questions that decide a call's route (traced, plain...)
+    backends/__init__.py          the registry: which backend runs a call, and ``prepare``
+    backends/base.py              the backend protocol, the empty backend, ``dalpha_shape``
+    backends/device_guard.py      running on a tensor's device, with negated views resolved
+    backends/triton_config.py     the Triton launch constants: tiles, warps, grid
+    backends/triton_kernels.py    the Triton backend: allocation and launches
+    backends/torch_ops.py         the PyTorch backend: the same math in eager ops
+    kernels/                      device code only (installed as ``elu_triton.kernels``)
+    _version.py                   the version, written once
+
+The activation
+    module.py                     ``LearnableELU``, the nn.Module (following nn.PReLU)
+    lazy.py                       ``LazyLearnableELU``: channels from the first input
+    function.py                   ``learnable_elu``, the autograd Function, the route table
+    eager.py                      the bodies plain tensors run without the dispatcher
+    ops.py                        the custom ops, their fakes and autograd formulas
+    second_order.py               the backward's own gradient (create_graph=True)
+    reference.py                  the pure-PyTorch reference (tests, benchmarks, the demo)
+    convert.py                    ``replace_activations``: LearnableELU into a built model
+
+The batch norm
+    batch_norm/__init__.py        ``BatchNormLearnableELU``; its docstring tours the folder
+    batch_norm/module.py          the module, BatchNorm{1,2,3}d then LearnableELU as one
+    batch_norm/checks.py          its argument checks
+    batch_norm/function.py        its functional form, routes and autograd Function
+    batch_norm/ops.py             its custom ops
+    batch_norm/passes.py          its eager forward and backward, the ops' bodies
+    batch_norm/statistics.py      per-channel host math, O(C)
+    batch_norm/torch_backend.py   its passes in eager ops
+    batch_norm/triton_backend.py  its passes' allocation and kernel launches
+    batch_norm/second_order.py    its composite, differentiated again
+    fuse.py                       ``fuse_batchnorm``: BatchNorm then LearnableELU into one layer
+
+Tools
+    demo/                         the demo (``elu-triton-demo``); its docstring tours it
+    codegen_cases.py              the codegen checks' cases: kernel, dtype, layout, GPU target
+    codegen.py                    compiling those cases ahead of time, without a GPU
+    assembly.py                   reading the PTX, cubins and AMDGCN that come out
+    environment.py                the environment report for bug reports
+    __main__.py                   ``python -m elu_triton [--json]``: prints that report
 """
 
 from . import ops as _ops  # noqa: F401  (registers torch.ops.elu_triton.*)

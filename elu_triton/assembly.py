@@ -1,13 +1,16 @@
-"""Reading the kernels' generated code: PTX (NVIDIA) and AMDGCN (ROCm).
+"""Reading the kernels' generated code: PTX and cubins (NVIDIA), AMDGCN (ROCm).
 
 ``codegen.py`` compiles the kernels for each GPU target; the functions here
 read what came out, for ``tests/test_codegen.py``: every global access with
 the pointer argument it uses and its width, the fused multiply-adds counted
 in lanes (one packed instruction does two), and the resource usage that
-shows spills.
+shows spills (a cubin's through cuobjdump).
 """
 
+import os
 import re
+import subprocess
+import tempfile
 from collections import Counter
 from dataclasses import dataclass
 
@@ -83,6 +86,27 @@ def amdgcn_resources(amdgcn: str) -> tuple[int, int]:
     scratch = int(re.search(r"; ScratchSize: (\d+)", amdgcn).group(1))
     spills = sum(int(n) for n in re.findall(r"\.[sv]gpr_spill_count:\s*(\d+)", amdgcn))
     return vgprs, scratch + spills
+
+
+def cubin_resources(cubin: bytes, kernel_name: str, cuobjdump: str) -> tuple[int, int]:
+    """(registers, local bytes incl. stack) per thread of kernel_name in a cubin.
+
+    cuobjdump: the path of the tool that reads it (Triton bundles one).
+    """
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "kernel.cubin")
+        with open(path, "wb") as f:
+            f.write(cubin)
+        report = subprocess.run([cuobjdump, "--dump-resource-usage", path], capture_output=True,
+                                text=True, check=True).stdout  # fmt: skip
+    # "Function <name>:\n  REG:32 STACK:0 SHARED:0 LOCAL:0 ..."
+    match = re.search(
+        rf"Function {kernel_name}:\s*REG:(\d+) STACK:(\d+) SHARED:\d+ LOCAL:(\d+)", report
+    )
+    if match is None:
+        raise RuntimeError(f"no resource usage for {kernel_name} in cuobjdump output:\n{report}")
+    regs, stack, local = map(int, match.groups())
+    return regs, stack + local
 
 
 def global_accesses(ptx: str, param_names: tuple, pointer_names: tuple) -> list[GlobalAccess]:

@@ -1,5 +1,10 @@
 """Ahead-of-time compilation of the kernels for every GPU family, without a GPU.
 
+The cases (kernel, dtype, layout, target) are ``codegen_cases.py``'s table,
+whose names this module also exports; reading the compiled code is
+``assembly.py``'s job. This module compiles.
+
+
 Triton's compiler, with the tools it bundles, turns the kernels into PTX and
 a cubin for NVIDIA targets (sm_80, sm_90, sm_100) and into AMDGCN for ROCm
 ones (gfx942, gfx90a) on any machine. ``tests/test_codegen.py`` reads them
@@ -20,10 +25,8 @@ child processes whose environment lacks TRITON_INTERPRET.
 
 import json
 import os
-import re
 import subprocess
 import sys
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 
@@ -32,48 +35,44 @@ import triton
 from triton.backends.compiler import GPUTarget
 from triton.compiler import ASTSource
 
-from . import kernels
-from .assembly import amdgcn_resources
+from .assembly import amdgcn_resources, cubin_resources
 from .backends.triton_config import COMPILE_OPTIONS, TUNING, LaunchConfig, launch_config_for
-from .layout import MemoryView, memory_view
+from .codegen_cases import (
+    ACTIVATION_KERNELS,
+    DTYPES,
+    EXAMPLE_SHAPE,
+    KERNELS,
+    LAYOUTS,
+    TARGETS,
+    CodegenCase,
+    Kernel,
+    all_cases,
+    example_view,
+    kernel_function,
+)
+from .layout import MemoryView
 
-# (N, C, H, W) with K = H*W = 576 (NCHW) and K = C = 64 (channels_last)
-# multiples of 16: Triton then knows rows start 16-byte aligned. (With K = 49
-# or 196, 7x7 or 14x14 maps, it does not, and the accesses become scalar.)
-EXAMPLE_SHAPE = (8, 64, 24, 24)
+__all__ = [
+    # the case table (codegen_cases.py), importable from here as before
+    "ACTIVATION_KERNELS",
+    "DTYPES",
+    "EXAMPLE_SHAPE",
+    "KERNELS",
+    "LAYOUTS",
+    "TARGETS",
+    "CodegenCase",
+    "Kernel",
+    "all_cases",
+    "example_view",
+    "kernel_function",
+    # compiling
+    "COMPILE_OPTIONS",
+    "CompiledCase",
+    "compile_case",
+    "compile_cases",
+]
 
-
-@dataclass(frozen=True)
-class Kernel:
-    """A kernel to check, and which of its pointers move activation-sized tensors."""
-
-    function: str  # its name in elu_triton.kernels
-    big_loads: tuple  # pointers read element by element: 128-bit accesses expected
-    big_stores: tuple  # pointers written element by element
-
-
-KERNELS = {
-    "forward": Kernel("learnable_elu_forward_kernel", ("x_ptr",), ("y_ptr",)),
-    "backward": Kernel("learnable_elu_backward_kernel", ("x_ptr", "dy_ptr"), ("dx_ptr",)),
-    # The fused batch norm + activation (elu_triton.batch_norm).
-    "bn_statistics": Kernel("batch_norm_statistics_kernel", ("x_ptr",), ()),
-    "bn_forward": Kernel("batch_norm_elu_forward_kernel", ("x_ptr",), ("y_ptr",)),
-    "bn_reduce": Kernel("batch_norm_elu_reduce_kernel", ("x_ptr", "dy_ptr"), ()),
-    "bn_dx": Kernel("batch_norm_elu_dx_kernel", ("x_ptr", "dy_ptr"), ("dx_ptr",)),
-}
-ACTIVATION_KERNELS = ("forward", "backward")
 _BIG_TENSORS = {"x_ptr", "y_ptr", "dy_ptr", "dx_ptr"}  # in x's dtype
-LAYOUTS = ("channel_per_row", "channel_per_column", "shared_alpha")
-DTYPES = ("float32", "bfloat16", "float16", "float64")
-# GPUTarget(backend, arch, warp size) of each family checked: Ampere, Hopper,
-# Blackwell; CDNA3 (MI300) and CDNA2 (MI200).
-TARGETS = {
-    "sm_80": ("cuda", 80, 32),
-    "sm_90": ("cuda", 90, 32),
-    "sm_100": ("cuda", 100, 32),
-    "gfx942": ("hip", "gfx942", 64),
-    "gfx90a": ("hip", "gfx90a", 64),
-}
 # The TUNING row a launch on each backend's GPUs takes (triton_config.tuning_kind).
 _TUNING_KIND = {"cuda": "cuda", "hip": "rocm"}
 
@@ -85,22 +84,6 @@ _TRITON_POINTER_TYPES = {
 }
 _ALPHA_DTYPE = "float32"  # LearnableELU's default parameter dtype
 _DIVISIBILITY = [["tt.divisibility", 16]]
-
-
-@dataclass(frozen=True)
-class CodegenCase:
-    """One specialization to compile: kernel, input dtype, memory layout, GPU target."""
-
-    kernel: str  # one of KERNELS
-    dtype: str  # one of DTYPES, the dtype of x (and y, dy, dx)
-    layout: str  # one of LAYOUTS
-    compute_dalpha: bool = True  # backward only
-    target: str = "sm_90"  # one of TARGETS
-
-    @property
-    def isa(self) -> str:
-        """ "ptx" for NVIDIA targets, "amdgcn" for ROCm ones."""
-        return "ptx" if TARGETS[self.target][0] == "cuda" else "amdgcn"
 
 
 @dataclass(frozen=True)
@@ -122,18 +105,6 @@ class CompiledCase:
     @property
     def elements_per_thread(self) -> int:
         return self.block_r * self.block_k // (self.num_warps * self.warp_size)
-
-
-def example_view(layout: str) -> MemoryView:
-    """The (R, K) view the host builds for ``EXAMPLE_SHAPE`` in the given layout."""
-    x = torch.empty(EXAMPLE_SHAPE, device="meta")
-    if layout == "channel_per_row":
-        return memory_view(x, EXAMPLE_SHAPE[1])
-    if layout == "channel_per_column":
-        return memory_view(x.to(memory_format=torch.channels_last), EXAMPLE_SHAPE[1])
-    if layout == "shared_alpha":
-        return memory_view(x, 1)
-    raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
 
 
 def _kernel_arguments(case: CodegenCase, view: MemoryView, cfg: LaunchConfig) -> dict:
@@ -160,13 +131,6 @@ def _kernel_arguments(case: CodegenCase, view: MemoryView, cfg: LaunchConfig) ->
         else:
             arguments[name] = values[name]
     return arguments
-
-
-def kernel_function(kernel: str):
-    """The @triton.jit function of a KERNELS entry."""
-    if kernel not in KERNELS:
-        raise ValueError(f"kernel must be one of {tuple(KERNELS)}, got {kernel!r}")
-    return getattr(kernels, KERNELS[kernel].function)
 
 
 def _specialize(fn, values: dict) -> tuple[dict, dict, dict]:
@@ -206,7 +170,8 @@ def compile_case(case: CodegenCase, options: Mapping | None = None) -> CompiledC
     options = dict(COMPILE_OPTIONS if options is None else options, num_warps=cfg.num_warps)
     compiled = triton.compile(source, target=GPUTarget(backend, arch, warp_size), options=options)
     if case.isa == "ptx":
-        n_regs, local_bytes = _resource_usage(compiled.asm["cubin"], fn.__name__)
+        tool = triton.knobs.nvidia.cuobjdump.path
+        n_regs, local_bytes = cubin_resources(compiled.asm["cubin"], fn.__name__, tool)
     else:
         n_regs, local_bytes = amdgcn_resources(compiled.asm["amdgcn"])
     params = tuple(name for name in fn.arg_names if signature[name] != "constexpr")
@@ -215,25 +180,6 @@ def compile_case(case: CodegenCase, options: Mapping | None = None) -> CompiledC
         local_bytes, cfg.block_r, cfg.block_k, cfg.num_warps, warp_size, params,
         tuple(name for name in params if signature[name].startswith("*")),
     )  # fmt: skip
-
-
-def _resource_usage(cubin: bytes, kernel_name: str) -> tuple[int, int]:
-    """(registers, local bytes incl. stack) per thread of kernel_name, from cuobjdump."""
-    with tempfile.TemporaryDirectory() as tmp:
-        path = os.path.join(tmp, "kernel.cubin")
-        with open(path, "wb") as f:
-            f.write(cubin)
-        tool = triton.knobs.nvidia.cuobjdump.path
-        report = subprocess.run([tool, "--dump-resource-usage", path], capture_output=True,
-                                text=True, check=True).stdout  # fmt: skip
-    # "Function <name>:\n  REG:32 STACK:0 SHARED:0 LOCAL:0 ..."
-    match = re.search(
-        rf"Function {kernel_name}:\s*REG:(\d+) STACK:(\d+) SHARED:\d+ LOCAL:(\d+)", report
-    )
-    if match is None:
-        raise RuntimeError(f"no resource usage for {kernel_name} in cuobjdump output:\n{report}")
-    regs, stack, local = map(int, match.groups())
-    return regs, stack + local
 
 
 def compile_cases(
@@ -271,40 +217,6 @@ def compile_cases(
 def _compiled_from_json(item: dict) -> CompiledCase:
     item = dict(item, case=CodegenCase(**item["case"]))
     return CompiledCase(**{k: tuple(v) if isinstance(v, list) else v for k, v in item.items()})
-
-
-def all_cases(targets: Sequence[str] = tuple(TARGETS)) -> list[CodegenCase]:
-    """The cases the codegen tests check, per target.
-
-    The activation: every kernel, 16/32-bit dtype and layout, the backward
-    without dalpha, and fp64. The fused batch norm (a channel per row or
-    column, never a shared one: its statistics are per channel): fp32 and
-    bf16 in both layouts, and fp64.
-    """
-    cases = []
-    for target in targets:
-        cases += [
-            CodegenCase(k, d, layout, target=target)
-            for k in ACTIVATION_KERNELS
-            for d in DTYPES[:3]
-            for layout in LAYOUTS
-        ]
-        cases += [
-            CodegenCase("backward", d, "channel_per_row", compute_dalpha=False, target=target)
-            for d in DTYPES[:3]
-        ]
-        cases += [
-            CodegenCase(k, "float64", "channel_per_row", target=target) for k in ACTIVATION_KERNELS
-        ]
-        batch_norm = [k for k in KERNELS if k not in ACTIVATION_KERNELS]
-        cases += [
-            CodegenCase(k, d, layout, target=target)
-            for k in batch_norm
-            for d in ("float32", "bfloat16")
-            for layout in LAYOUTS[:2]
-        ]
-        cases += [CodegenCase(k, "float64", "channel_per_row", target=target) for k in batch_norm]
-    return cases
 
 
 def _main(argv: list[str]) -> None:

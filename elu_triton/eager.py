@@ -21,8 +21,8 @@ def forward(x: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
     Raises:
         TypeError, ValueError: as ``checks.check_inputs``.
     """
-    backend, plan = backends.prepare(x, alpha)  # checks the inputs
-    return backend.forward(x, alpha, plan)
+    backend, launch = backends.prepare(x, alpha)  # checks the inputs
+    return backend.forward(x, alpha, launch)
 
 
 def backward(
@@ -33,9 +33,9 @@ def backward(
     Raises:
         TypeError, ValueError: as ``checks.check_inputs`` and ``checks.check_grad_output``.
     """
-    backend, plan = backends.prepare(x, alpha)  # checks the inputs
+    backend, launch = backends.prepare(x, alpha)  # checks the inputs
     check_grad_output(grad_output, x)
-    dx, dalpha = backend.backward(grad_output, x, alpha, compute_dalpha, plan)
+    dx, dalpha = backend.backward(grad_output, x, alpha, compute_dalpha, launch)
     return dx, dalpha if dalpha is not None else alpha.new_empty(0)
 
 
@@ -67,8 +67,8 @@ def grads_for_inputs(
         # grad_fn.apply(dy) does not.
         if grad_output.shape != x.shape:
             check_grad_output(grad_output, x)
-        backend, plan = prepared if prepared is not None else backends.prepare(x, alpha)
-        dx, dalpha = backend.backward(grad_output, x, alpha, needs_dalpha, plan)
+        backend, launch = prepared if prepared is not None else backends.prepare(x, alpha)
+        dx, dalpha = backend.backward(grad_output, x, alpha, needs_dalpha, launch)
     else:
         dx, dalpha = torch.ops.elu_triton.backward(grad_output, x, alpha, needs_dalpha)
     return (dx if needs_dx else None), (dalpha if needs_dalpha else None)

@@ -53,10 +53,10 @@ class LearnableELUFunction(torch.autograd.Function):
         # _plain: what learnable_elu found (routes.is_plain); None when it was not asked.
         if _plain or (_plain is None and is_plain(x, alpha)):
             # Checks the inputs; the backward runs on the forward's backend
-            # and plan, whichever thread runs it.
-            ctx.prepared = backend, plan = backends.prepare(x, alpha)
+            # and launch, whichever thread runs it.
+            ctx.prepared = backend, launch = backends.prepare(x, alpha)
             ctx.save_for_backward(x, alpha)  # never y: no more memory than nn.ELU
-            return backend.forward(x, alpha, plan)
+            return backend.forward(x, alpha, launch)
         check_inputs(x, alpha)  # before the op's schema, which only says "not a Tensor"
         ctx.prepared = None
         ctx.save_for_backward(x, alpha)

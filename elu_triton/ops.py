@@ -10,6 +10,7 @@ recorded only under create_graph=True.
 import torch
 
 from . import eager
+from .backends.base import dalpha_shape
 from .checks import check_grad_output, check_inputs
 from .second_order import double_backward, save_for_double_backward
 
@@ -33,8 +34,8 @@ def backward(
     """(dx, dalpha) of the forward at (x, alpha) for upstream gradient grad_output.
 
     grad_output is read in x's dtype (autograd passes it in y's, which is
-    x's). dalpha is (alpha.numel(),) in alpha's dtype; it is an empty (0,) tensor when
-    compute_dalpha is False (custom ops cannot return None).
+    x's). dalpha is ``dalpha_shape(alpha)``, (alpha.numel(),), in alpha's dtype; it
+    is an empty (0,) tensor when compute_dalpha is False (custom ops cannot return None).
     """
     return eager.backward(grad_output, x, alpha, compute_dalpha)
 
@@ -43,8 +44,7 @@ def backward(
 def _backward_fake(grad_output, x, alpha, compute_dalpha):
     check_inputs(x, alpha)
     check_grad_output(grad_output, x)
-    # (alpha.numel(),): a 0-D alpha's dalpha is (1,), which autograd sums to ().
-    dalpha = alpha.new_empty(alpha.numel() if compute_dalpha else 0)
+    dalpha = alpha.new_empty(dalpha_shape(alpha) if compute_dalpha else (0,))
     return torch.empty_like(x), dalpha
 
 

@@ -53,7 +53,7 @@ SUM_RTOL = {torch.float32: 1e-5, torch.float64: 1e-13}
 
 @pytest.fixture
 def fresh_caches():
-    """Backend caches emptied before the test and after it: no patched plan outlives it."""
+    """Backend caches emptied before the test and after it: no patched launch outlives it."""
     backends.clear_caches()
     yield
     backends.clear_caches()
@@ -172,12 +172,6 @@ def assert_compiled_matches_eager():
 @pytest.fixture
 def make_alpha():
     return random_alpha
-
-
-def pytest_configure(config):
-    config.addinivalue_line(
-        "markers", "kernels: tests the Triton kernels themselves (CUDA or TRITON_INTERPRET=1)"
-    )
 
 
 def pytest_collection_modifyitems(config, items):

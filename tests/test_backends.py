@@ -12,6 +12,7 @@ import torch
 
 from elu_triton import LearnableELU, backends, learnable_elu, reference
 from elu_triton.backends import torch_ops
+from elu_triton.backends.base import dalpha_shape
 
 INTERPRET = os.environ.get("TRITON_INTERPRET") == "1"
 
@@ -40,9 +41,9 @@ def test_use_backend_forces_this_thread_only():
 def test_use_backend_takes_a_backend_of_ones_own():
     calls = []
 
-    def forward(x, alpha, plan):
+    def forward(x, alpha, launch):
         calls.append("forward")
-        return torch_ops.forward(x, alpha, plan)
+        return torch_ops.forward(x, alpha, launch)
 
     spy = dataclasses.replace(torch_ops.BACKEND, name="spy", forward=forward)
     x, alpha = torch.randn(2, 3), torch.rand(3)
@@ -193,21 +194,30 @@ def test_dx_at_positive_x_ignores_alpha(device, alpha_value):
     assert torch.equal(dx[positive], dy[positive])
 
 
+@pytest.mark.parametrize("alpha_shape", [(3,), (1,), ()], ids=["C", "1", "0-D"])
+def test_every_backward_returns_dalpha_of_dalpha_shape(alpha_shape, device):
+    x = torch.randn(2, 3, 4, device=device)
+    alpha = torch.rand(alpha_shape, device=device)
+    backend, launch = backends.prepare(x, alpha)
+    _, dalpha = backend.backward(torch.randn_like(x), x, alpha, True, launch)
+    assert dalpha.shape == dalpha_shape(alpha) == (alpha.numel(),)
+
+
 def test_prepare_is_worked_out_once_per_signature(device):
     x = torch.randn(2, 3, 4, 5, device=device)
     alpha = torch.rand(3, device=device)
     first = backends.prepare(x, alpha)
     assert backends.prepare(torch.randn_like(x), torch.rand_like(alpha)) is first
     assert first.backend is backends.backend_for(device)
-    # Another layout, dtype or alpha size is another signature, with a plan of its own.
+    # Another layout, dtype or alpha size is another signature, with a launch of its own.
     others = [
         backends.prepare(x.to(memory_format=torch.channels_last), alpha),
         backends.prepare(x.double(), alpha),
         backends.prepare(x, alpha[:1]),
     ]
     assert all(other is not first for other in others)
-    if first.plan is not None:  # the Triton backend's launch plans
-        assert len({id(other.plan) for other in [first, *others]}) == 4
+    if first.launch is not None:  # the Triton backend's launches
+        assert len({id(other.launch) for other in [first, *others]}) == 4
 
 
 def test_invalid_inputs_raise_on_every_call(device):
@@ -229,7 +239,7 @@ def test_prepared_signatures_are_bounded(monkeypatch, fresh_caches):
         assert len(backends._prepared) <= 4  # (fresh_caches: it started empty)
 
 
-def test_plans_made_during_graph_capture_are_not_cached(monkeypatch, fresh_caches):
+def test_launches_made_during_graph_capture_are_not_cached(monkeypatch, fresh_caches):
     """Whatever the device type: capture is asked of its module (CUDA's runs in test_cuda_graphs)."""
     from elu_triton.backends import device_guard
 
@@ -244,19 +254,19 @@ def test_plans_made_during_graph_capture_are_not_cached(monkeypatch, fresh_cache
 
     module = CapturingMeta()
     monkeypatch.setitem(device_guard._modules, "meta", module)
-    plans = []
+    launches = []
     counted = dataclasses.replace(
-        torch_ops.BACKEND, name="counted", plan=lambda x, num_alpha: plans.append(1)
+        torch_ops.BACKEND, name="counted", launch_for=lambda x, num_alpha: launches.append(1)
     )
     x, alpha = torch.ones(2, 3, device="meta"), torch.ones(3, device="meta")
     with backends.use_backend(counted):
         backends.prepare(x, alpha)
         backends.prepare(x, alpha)
-        assert len(plans) == 2  # planned on each call in capture: nothing kept
+        assert len(launches) == 2  # made on each call in capture: nothing kept
         module.capturing = False
         backends.prepare(x, alpha)
         backends.prepare(x, alpha)
-        assert len(plans) == 3  # outside capture, planned once
+        assert len(launches) == 3  # outside capture, made once
 
 
 def test_backend_modules_import_only_downward():

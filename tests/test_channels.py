@@ -57,7 +57,7 @@ def test_features_last_is_served_with_no_copy(device, monkeypatch):
 
 
 def test_features_last_kernel_sees_the_channel_per_column():
-    """The moved view is dense with stride 1 on dim 1: the plan reads it in place."""
+    """The moved view is dense with stride 1 on dim 1: the kernels read it in place."""
     from elu_triton.layout import is_dense, memory_view
 
     x = torch.randn(4, 10, 16)

@@ -157,8 +157,8 @@ def test_reduce_overhead_compile_with_custom_ops_matches_eager():
     _compiled_training_matches_eager(make_model)
 
 
-def test_plan_first_made_during_capture_is_not_cached():
-    """A plan made in capture holds a tensor from the graph's pool: the cache must not keep it."""
+def test_launch_first_made_during_capture_is_not_cached():
+    """A launch made in capture holds a tensor from the graph's pool: the cache must not keep it."""
     import dataclasses
 
     from elu_triton import backends, learnable_elu, reference
@@ -168,21 +168,23 @@ def test_plan_first_made_during_capture_is_not_cached():
     learnable_elu(x, alpha)  # Triton compiles the kernel outside capture
     # Another backend object with the same kernels: another signature, so the
     # call in capture prepares anew, and nothing new needs compiling. Its
-    # plans are counted: a signature prepare has cached is not planned again.
+    # launches are counted: a signature prepare has cached gets none made again.
     default = backends.backend_for("cuda")
-    plans = []
+    launches = []
     twin = dataclasses.replace(
-        default, name="triton twin", plan=lambda *args: plans.append(1) or default.plan(*args)
+        default,
+        name="triton twin",
+        launch_for=lambda *args: launches.append(1) or default.launch_for(*args),
     )
     graph = torch.cuda.CUDAGraph()
     with backends.use_backend(twin), torch.cuda.graph(graph):
         y = learnable_elu(x, alpha)
-    assert len(plans) == 1
+    assert len(launches) == 1
     graph.replay()
     torch.cuda.synchronize()
     torch.testing.assert_close(y, reference.learnable_elu(x, alpha))
     with backends.use_backend(twin):
-        learnable_elu(x, alpha)  # planned again: the plan made in capture was not kept
-        assert len(plans) == 2
+        learnable_elu(x, alpha)  # made again: the launch made in capture was not kept
+        assert len(launches) == 2
         learnable_elu(x, alpha)  # outside capture the same signature is cached
-        assert len(plans) == 2
+        assert len(launches) == 2

@@ -40,6 +40,7 @@ SUMMARY_KEYS = {
 }
 
 
+@pytest.mark.e2e
 def test_end_to_end_then_load_reproduces_the_accuracy(tmp_path, capsys):
     out = tmp_path / "run"
     assert main([*TINY, "--out", str(out), "--no-figures"]) == 0
@@ -64,6 +65,7 @@ def test_end_to_end_then_load_reproduces_the_accuracy(tmp_path, capsys):
     assert f"{summary['test_accuracy']:.4f} on 24 test images" in reloaded
 
 
+@pytest.mark.e2e
 def test_same_seed_same_accuracy(tmp_path, capsys):
     runs = []
     for name in ("a", "b"):
@@ -73,6 +75,7 @@ def test_same_seed_same_accuracy(tmp_path, capsys):
     assert runs[0]["alphas"] == runs[1]["alphas"]
 
 
+@pytest.mark.e2e
 def test_figures_and_baseline(tmp_path, capsys):
     pytest.importorskip("matplotlib")
     out = tmp_path / "run"
@@ -89,6 +92,7 @@ def test_figures_and_baseline(tmp_path, capsys):
     assert "linear softmax on raw pixels" in capsys.readouterr().out
 
 
+@pytest.mark.e2e
 def test_says_once_that_figures_are_skipped(tmp_path, capsys, monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     assert main([*TINY, "--epochs", "1", "--out", str(tmp_path)]) == 0
@@ -97,6 +101,7 @@ def test_says_once_that_figures_are_skipped(tmp_path, capsys, monkeypatch):
     assert json.loads((tmp_path / "summary.json").read_text())["figures"] == []
 
 
+@pytest.mark.e2e
 def test_mnist_from_a_folder(tmp_path, capsys):
     rng = np.random.default_rng(0)
     for split, count in (("train", 20), ("test", 10)):
@@ -184,6 +189,7 @@ def _console_script() -> list[str]:
     return [found] if found else [sys.executable, "-m", "elu_triton.demo"]
 
 
+@pytest.mark.e2e
 def test_console_script_end_to_end_and_a_bad_argument(tmp_path):
     out = tmp_path / "run"
     done = subprocess.run(

@@ -37,6 +37,7 @@ def distributed_run(tmp_path_factory):
     return out, done.stdout
 
 
+@pytest.mark.e2e
 def test_ranks_end_identical(distributed_run):
     out, printed = distributed_run
     summary = json.loads((out / "summary.json").read_text())
@@ -46,6 +47,7 @@ def test_ranks_end_identical(distributed_run):
     assert printed.count("test accuracy:") == 1  # only rank 0 reports
 
 
+@pytest.mark.e2e
 def test_matches_one_process_on_the_same_global_batches(distributed_run):
     out, _ = distributed_run
     train_set, _ = digits.synthetic_digits(TRAIN_SIZE, 16)

@@ -2,6 +2,7 @@
 
 import json
 
+import pytest
 import torch
 
 from elu_triton import BatchNormLearnableELU
@@ -32,6 +33,7 @@ def test_fused_network_keeps_less_and_computes_the_same(capsys):
     assert kept == 8 * 20 * 24 * 24 * 4
 
 
+@pytest.mark.e2e
 def test_demo_trains_fused_and_its_weights_load_unfused(tmp_path, capsys):
     out = tmp_path / "run"
     assert (

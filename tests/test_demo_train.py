@@ -141,6 +141,7 @@ def run_demo(tmp_path, args, interpret: bool) -> tuple[dict, dict]:
     )
 
 
+@pytest.mark.e2e
 def test_short_training_on_the_default_cpu_path_learns(tmp_path):
     args = ["--train-size", "500", "--test-size", "500", "--batch-size", "50", "--epochs", "5"]
     summary, history = run_demo(tmp_path, args, interpret=False)
@@ -152,6 +153,7 @@ def test_short_training_on_the_default_cpu_path_learns(tmp_path):
     assert sum(losses[-10:]) / 10 < 0.5 * sum(losses[:5]) / 5
 
 
+@pytest.mark.e2e
 def test_triton_kernels_and_pytorch_path_train_alike(tmp_path):
     # The first iterations through the Triton kernels (in the interpreter) and
     # through the PyTorch ops: the same losses and the same alpha updates.
@@ -170,6 +172,7 @@ def test_triton_kernels_and_pytorch_path_train_alike(tmp_path):
     torch.testing.assert_close(step_triton, step_torch, rtol=1e-3, atol=1e-6)
 
 
+@pytest.mark.e2e
 def test_compile_flag_trains_like_eager(tmp_path):
     # --compile trains the network under torch.compile, where the layer is the
     # reference composite: the same losses as eager, to fp32 rounding.

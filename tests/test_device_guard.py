@@ -33,10 +33,10 @@ class _FakeDeviceModule:
 def _recording_launcher(calls):
     """A launcher guarded as the Triton backend's passes are; records what it launched with."""
 
-    def launcher(x, alpha, plan=None):
+    def launcher(x, alpha, launch=None):
         if device_guard.guard_needed(x, alpha):
-            return device_guard.run_guarded(launcher, 2, x, alpha, plan)
-        calls.append((device_guard.is_current_device(x), x.is_neg(), alpha.is_neg(), plan))
+            return device_guard.run_guarded(launcher, 2, x, alpha, launch)
+        calls.append((device_guard.is_current_device(x), x.is_neg(), alpha.is_neg(), launch))
         return x
 
     return launcher
@@ -49,8 +49,8 @@ def test_another_device_is_made_current_for_the_launch(monkeypatch):
     monkeypatch.setitem(device_guard._modules, "meta", fake)
     calls = []
     x = torch.empty(2, 3, device="meta")
-    _recording_launcher(calls)(x, torch.empty(3, device="meta"), "plan")
-    assert calls == [(True, False, False, "plan")]
+    _recording_launcher(calls)(x, torch.empty(3, device="meta"), "launch")
+    assert calls == [(True, False, False, "launch")]
     assert fake.entered == [x.device] and fake.current == 0  # switched back after
 
 
@@ -60,6 +60,12 @@ def test_the_current_device_is_not_switched(monkeypatch):
     calls = []
     _recording_launcher(calls)(torch.empty(2, device="meta"), torch.empty(1, device="meta"))
     assert calls == [(True, False, False, None)] and fake.entered == []
+
+
+def test_one_tensor_is_asked_about_alone():
+    x = torch.ones(1)
+    assert not device_guard.guard_needed(x)
+    assert device_guard.guard_needed(torch._neg_view(x))
 
 
 def test_a_negated_third_tensor_needs_the_guard():
@@ -78,9 +84,9 @@ def test_negated_views_reach_the_launcher_resolved():
 
 def test_arguments_past_the_tensors_pass_through_untouched():
     calls = []
-    plan = torch._neg_view(torch.ones(1))  # not among the guarded tensors
-    _recording_launcher(calls)(torch._neg_view(torch.ones(1)), torch.ones(1), plan)
-    assert calls[0][3] is plan and plan.is_neg()
+    launch = torch._neg_view(torch.ones(1))  # not among the guarded tensors
+    _recording_launcher(calls)(torch._neg_view(torch.ones(1)), torch.ones(1), launch)
+    assert calls[0][3] is launch and launch.is_neg()
 
 
 def test_capture_is_asked_of_the_device_types_module(monkeypatch):

@@ -259,7 +259,7 @@ def test_grad_fn_apply_checks_the_shape_in_every_grad_mode(grad_mode, dy_shape, 
 
 @pytest.mark.parametrize("new_alpha_size", [1, 2])
 def test_backward_after_alpha_data_was_resized_raises(new_alpha_size, device):
-    """The backward re-plans (and re-checks) rather than reading alpha out of bounds."""
+    """The backward makes its launch anew (and re-checks) rather than reading alpha out of bounds."""
     x = torch.randn(2, 3, 40, device=device, requires_grad=True)
     alpha = torch.rand(3, device=device, requires_grad=True)
     y = learnable_elu(x, alpha)

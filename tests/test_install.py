@@ -18,6 +18,9 @@ from pathlib import Path
 
 import pytest
 
+# Builds the wheel and installs it into a new virtual environment: minutes.
+pytestmark = pytest.mark.e2e
+
 ROOT = Path(__file__).resolve().parents[1]
 
 # Run by the installed package: forward and backward against the float64

@@ -51,9 +51,9 @@ def test_alpha_without_grad_skips_dalpha(monkeypatch, fresh_caches, device):
     calls = []
     default = backends.backend_for(device)
 
-    def backward(dy, x, alpha, compute_dalpha, plan):
+    def backward(dy, x, alpha, compute_dalpha, launch):
         calls.append(compute_dalpha)
-        return default.backward(dy, x, alpha, compute_dalpha, plan)
+        return default.backward(dy, x, alpha, compute_dalpha, launch)
 
     spy = dataclasses.replace(default, name="spy", backward=backward)
     # The op's backward selects its backend where autograd runs it: for CUDA

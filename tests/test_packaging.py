@@ -55,6 +55,7 @@ def test_the_kernels_folder_installs_as_a_subpackage():
     assert _pyproject()["tool"]["setuptools"]["package-dir"] == {"elu_triton.kernels": "kernels"}
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("which", ["wheel", "wheel_from_sdist"])
 def test_wheels_carry_every_module(built_distributions, which):
     with zipfile.ZipFile(built_distributions[which]) as wheel:
@@ -66,6 +67,7 @@ def test_wheels_carry_every_module(built_distributions, which):
     assert f"elu_triton-{elu_triton.__version__}.dist-info/licenses/LICENSE" in names
 
 
+@pytest.mark.e2e
 def test_sdist_carries_every_source_file(built_distributions):
     with tarfile.open(built_distributions["sdist"]) as sdist:
         names = {name.split("/", 1)[1] for name in sdist.getnames() if "/" in name}
@@ -84,6 +86,7 @@ def test_the_version_is_written_once():
     assert elu_triton.__version__ == elu_triton._version.__version__
 
 
+@pytest.mark.e2e
 def test_distributions_carry_the_package_version(built_distributions):
     version = elu_triton.__version__
     assert built_distributions["wheel"].name.startswith(f"elu_triton-{version}-")

@@ -85,10 +85,10 @@ def test_int64_offsets_path(
     monkeypatch, fresh_caches, layout, launched_index_64, check_against_reference, make_alpha
 ):
     # 2^31 elements do not fit the CI machine's time budget in the interpreter:
-    # lower the threshold so that small tensors take the 64-bit path. Plans are
-    # cached per signature, and other tests plan this shape with 32-bit
+    # lower the threshold so that small tensors take the 64-bit path. Launches
+    # are cached per signature, and other tests launch this shape with 32-bit
     # offsets: start from empty caches (fresh_caches empties them again after,
-    # so that no 64-bit plan outlives the patch), and check what each launch ran with.
+    # so that no 64-bit launch outlives the patch), and check what each launch ran with.
     monkeypatch.setattr(triton_config, "_INT32_LIMIT", 1)
     x = torch.randn(3, 20, 5, 7)
     if layout == "channels_last":

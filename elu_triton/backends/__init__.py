@@ -10,7 +10,7 @@ the first that serves it runs:
 | ``torch`` (``torch_ops.py``) | every device: the same math in eager PyTorch ops |
 
 ``prepare(x, alpha)`` checks a call's inputs and returns its backend and
-plan, worked out once per input signature. ``backend_for(device)`` says which
+that backend's launch, worked out once per input signature. ``backend_for(device)`` says which
 backend serves a device; ``use_backend(name)`` forces one in this thread;
 ``clear_caches()`` forgets what was worked out, for tests that patch it.
 """
@@ -111,7 +111,7 @@ def prepare(x: torch.Tensor, alpha: torch.Tensor) -> Prepared:
     """Check (x, alpha) and choose what runs them: worked out once per signature.
 
     Validity (``check_inputs``), the backend (``use_backend`` included) and
-    the backend's plan depend only on the signature: both tensors' layouts
+    the backend's launch depend only on the signature: both tensors' layouts
     (strided, sparse...), shapes, dtypes and devices, x's strides, and this
     thread's forced backend. At the activation sizes most layers see the
     device waits for the host, so a signature seen before costs one dict
@@ -142,8 +142,8 @@ def _prepare(x: torch.Tensor, alpha: torch.Tensor, key: tuple | None) -> Prepare
     if x.numel() == 0:
         prepared = Prepared(NOTHING_TO_COMPUTE, None)
     else:
-        prepared = Prepared(backend, backend.plan(x, alpha.numel()))  # (alpha may be 0-D)
-    # A plan first made during graph capture may hold tensors from the
+        prepared = Prepared(backend, backend.launch_for(x, alpha.numel()))  # (alpha may be 0-D)
+    # A launch first made during graph capture may hold tensors from the
     # graph's private pool: not cached, so that the cache pins no pool.
     if not is_capturing(x.device):
         if len(_prepared) >= _MAX_PREPARED:
@@ -153,7 +153,7 @@ def _prepare(x: torch.Tensor, alpha: torch.Tensor, key: tuple | None) -> Prepare
 
 
 def clear_caches() -> None:
-    """Forget every signature, device selection and backend plan worked out so far.
+    """Forget every signature, device selection and backend launch worked out so far.
 
     For tests that patch what those derive from (a threshold, the list of
     backends), before and after the patch.
@@ -161,7 +161,7 @@ def clear_caches() -> None:
     _prepared.clear()
     _by_device_type.clear()
     for backend in available():
-        backend.clear_plans()
+        backend.clear_cache()
 
 
 @contextlib.contextmanager

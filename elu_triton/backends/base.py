@@ -1,8 +1,8 @@
-"""The backend protocol: ``Backend``, ``Prepared``, the empty backend, ``device_kind``.
+"""The backend protocol: ``Backend``, ``Prepared``, ``dalpha_shape``, the empty backend, ``device_kind``.
 
 A backend is a name, whether it serves a device type, the two passes on
-validated, non-empty inputs, and optionally a plan: what it can work out once
-per input layout, handed to both passes. The registry that picks one for a
+validated, non-empty inputs, and optionally a launch: what it works out once
+per input layout to run the passes on it, handed to both. The registry that picks one for a
 call is ``backends/__init__.py``; this module imports nothing of ours, so the
 backends can import it without a cycle.
 """
@@ -20,11 +20,11 @@ Backward = Callable[
 ]
 
 
-def _no_plan(x: torch.Tensor, num_alpha: int) -> None:
+def _no_launch(x: torch.Tensor, num_alpha: int) -> None:
     return None
 
 
-def _no_plans_kept() -> None:
+def _nothing_cached() -> None:
     return None
 
 
@@ -34,16 +34,17 @@ def _no_plans_kept() -> None:
 class Backend:
     """One way of running the passes.
 
-    ``forward(x, alpha, plan)`` returns y in x's dtype and memory format;
-    ``backward(dy, x, alpha, compute_dalpha, plan)`` returns (dx in x's dtype
-    and memory format, dalpha in alpha's dtype or None). Both take validated,
-    non-empty tensors on one device (``elu_triton.checks``), and the plan
-    that ``plan(x, alpha.numel())`` returned for x's layout (shape, strides,
-    dtype, device), or None; they must also accept plan=None. The backward
-    gets the forward's plan, but x as autograd saved it: a saved-tensor hook
+    ``forward(x, alpha, launch)`` returns y in x's dtype and memory format;
+    ``backward(dy, x, alpha, compute_dalpha, launch)`` returns (dx in x's dtype
+    and memory format, dalpha of ``dalpha_shape(alpha)`` in alpha's dtype, or
+    None). Both take validated, non-empty tensors on one device
+    (``elu_triton.checks``), and the launch that ``launch_for(x, alpha.numel())``
+    returned for x's layout (shape, strides, dtype, device), or None; they
+    must also accept launch=None. The backward
+    gets the forward's launch, but x as autograd saved it: a saved-tensor hook
     (``save_on_cpu``, say) may hand it back in another memory format or dtype,
-    so a backend whose plan depends on them must check (the Triton backend does).
-    A backend that caches plans itself empties that cache in ``clear_plans``.
+    so a backend whose launch depends on them must check (the Triton backend does).
+    A backend whose ``launch_for`` keeps a cache of its own empties it in ``clear_cache``.
     """
 
     name: str
@@ -51,24 +52,34 @@ class Backend:
     serves: Callable[[str], bool]  # device type ("cuda", "cpu", ...) -> runs there
     forward: Forward
     backward: Backward
-    plan: Callable[[torch.Tensor, int], Any] = _no_plan  # per layout, derived once (``prepare``)
-    clear_plans: Callable[[], None] = _no_plans_kept  # forgets plan's own cache, if it keeps one
+    # (x, alpha.numel()) -> the launch of x's layout, worked out once (``prepare``)
+    launch_for: Callable[[torch.Tensor, int], Any] = _no_launch
+    clear_cache: Callable[[], None] = _nothing_cached  # forgets launch_for's own cache, if any
 
 
 class Prepared(NamedTuple):
-    """What runs a call: the backend, and its plan for the inputs' layout."""
+    """What runs a call: the backend, and its launch for the inputs' layout."""
 
     backend: Backend
-    plan: Any
+    launch: Any
 
 
-def _empty_forward(x: torch.Tensor, alpha: torch.Tensor, plan: None) -> torch.Tensor:
+def dalpha_shape(alpha: torch.Tensor) -> tuple[int]:
+    """The shape of dalpha as every backward pass and op returns it: (alpha.numel(),).
+
+    One shape for a (C,), (1,) or 0-D alpha, so that no pass reshapes: a 0-D
+    alpha's dalpha is (1,), which autograd sums to () as it sums any gradient
+    to its input's shape.
+    """
+    return (alpha.numel(),)
+
+
+def _empty_forward(x: torch.Tensor, alpha: torch.Tensor, launch: None) -> torch.Tensor:
     return torch.empty_like(x)
 
 
-def _empty_backward(dy, x, alpha, compute_dalpha: bool, plan: None):
-    # (alpha.numel(),), as the backward op's fake says: a 0-D alpha's is (1,).
-    return torch.empty_like(x), alpha.new_zeros(alpha.numel()) if compute_dalpha else None
+def _empty_backward(dy, x, alpha, compute_dalpha: bool, launch: None):
+    return torch.empty_like(x), alpha.new_zeros(dalpha_shape(alpha)) if compute_dalpha else None
 
 
 # Empty inputs, on any backend: nothing to compute, so nothing is launched.

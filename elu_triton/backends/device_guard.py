@@ -1,7 +1,7 @@
 """Running on a tensor's device, for any device type that torch has a module for.
 
 Launchers such as Triton's start work on the current device of a type, so a
-tensor on another device must make its own current first; a plan made while
+tensor on another device must make its own current first; a launch made while
 that device's stream captures a graph must not be cached. Both go through the
 device type's module, ``torch.get_device_module(type)`` (``torch.cuda``,
 ``torch.xpu``...), never through ``torch.cuda`` by name.
@@ -60,18 +60,20 @@ def is_capturing(device: torch.device) -> bool:
         return capturing()
 
 
-def guard_needed(a: torch.Tensor, b: torch.Tensor, c: torch.Tensor | None = None) -> bool:
-    """Whether a launch on a, b (and c), all on one device, must go through ``run_guarded``.
+def guard_needed(
+    a: torch.Tensor, b: torch.Tensor | None = None, c: torch.Tensor | None = None
+) -> bool:
+    """Whether a launch on a (and b, c), all on one device, must go through ``run_guarded``.
 
     It must when their device is not the current one of its type (launches
     go to the current device) or when one of them is a lazily negated view
     (kernels read raw memory, not the view's sign bit). Every launch asks, so
-    this is one expression over at most three tensors.
+    this is one expression over one to three tensors, not a loop over *args.
     """
     return (
         not (a.is_cpu or is_current_device(a))
         or a.is_neg()
-        or b.is_neg()
+        or (b is not None and b.is_neg())
         or (c is not None and c.is_neg())
     )
 

@@ -44,8 +44,8 @@ def _prelu_weight(alpha: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     return alpha.reshape(-1).to(dtype)
 
 
-def forward(x: torch.Tensor, alpha: torch.Tensor, plan: None = None) -> torch.Tensor:
-    """y in x's dtype and memory format (plan: unused, this backend plans nothing).
+def forward(x: torch.Tensor, alpha: torch.Tensor, launch: None = None) -> torch.Tensor:
+    """y in x's dtype and memory format (launch: unused, this backend works nothing out ahead).
 
     y = prelu(elu(x), alpha): elu(x) > 0 exactly when x > 0. Nothing is
     compiled, so the first call costs what the hundredth does. CPU autocast is
@@ -79,7 +79,11 @@ def sum_per_channel(terms: torch.Tensor, num_alpha: int) -> torch.Tensor:
 
 
 def backward(
-    dy: torch.Tensor, x: torch.Tensor, alpha: torch.Tensor, compute_dalpha: bool, plan: None = None
+    dy: torch.Tensor,
+    x: torch.Tensor,
+    alpha: torch.Tensor,
+    compute_dalpha: bool,
+    launch: None = None,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """(dx, dalpha): dx in x's dtype and memory format, dalpha in alpha's dtype or None.
 

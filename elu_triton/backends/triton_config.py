@@ -78,8 +78,8 @@ class LaunchConfig:
     dalpha_partials_shape: tuple  # (C, sums per channel): see kernels/backward.py
 
 
-class Plan(NamedTuple):
-    """Everything a launch on one layout needs, derived once (``plan``)."""
+class KernelArgs(NamedTuple):
+    """The kernels' arguments for one layout, derived once (``kernel_args``)."""
 
     config: LaunchConfig
     sizes: tuple  # the kernels' (R, K, C) arguments
@@ -87,18 +87,23 @@ class Plan(NamedTuple):
     constants: dict  # their constexpr and launch keywords, shared by both kernels
 
 
-def plan(x: torch.Tensor, num_alpha: int) -> Plan | None:
-    """The launch plan of x, or None if x is not dense; cached per layout.
+def kernel_args(x: torch.Tensor, num_alpha: int) -> KernelArgs | None:
+    """The kernels' arguments for x, or None if x is not dense; cached per layout.
 
     Small activations cost more on the host than on the GPU, so the Python
     that derives a launch, the density check included, runs once per (shape,
     strides, dtype, device kind, alpha size).
     """
-    return _plan(x.shape, x.stride(), x.dtype, tuning_kind(device_kind(x)), num_alpha)
+    return _kernel_args(x.shape, x.stride(), x.dtype, tuning_kind(device_kind(x)), num_alpha)
+
+
+# The former name, which batch_norm/triton_backend.py still imports: dropped
+# once it imports kernel_args.
+plan = kernel_args
 
 
 @functools.lru_cache(maxsize=4096)
-def _plan(shape, strides, dtype, kind, num_alpha) -> Plan | None:
+def _kernel_args(shape, strides, dtype, kind, num_alpha) -> KernelArgs | None:
     layout = torch.empty_strided(shape, strides, device="meta")
     if not is_dense(layout):
         return None
@@ -109,15 +114,15 @@ def _plan(shape, strides, dtype, kind, num_alpha) -> Plan | None:
         K_MULTIPLE=cfg.k_multiple, INDEX_64=cfg.index_64, num_warps=cfg.num_warps,
         **COMPILE_OPTIONS,
     )  # fmt: skip
-    return Plan(
+    return KernelArgs(
         config=cfg, sizes=(view.rows, view.cols, view.channels),
         partials_dtype=compute_dtype(dtype), constants=constants,
     )  # fmt: skip
 
 
-def clear_plans() -> None:
-    """Forget every plan derived so far (``backends.clear_caches``, for tests)."""
-    _plan.cache_clear()
+def clear_kernel_args() -> None:
+    """Forget every layout's kernel arguments (``backends.clear_caches``, for tests)."""
+    _kernel_args.cache_clear()
 
 
 def launch_config_for(view: MemoryView, element_size: int, tuning: Tuning) -> LaunchConfig:

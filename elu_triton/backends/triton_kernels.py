@@ -21,36 +21,36 @@ from ..kernels import learnable_elu_backward_kernel, learnable_elu_forward_kerne
 from ..layout import dense, with_layout_of
 from .base import Backend
 from .device_guard import guard_needed, run_guarded
-from .triton_config import Plan, clear_plans, plan
+from .triton_config import KernelArgs, clear_kernel_args, kernel_args
 
 INTERPRETED = os.environ.get("TRITON_INTERPRET") == "1"
 SERVED_DEVICE_TYPES = frozenset({"cuda", "cpu"} if INTERPRETED else {"cuda"})
 
 
 class Launch(NamedTuple):
-    """A dense layout's launch plan, with what allocating for it on one device takes."""
+    """A dense layout's kernel arguments, with what allocating for it on one device takes."""
 
-    plan: Plan
+    kernel_args: KernelArgs
     # The dalpha partials' shape and dtype on x's device, as a stride-0 view of
     # one element: torch.empty_like(it) allocates the partials, cheaper than
     # x.new_empty(shape, dtype=...), whose argument parsing costs more than
     # the allocation. Never written: it also stands in for the partials when
     # no dalpha is due.
     dalpha_partials_like: torch.Tensor
-    strides: tuple  # of the x planned for, with its dtype, shape and alpha's size: see backward
+    strides: tuple  # of the x it was made for, with its dtype, shape and alpha's size: see backward
     dtype: torch.dtype
     shape: torch.Size
     num_alpha: int
 
 
 def launch_for(x: torch.Tensor, num_alpha: int) -> Launch | None:
-    """The launch of x's layout on x's device; None if x is not dense (the backend's plan)."""
-    planned = plan(x, num_alpha)
-    if planned is None:
+    """The launch of x's layout on x's device; None if x is not dense (``Backend.launch_for``)."""
+    args = kernel_args(x, num_alpha)
+    if args is None:
         return None
-    partials_like = x.new_empty(1, dtype=planned.partials_dtype)
-    partials_like = partials_like.expand(planned.config.dalpha_partials_shape)
-    return Launch(planned, partials_like, x.stride(), x.dtype, x.shape, num_alpha)
+    partials_like = x.new_empty(1, dtype=args.partials_dtype)
+    partials_like = partials_like.expand(args.config.dalpha_partials_shape)
+    return Launch(args, partials_like, x.stride(), x.dtype, x.shape, num_alpha)
 
 
 def _densified(x: torch.Tensor, num_alpha: int) -> tuple[torch.Tensor, Launch]:
@@ -68,10 +68,10 @@ def forward(x: torch.Tensor, alpha: torch.Tensor, launch: Launch | None = None) 
         return run_guarded(forward, 2, x, alpha, launch)
     if launch is None:
         x, launch = _densified(x, alpha.numel())
-    planned = launch.plan
+    args = launch.kernel_args
     y = torch.empty_like(x)
-    learnable_elu_forward_kernel[planned.config.grid](
-        x, alpha.contiguous(), y, *planned.sizes, **planned.constants
+    learnable_elu_forward_kernel[args.config.grid](
+        x, alpha.contiguous(), y, *args.sizes, **args.constants
     )
     return y
 
@@ -92,7 +92,7 @@ def backward(
     # The forward's launch, unless x is not dense or is not the x it was made
     # for: a saved-tensor hook (save_on_cpu, say) may hand x back in another
     # memory format or dtype, and x.data or alpha.data may have been resized
-    # since; the kernel must not read them with the old plan.
+    # since; the kernel must not read them with the old launch.
     if (
         launch is None
         or x.stride() != launch.strides
@@ -102,16 +102,16 @@ def backward(
     ):
         check_inputs(x, alpha)  # (an alpha.data resized to a wrong size)
         x, launch = _densified(x, alpha.numel())
-    planned = launch.plan
+    args = launch.kernel_args
     dy = with_layout_of(dy, x)  # the kernel reads x and dy at the same offsets
     dx = torch.empty_like(x)
     if compute_dalpha:
         dalpha_partials = torch.empty_like(launch.dalpha_partials_like)
     else:
         dalpha_partials = launch.dalpha_partials_like  # a valid pointer, never written
-    learnable_elu_backward_kernel[planned.config.grid](
-        dy, x, alpha.contiguous(), dx, dalpha_partials, *planned.sizes,
-        COMPUTE_DALPHA=compute_dalpha, **planned.constants,
+    learnable_elu_backward_kernel[args.config.grid](
+        dy, x, alpha.contiguous(), dx, dalpha_partials, *args.sizes,
+        COMPUTE_DALPHA=compute_dalpha, **args.constants,
     )  # fmt: skip
     if not compute_dalpha:
         return dx, None
@@ -128,6 +128,6 @@ BACKEND = Backend(
     serves=SERVED_DEVICE_TYPES.__contains__,
     forward=forward,
     backward=backward,
-    plan=launch_for,
-    clear_plans=clear_plans,
+    launch_for=launch_for,
+    clear_cache=clear_kernel_args,
 )

@@ -5,8 +5,8 @@ Modules, one job each: ``typefaces`` and ``digits`` (the built-in synthetic data
 ``mnist`` (IDX reader), ``model`` (the network), ``train`` (loop and evaluation),
 ``baseline`` (linear yardstick of the data's difficulty), ``report`` (printed
 output), ``figures`` (PNGs), ``memory`` (``--fused-batchnorm``: fusing and the
-activation memory it saves), ``run`` (a run and its summary), ``cli`` (the
-command line).
+activation memory it saves), ``run`` (a run: data, training, evaluation),
+``summary`` (what a run found, printed and written), ``cli`` (the command line).
 """
 
 from collections.abc import Sequence

@@ -1,79 +1,42 @@
-"""The demo's run: train, evaluate, print, and write the outputs that ``cli.py`` asks for.
+"""The demo's run: load the data, train, evaluate, for what ``cli.py`` asks.
 
 ``run`` trains the network on the loaded data and returns a ``RunSummary``,
-which is also written as ``summary.json``; ``evaluate_saved`` scores saved
-weights again.
+which ``summary.py`` prints and writes as ``summary.json``; ``evaluate_saved``
+scores saved weights again.
 """
 
 import argparse
-import dataclasses
-import json
-import os
-from importlib import metadata
-from pathlib import Path
 
 import torch
 
-from .. import backends
 from . import digits, distributed, figures, memory, mnist, report
 from .baseline import linear_softmax_accuracy
 from .digits import DigitSet
 from .model import digit_net, learned_alphas
-from .train import TrainHistory, accuracy, predict, sgd, shuffled_batches, train, warm_up
+from .summary import (
+    WEIGHTS_FILE,
+    RunSummary,
+    activation_backend,
+    device_name,
+    example_prediction,
+    package_version,
+    print_results,
+    write_outputs,
+)
+from .train import accuracy, predict, sgd, shuffled_batches, train, warm_up
+
+# WEIGHTS_FILE and RunSummary (summary.py) are importable from here too, as before.
+__all__ = [
+    "PROG",
+    "WEIGHTS_FILE",
+    "RunSummary",
+    "evaluate_saved",
+    "load_data",
+    "print_setup",
+    "run",
+]
 
 PROG = "elu-triton-demo"
-WEIGHTS_FILE = "model.pt"
-
-
-@dataclasses.dataclass
-class RunSummary:
-    """What a run found, as written to summary.json (in this key order)."""
-
-    test_accuracy: float
-    train_seconds: float
-    seconds_per_iteration: float
-    warmup_seconds: float  # the first step, compilation included; not in train_seconds
-    epochs: int
-    iterations: int
-    batch_size: int
-    learning_rate: float
-    seed: int
-    device: str
-    device_name: str
-    activation_backend: str  # what LearnableELU ran, in words
-    compiled: bool
-    data: str
-    train_size: int
-    test_size: int
-    alphas: list
-    torch_version: str
-    triton_version: str | None
-    initial_alphas: list
-    example: dict  # test image 0 classified on its own
-    # Only for --distributed, only for --baseline: left out of the JSON otherwise.
-    world_size: int | None = None
-    parameters_identical_across_ranks: bool | None = None
-    linear_baseline_accuracy: float | None = None
-    linear_baseline: dict | None = None
-    figures: list = dataclasses.field(default_factory=list)  # PNG names, once written
-
-    def as_json(self) -> dict:
-        """The summary.json object: every field, less the optional ones a run did not fill."""
-        return {
-            key: value
-            for key, value in dataclasses.asdict(self).items()
-            if value is not None or key not in _OPTIONAL_FIELDS
-        }
-
-
-_OPTIONAL_FIELDS = frozenset(
-    (
-        "world_size",
-        "parameters_identical_across_ranks",
-        "linear_baseline_accuracy",
-        "linear_baseline",
-    )
-)
 
 
 def load_data(args: argparse.Namespace) -> tuple[DigitSet, DigitSet, str]:
@@ -90,35 +53,6 @@ def load_data(args: argparse.Namespace) -> tuple[DigitSet, DigitSet, str]:
     return train_set, test_set, "built-in synthetic digits"
 
 
-def activation_backend(device: torch.device, compiled: bool = False) -> str:
-    """What LearnableELU runs on device, in words."""
-    if compiled:
-        return "the reference composite, compiled with the network by torch.compile"
-    return backends.backend_for(device).description
-
-
-def _version(package: str) -> str | None:
-    try:
-        return metadata.version(package)
-    except metadata.PackageNotFoundError:
-        return None
-
-
-def _device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    try:
-        with open("/proc/cpuinfo") as f:
-            model = next(
-                (line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), ""
-            )
-    except OSError:
-        model = ""
-    return (
-        f"{model or 'CPU'}, {os.cpu_count()} logical cores, {torch.get_num_threads()} torch threads"
-    )
-
-
 def print_setup(
     args: argparse.Namespace,
     device: torch.device,
@@ -130,10 +64,10 @@ def print_setup(
     """The run's first lines: what runs where, on what data."""
     print(f"{PROG}: a digit classifier with LearnableELU (learned alpha per channel)")
     print(
-        f"device: {device} ({_device_name(device)}); "
+        f"device: {device} ({device_name(device)}); "
         f"LearnableELU runs {activation_backend(device, args.compile)}"
     )
-    print(f"torch {torch.__version__}, triton {_version('triton') or 'not installed'}")
+    print(f"torch {torch.__version__}, triton {package_version('triton') or 'not installed'}")
     print(
         f"data: {data_name}, {len(train_set)} training / {len(test_set)} test images "
         f"({data_seconds:.1f} s)"
@@ -195,70 +129,6 @@ def _train_model(args: argparse.Namespace, device: torch.device, train_set: Digi
     return model, initial_alphas, history, warmup_seconds
 
 
-def _example(model: torch.nn.Module, test_set: DigitSet, device: torch.device) -> dict:
-    """Classify test image 0 on its own, as the original does at the end."""
-    with torch.inference_mode():
-        probabilities = model.eval()(test_set.images[:1].to(device)).softmax(dim=1)[0].cpu()
-    example = {
-        "index": 0,
-        "predicted": int(probabilities.argmax()),
-        "true": int(test_set.labels[0]),
-        "probability": round(float(probabilities.max()), 4),
-    }
-    if test_set.angles is not None:
-        example["angle_degrees"] = round(float(test_set.angles[0]), 1)
-    return example
-
-
-def _print_results(summary: RunSummary) -> None:
-    correct = round(summary.test_accuracy * summary.test_size)
-    print(f"test accuracy: {summary.test_accuracy:.4f} ({correct} / {summary.test_size})")
-    print(f"learned alpha per channel ({len(summary.alphas)}):")
-    print(report.format_alphas(summary.alphas))
-    print(
-        f"training time: {summary.train_seconds:.2f} s for {summary.iterations} iterations "
-        f"({1000 * summary.seconds_per_iteration:.2f} ms per iteration; "
-        f"warm-up {summary.warmup_seconds:.2f} s not included)"
-    )
-    ex = summary.example
-    angle = f", rotated {ex['angle_degrees']:+.1f} degrees" if "angle_degrees" in ex else ""
-    print(
-        f"test image {ex['index']}: predicted {ex['predicted']} "
-        f"(probability {ex['probability']:.3f}), "
-        f"true {ex['true']}{angle}"
-    )
-    if summary.linear_baseline_accuracy is not None:
-        print(
-            "linear softmax on raw pixels (difficulty check): "
-            f"test accuracy {summary.linear_baseline_accuracy:.4f} "
-            f"(L2 {summary.linear_baseline['l2']:g} chosen on validation data; best over all L2 "
-            f"{summary.linear_baseline['best_test_accuracy_any_l2']:.4f})"
-        )
-
-
-def _write_outputs(
-    out_dir: Path,
-    model,
-    summary: RunSummary,
-    history: TrainHistory,
-    results: figures.RunResults,
-    draw: bool,
-) -> list[Path]:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    torch.save(memory.unfused_state_dict(model), out_dir / WEIGHTS_FILE)
-    (out_dir / "history.json").write_text(
-        json.dumps({"loss": history.losses, "accuracy": history.accuracies})
-    )
-    written = [out_dir / WEIGHTS_FILE, out_dir / "history.json"]
-    pngs = figures.save_figures(out_dir, results) if draw else []
-    if pngs is None:
-        print(f"figures skipped: matplotlib is not installed; to get them: {figures.INSTALL_HINT}")
-        pngs = []
-    summary.figures = [p.name for p in pngs]
-    (out_dir / "summary.json").write_text(json.dumps(summary.as_json(), indent=2) + "\n")
-    return written + [out_dir / "summary.json"] + pngs
-
-
 def run(
     args: argparse.Namespace,
     device: torch.device,
@@ -286,7 +156,7 @@ def run(
         learning_rate=args.lr,
         seed=args.seed,
         device=str(device),
-        device_name=_device_name(device),
+        device_name=device_name(device),
         activation_backend=activation_backend(device, args.compile),
         compiled=args.compile,
         data=data_name,
@@ -294,9 +164,9 @@ def run(
         test_size=len(test_set),
         alphas=learned_alphas(model),
         torch_version=torch.__version__,
-        triton_version=_version("triton"),
+        triton_version=package_version("triton"),
         initial_alphas=initial_alphas,
-        example=_example(model, test_set, device),
+        example=example_prediction(model, test_set, device),
     )
     if args.distributed:
         summary.world_size = torch.distributed.get_world_size()
@@ -309,9 +179,9 @@ def run(
             "l2": baseline.l2,
             "best_test_accuracy_any_l2": baseline.best_test_accuracy,
         }
-    _print_results(summary)
+    print_results(summary)
     results = figures.RunResults(history, test_set, predictions, summary.alphas, initial_alphas)
-    written = _write_outputs(args.out, model, summary, history, results, not args.no_figures)
+    written = write_outputs(args.out, model, summary, history, results, not args.no_figures)
     print(f"wrote {', '.join(str(p) for p in written)}")
     return summary
 

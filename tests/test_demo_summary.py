@@ -2,7 +2,7 @@
 
 import dataclasses
 
-from elu_triton.demo.run import RunSummary
+from elu_triton.demo.summary import RunSummary
 
 REQUIRED = dict(
     test_accuracy=0.9, train_seconds=1.0, seconds_per_iteration=0.1, warmup_seconds=0.5,
