@@ -29,9 +29,14 @@ Measured, each strategy's runs interleaved with the other's:
   hides every child's growth.
 
 The strategies' gradients are compared before anything is timed. On the CPU
-the PyTorch backend runs (never Triton's interpreter).
+the PyTorch backend runs (never Triton's interpreter). On a loaded CPU,
+``--threads 1`` times the work rather than the scheduler: with two threads
+each exp and expm1 (MKL's, threaded at any size) cost about 15 ms on the
+2-core machine of ``bench/RESULTS.md`` whatever the tensor's size, so a
+two-thread time there counts exp calls.
 
     python -m bench.second_order                          # the demo shape and (32, 64, 56, 56)
+    python -m bench.second_order --threads 1                # see below
     python -m bench.second_order --device cuda --runs 5
     python -m bench.second_order --shapes 4,8,12,12 --runs 2 --no-rss   # a smoke run
 """
@@ -192,20 +197,22 @@ def measure(shape, device: torch.device, runs: int, rss: bool) -> dict:
 def table(results: dict) -> str:
     mib = 2.0**-20
     lines = [
-        "| shape | strategy | ms (median) | saved MiB | peak MiB | RSS growth MiB |",
-        "| --- | --- | ---: | ---: | ---: | ---: |",
+        "| shape | strategy | ms (median) | ms (min) | saved MiB | peak MiB | RSS growth MiB |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: |",
     ]
     for shape, rows in results.items():
         for name, row in rows.items():
             rss = row["rss_growth_bytes"]
             rss = "-" if rss is None else f"{rss * mib:.1f}"
             lines.append(
-                f"| {shape} | {name} | {row['ms']:.1f} | {row['saved_bytes'] * mib:.1f} "
+                f"| {shape} | {name} | {row['ms']:.1f} | {min(row['ms_all']):.1f} "
+                f"| {row['saved_bytes'] * mib:.1f} "
                 f"| {row['peak_bytes'] * mib:.1f} | {rss} |"
             )
         f, c = rows["formula"], rows["composite"]
         lines.append(
             f"| {shape} | composite / formula | {c['ms'] / f['ms']:.2f}x "
+            f"| {min(c['ms_all']) / min(f['ms_all']):.2f}x "
             f"| {c['saved_bytes'] / f['saved_bytes']:.2f}x "
             f"| {c['peak_bytes'] / f['peak_bytes']:.2f}x | |"
         )
@@ -214,17 +221,21 @@ def table(results: dict) -> str:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda[:N] or auto (a GPU if any)")
     parser.add_argument(
         "--shapes", nargs="+", default=[",".join(map(str, s)) for s in SHAPES], help="N,C,H,W"
     )
     parser.add_argument("--runs", type=int, default=5, help="timed steps per strategy")
+    parser.add_argument("--threads", type=int, help="torch.set_num_threads (CPU; default: torch's)")
     parser.add_argument("--no-rss", action="store_true", help="skip the child processes")
     parser.add_argument("--json", help="also write the results here")
     parser.add_argument("--rss-child", choices=STRATEGIES, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     shapes = [tuple(int(n) for n in s.split(",")) for s in args.shapes]
-    device = torch.device(args.device)
+    if args.threads:
+        torch.set_num_threads(args.threads)  # the RSS children run with torch's default
+    auto = "cuda" if torch.cuda.is_available() else "cpu"
+    device = torch.device(auto if args.device == "auto" else args.device)
     if device.type == "cpu" and os.environ.get("TRITON_INTERPRET") == "1":
         sys.exit("unset TRITON_INTERPRET: the interpreter is never timed")
     # The CPU runs the PyTorch backend; CUDA its default (the kernels).
