@@ -15,8 +15,9 @@ in x and alpha. Two ways to get the graph of gx:
 Measured, each strategy's runs interleaved with the other's:
 
 - time: the median of ``--runs`` steps (CUDA: synchronized around each);
-- saved: the bytes of the distinct storages that autograd saves for a
-  backward during the whole step (saved-tensor hooks), less x, alpha and r:
+- saved: the bytes that autograd saves for a backward during the whole step
+  (``elu_triton.demo.memory.saved_bytes``: saved-tensor hooks, each
+  distinct view once), less x, alpha and r:
   the graph the step records, which a deeper network keeps once per layer;
 - peak: the most tensor bytes live at once during the step, above what was
   live before it: on the CPU from ``torch.profiler``'s memory timeline
@@ -54,6 +55,7 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 
 from elu_triton import backends, eager, learnable_elu, reference
+from elu_triton.demo.memory import saved_bytes
 
 SHAPES = ((128, 20, 24, 24), (32, 64, 56, 56))  # the demo's activation; a ResNet stage's
 
@@ -98,19 +100,9 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def saved_bytes(act, x, alpha, r) -> int:
-    """Bytes of the distinct storages saved for a backward during one step, less x, alpha and r."""
-    storages = {}
-
-    def pack(t: torch.Tensor) -> torch.Tensor:
-        storage = t.untyped_storage()  # held by the graph until the step ends: pointers unique
-        storages[storage.data_ptr()] = storage.nbytes()
-        return t
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        penalty_step(act, x, alpha, r)
-    given = {t.untyped_storage().data_ptr() for t in (x, alpha, r)}
-    return sum(n for ptr, n in storages.items() if ptr not in given)
+def step_saved_bytes(act, x, alpha, r) -> int:
+    """Bytes saved for a backward during one step, less x, alpha and r (the package's counter)."""
+    return saved_bytes(lambda: penalty_step(act, x, alpha, r), kept=(x, alpha, r))
 
 
 def peak_bytes(act, x, alpha, r) -> int:
@@ -187,7 +179,7 @@ def measure(shape, device: torch.device, runs: int, rss: bool) -> dict:
         rows[name] = {
             "ms": 1e3 * statistics.median(seconds[name]),
             "ms_all": [1e3 * s for s in seconds[name]],
-            "saved_bytes": saved_bytes(act, x, alpha, r),
+            "saved_bytes": step_saved_bytes(act, x, alpha, r),
             "peak_bytes": peak_bytes(act, x, alpha, r),
             "rss_growth_bytes": rss_growth_in_child(name, shape) if rss else None,
         }
