@@ -23,6 +23,17 @@ the first backward runs with create_graph=True (a gradient penalty, say), so
 plain training keeps the one fused kernel and saves nothing more. Being made
 of differentiable ops, it also gives third and higher orders.
 
+Why a formula at all, rather than recomputing the reference composite and
+differentiating it with create_graph=True (simpler: no formula to derive):
+measured on a gradient-penalty step (``python -m bench.second_order``;
+``bench/RESULTS.md``, "Second order"), the composite records 2.75x the
+saved bytes (30.9 against 11.2 MiB at the demo's (128, 20, 24, 24) fp32)
+and takes 1.7-1.9x the time on one CPU thread, at the same peak of live
+tensor bytes (within 3%: both peak in the second backward's temporaries).
+The fused batch norm's second order differentiates its normalization as a
+composite but reaches the activation through ``learnable_elu``, so that
+this formula serves both layers.
+
 Edge values as in ``reference.py``: the negative branch sees 0 for x > 0, so
 exp(+inf) never makes inf * 0 = NaN; selecting after the product keeps an
 infinite upstream gradient at x > 0 out; NaN x gives NaN in every gradient of

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 from torch.autograd import gradcheck, gradgradcheck
 
-from elu_triton import LearnableELU, learnable_elu, reference
+from elu_triton import BatchNormLearnableELU, LearnableELU, learnable_elu, reference
 
 
 def _away_from_zero(shape, device, margin=0.1):
@@ -154,3 +154,27 @@ def test_mixed_dtypes(device):
     )  # fmt: skip
     torch.testing.assert_close(gx.double(), expected[1], rtol=2**-7, atol=1e-6)
     torch.testing.assert_close(galpha.double(), expected[2], rtol=1e-5, atol=1e-6)
+
+
+def _graph_nodes(grad_fn) -> set[str]:
+    """The names of the autograd nodes that grad_fn reaches."""
+    names, seen, stack = set(), set(), [grad_fn]
+    while stack:
+        node = stack.pop()
+        if node is None or node in seen:
+            continue
+        seen.add(node)
+        names.add(node.name())
+        stack.extend(next_node for next_node, _ in node.next_functions)
+    return names
+
+
+def test_batch_norm_records_the_activation_formula(device):
+    """The fused batch norm's second order reaches the activation through the same formula."""
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, 4, 4, device=device, requires_grad=True)
+    layer = BatchNormLearnableELU(3, device=device)
+    (gx,) = torch.autograd.grad(layer(x).square().sum(), x, create_graph=True)
+    names = _graph_nodes(gx.grad_fn)
+    assert any("elu_triton_backward" in name for name in names), names
+    assert "Expm1Backward0" not in names, names  # no reference composite differentiated

@@ -2,15 +2,22 @@
 
 A backward under create_graph=True must record a graph of its gradients.
 The fused passes record none, so it recomputes z from x (the batch
-statistics included, in training: they depend on x), applies the reference
+statistics included, in training: they depend on x), applies the
 activation, and lets autograd differentiate that with create_graph=True.
 Only second-order use pays for it.
+
+The activation is the package's ``learnable_elu``, not the reference
+composite: its first-order backward then records the activation's own
+second-order formula (``elu_triton/second_order.py``), so that both layers
+have one second-order strategy for the activation, the cheaper one
+(``bench/RESULTS.md``, "Second order"). Autograd's batched gradients reach the
+activation's batched route in the same way.
 """
 
 import torch
 import torch.nn.functional as F
 
-from .. import reference
+from ..function import learnable_elu
 from .checks import check_backward_inputs
 
 
@@ -40,6 +47,6 @@ def composite_grads(dy, x, mean, var, weight, bias, alpha, training, eps, needs)
     check_backward_inputs(dy, x, weight, bias, alpha)
     inputs = [t for t, need in zip((x, weight, bias, alpha), needs) if need]
     z = _normalized(x, mean, var, weight, bias, training, eps)
-    y = reference.learnable_elu(z, alpha)
+    y = learnable_elu(z, alpha)
     found = iter(torch.autograd.grad(y, inputs, dy, create_graph=True, allow_unused=True))
     return tuple(next(found) if need else None for need in needs)
