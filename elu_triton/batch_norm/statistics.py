@@ -1,4 +1,4 @@
-"""Per-channel host math shared by both backends: O(C) work, no pass over x.
+"""Per-channel host math: O(C) work (O(partials) for the combination), no pass over x.
 
 The backends compute what needs a pass over x (the statistics, the
 normalize+activation pass, the gradient sums, dx); this file turns their
@@ -65,18 +65,42 @@ def update_running(
         running_var.mul_(1 - momentum).add_(unbiased.to(running_var.dtype), alpha=momentum)
 
 
-def finish_statistics(
-    shift: torch.Tensor, sums: torch.Tensor, squares: torch.Tensor, count: int
+def combine_segments(
+    centers: torch.Tensor,
+    deviation_sums: torch.Tensor,
+    square_sums: torch.Tensor,
+    lengths: torch.Tensor,
+    count: int,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(mean, biased var) from sums of x - shift and of (x - shift)^2 over count elements.
+    """(mean, biased var) of each channel from per-segment centered sums (Chan et al.).
 
-    The sums arrive in fp64 (summed so from the kernels' partials); the
-    difference of the two moments is taken there, then clamped at 0 (it may
-    round below), and the results rounded to shift's dtype.
+    Args:
+        centers: (C, S) c_t, about each segment's mean, in the compute dtype.
+        deviation_sums: (C, S) s1_t, the sums of x - c_t over each segment.
+        square_sums: (C, S) s2_t, the sums of (x - c_t)^2.
+        lengths: (S,) fp64 n_t, the elements of each segment (alike in every channel).
+        count: M, the elements of a channel (the sum of lengths).
+
+    Returns:
+        (C,) mean and biased variance, rounded to centers' dtype.
+
+    In fp64, each sum along contiguous rows in torch's fixed order:
+    mean = sum (n_t c_t + s1_t) / M, then Chan's combination
+    M2 = sum M2_t + sum n_t (m_t - mean)^2, with each segment's
+    M2_t = s2_t - s1_t^2/n_t (exact algebra; s1_t is ~0, so nothing cancels)
+    and m_t - mean = (c_t - mean) + s1_t/n_t (c_t - mean is exact where the
+    segments' means are close, however large they are). A sum of
+    non-negative terms: its relative error stays that of the terms,
+    wherever an outlier sits.
     """
-    centered_mean = sums / count
-    var = (squares / count - centered_mean * centered_mean).clamp_(min=0)
-    return (shift.double() + centered_mean).to(shift.dtype), var.to(shift.dtype)
+    dtype = centers.dtype
+    centers, s1, s2 = centers.double(), deviation_sums.double(), square_sums.double()
+    mean = torch.addcmul(s1, centers, lengths).sum(1).div_(count)
+    offsets = (centers - mean[:, None]).add_(s1 / lengths)  # m_t - mean
+    m2 = s2.sub_(s1.square_().div_(lengths)).sum(1)  # sum of the M2_t
+    m2 += offsets.square_().mul_(lengths).sum(1)
+    var = m2.div_(count).clamp_(min=0)  # (an M2_t may round below 0)
+    return mean.to(dtype), var.to(dtype)
 
 
 def dx_coefficients(

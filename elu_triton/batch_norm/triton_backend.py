@@ -2,8 +2,9 @@
 
 Launch constants come from ``backends/triton_config.plan`` (the activation's
 (R, K) view, tiles, grid and partials' shape, planned per channel); per-
-channel partial sums are summed on the host in a fixed order (fp64), so the
-statistics and dweight, dbias and dalpha are reproducible run to run. Each
+channel partial sums are summed, and the statistics' per-segment partials
+combined, on the host in a fixed order (fp64), so the statistics and
+dweight, dbias and dalpha are reproducible run to run. Each
 entry point goes through the activation's ``backends/device_guard``: the
 launch on x's device, every negated view resolved (``PerChannel``'s vectors
 are resolved where they are built).
@@ -18,8 +19,7 @@ from ..kernels.batch_norm_backward import batch_norm_elu_dx_kernel, batch_norm_e
 from ..kernels.batch_norm_forward import batch_norm_elu_forward_kernel
 from ..kernels.batch_norm_statistics import batch_norm_statistics_kernel
 from ..layout import dense, with_layout_of
-from ..precision import compute_dtype
-from .statistics import PerChannel, dx_coefficients, elements_per_channel, finish_statistics
+from .statistics import PerChannel, combine_segments, dx_coefficients, elements_per_channel
 
 
 def _planned(x: torch.Tensor):
@@ -37,17 +37,30 @@ def statistics(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     if guard_needed(x, x):
         return run_guarded(statistics, 1, x)
     x, planned = _planned(x)
-    dtype = compute_dtype(x.dtype)
-    # One sample per channel as the shift: x[0, :, 0, ...] (see the kernel).
-    shift = x[(0, slice(None)) + (0,) * (x.dim() - 2)].to(dtype).contiguous()
-    sums, squares = _partials(x, planned), _partials(x, planned)
+    centers, deviations, squares = (_partials(x, planned) for _ in range(3))
     batch_norm_statistics_kernel[planned.config.grid](
-        x, shift, sums, squares, *planned.sizes, **planned.constants
+        x, centers, deviations, squares, *planned.sizes, **planned.constants
     )
-    return finish_statistics(
-        shift, sums.sum(1, dtype=torch.float64), squares.sum(1, dtype=torch.float64),
-        elements_per_channel(x),
-    )  # fmt: skip
+    lengths = _segment_lengths(planned, x.device)
+    return combine_segments(centers, deviations, squares, lengths, elements_per_channel(x))
+
+
+def _segment_lengths(planned, device: torch.device) -> torch.Tensor:
+    """(partials per channel,) fp64: the elements behind each of a channel's partials.
+
+    As ``kernels/tiles.store_channel_partials`` lays them out: per column,
+    row block i at [i]; per row, column block j of row o at [j*(R//C) + o].
+    Every block is full but the last one. (Device ops only: no copy from the
+    host, which CUDA graph capture would refuse.)
+    """
+    rows, cols, channels = planned.sizes
+    if planned.constants["CHANNEL_IS_COLUMN"]:
+        extent, block, repeats = rows, planned.config.block_r, 1
+    else:
+        extent, block, repeats = cols, planned.config.block_k, rows // channels
+    starts = torch.arange(0, extent, block, dtype=torch.float64, device=device)
+    lengths = starts.neg_().add_(extent).clamp_(max=block)
+    return lengths[:, None].expand(-1, repeats).reshape(-1)
 
 
 def normalize_activate(
