@@ -507,3 +507,52 @@ def test_backward_runs_on_the_forwards_backend(monkeypatch):
         y = layer(x)
     y.sum().backward()
     assert ran == ["torch_backend"]
+
+
+def _gradients_after_bias_add_(model, bn, alpha_owner, x, dy, create_graph):
+    """model's gradients (x, weight, bias, alpha) with bias changed in place after the forward.
+
+    With create_graph, the gradients of their weighted sum too (second order).
+    """
+    leaves = [x.clone().requires_grad_(), bn.weight, bn.bias, alpha_owner.alpha]
+    y = model(leaves[0])
+    with torch.no_grad():
+        bn.bias.add_(0.5)
+    grads = torch.autograd.grad(y, leaves, dy, create_graph=create_graph)
+    if not create_graph:
+        return grads
+    total = sum(
+        (g * torch.linspace(0.5, 1.5, g.numel(), device=g.device).reshape(g.shape)).sum()
+        for g in grads
+    )
+    return grads + torch.autograd.grad(total, leaves)
+
+
+@pytest.mark.parametrize("create_graph", [False, True])
+@pytest.mark.parametrize("training", [True, False])
+def test_bias_changed_in_place_before_the_backward_gives_the_pairs_gradients(
+    training, create_graph, device, seeded
+):
+    """BatchNorm's backward never reads bias; ours reads a copy of the forward's."""
+    pair, fused = _pair_and_fused(3, device, dims=4, init=0.8)
+    fused.load_state_dict({**pair[0].state_dict(), "alpha": pair[1].alpha.detach()})
+    for model in (pair, fused):
+        model.train(training)
+    x = torch.randn(4, 3, 5, 6, dtype=torch.float64, device=device)
+    dy = torch.randn_like(x)
+    want = _gradients_after_bias_add_(pair, pair[0], pair[1], x, dy, create_graph)
+    got = _gradients_after_bias_add_(fused, fused, fused, x, dy, create_graph)
+    names = ["dx", "dweight", "dbias", "dalpha"] * 2
+    for name, g, w in zip(names, got, want):
+        torch.testing.assert_close(g, w, rtol=1e-11, atol=1e-11, msg=lambda m, n=name: f"{n}: {m}")
+
+
+@pytest.mark.parametrize("name", ["weight", "alpha"])
+def test_weight_or_alpha_changed_in_place_before_the_backward_raises(name, device):
+    """The backward reads weight and alpha as they are: a change in place is autograd's error."""
+    layer = BatchNormLearnableELU(3, device=device)
+    y = layer(torch.randn(2, 3, 4, 4, device=device, requires_grad=True))
+    with torch.no_grad():
+        getattr(layer, name).mul_(2)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        y.sum().backward()
