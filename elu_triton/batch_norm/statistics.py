@@ -66,41 +66,37 @@ def update_running(
 
 
 def combine_segments(
-    centers: torch.Tensor,
-    deviation_sums: torch.Tensor,
-    square_sums: torch.Tensor,
-    lengths: torch.Tensor,
-    count: int,
+    partials: torch.Tensor, lengths: torch.Tensor, count: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(mean, biased var) of each channel from per-segment centered sums (Chan et al.).
 
     Args:
-        centers: (C, S) c_t, about each segment's mean, in the compute dtype.
-        deviation_sums: (C, S) s1_t, the sums of x - c_t over each segment.
-        square_sums: (C, S) s2_t, the sums of (x - c_t)^2.
+        partials: (3, C, S) in the compute dtype: c_t, about each segment's
+            mean; s1_t, the sums of x - c_t over the segment; s2_t, the sums
+            of (x - c_t)^2.
         lengths: (S,) fp64 n_t, the elements of each segment (alike in every channel).
         count: M, the elements of a channel (the sum of lengths).
 
     Returns:
-        (C,) mean and biased variance, rounded to centers' dtype.
+        (C,) mean and biased variance, rounded to the partials' dtype.
 
     In fp64, each sum along contiguous rows in torch's fixed order:
     mean = sum (n_t c_t + s1_t) / M, then Chan's combination
-    M2 = sum M2_t + sum n_t (m_t - mean)^2, with each segment's
-    M2_t = s2_t - s1_t^2/n_t (exact algebra; s1_t is ~0, so nothing cancels)
-    and m_t - mean = (c_t - mean) + s1_t/n_t (c_t - mean is exact where the
-    segments' means are close, however large they are). A sum of
-    non-negative terms: its relative error stays that of the terms,
-    wherever an outlier sits.
+    M2 = sum M2_t + sum n_t (m_t - mean)^2 with the segment's mean
+    m_t = c_t + s1_t/n_t and M2_t = s2_t - s1_t^2/n_t; their s1_t^2/n_t
+    cancel exactly, leaving, with d_t = c_t - mean,
+    M2 = sum s2_t + sum d_t (n_t d_t + 2 s1_t). d_t is exact where the
+    segments' means are close, however large they are, and s1_t is ~0: the
+    terms are non-negative but for rounding, so nothing cancels, wherever
+    an outlier sits.
     """
-    dtype = centers.dtype
-    centers, s1, s2 = centers.double(), deviation_sums.double(), square_sums.double()
+    centers, s1, s2 = partials.double().unbind(0)
     mean = torch.addcmul(s1, centers, lengths).sum(1).div_(count)
-    offsets = (centers - mean[:, None]).add_(s1 / lengths)  # m_t - mean
-    m2 = s2.sub_(s1.square_().div_(lengths)).sum(1)  # sum of the M2_t
-    m2 += offsets.square_().mul_(lengths).sum(1)
-    var = m2.div_(count).clamp_(min=0)  # (an M2_t may round below 0)
-    return mean.to(dtype), var.to(dtype)
+    offsets = centers - mean[:, None]  # d_t
+    half_terms = torch.addcmul(s1, offsets, lengths, value=0.5)  # (n_t d_t + 2 s1_t) / 2
+    m2 = torch.linalg.vecdot(offsets, half_terms).mul_(2).add_(s2.sum(1))
+    var = m2.div_(count).clamp_(min=0)  # (rounding may take a constant channel below 0)
+    return mean.to(partials.dtype), var.to(partials.dtype)
 
 
 def dx_coefficients(

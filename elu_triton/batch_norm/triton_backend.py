@@ -10,6 +10,8 @@ launch on x's device, every negated view resolved (``PerChannel``'s vectors
 are resolved where they are built).
 """
 
+import functools
+
 import torch
 
 from ..backends.device_guard import guard_needed, run_guarded
@@ -28,8 +30,10 @@ def _planned(x: torch.Tensor):
     return x, plan(x, channel_count(x))
 
 
-def _partials(x: torch.Tensor, planned) -> torch.Tensor:
-    return x.new_empty(planned.config.dalpha_partials_shape, dtype=planned.partials_dtype)
+def _partials(x: torch.Tensor, planned, count: int | None = None) -> torch.Tensor:
+    """A (C, partials per channel) matrix, or count of them stacked (one allocation)."""
+    shape = planned.config.dalpha_partials_shape
+    return x.new_empty(shape if count is None else (count, *shape), dtype=planned.partials_dtype)
 
 
 def statistics(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -37,30 +41,44 @@ def statistics(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     if guard_needed(x, x):
         return run_guarded(statistics, 1, x)
     x, planned = _planned(x)
-    centers, deviations, squares = (_partials(x, planned) for _ in range(3))
+    partials = _partials(x, planned, 3)  # c_t, s1_t, s2_t
     batch_norm_statistics_kernel[planned.config.grid](
-        x, centers, deviations, squares, *planned.sizes, **planned.constants
+        x, *partials.unbind(0), *planned.sizes, **planned.constants
     )
     lengths = _segment_lengths(planned, x.device)
-    return combine_segments(centers, deviations, squares, lengths, elements_per_channel(x))
+    return combine_segments(partials, lengths, elements_per_channel(x))
 
 
 def _segment_lengths(planned, device: torch.device) -> torch.Tensor:
     """(partials per channel,) fp64: the elements behind each of a channel's partials.
 
-    As ``kernels/tiles.store_channel_partials`` lays them out: per column,
-    row block i at [i]; per row, column block j of row o at [j*(R//C) + o].
-    Every block is full but the last one. (Device ops only: no copy from the
-    host, which CUDA graph capture would refuse.)
+    Cached per layout and device (read only), as the plans are: five small
+    ops per forward otherwise. Not while a CUDA graph is being captured: a
+    tensor made then holds its values only once the graph is replayed.
     """
-    rows, cols, channels = planned.sizes
-    if planned.constants["CHANNEL_IS_COLUMN"]:
-        extent, block, repeats = rows, planned.config.block_r, 1
+    block_r, block_k = planned.config.block_r, planned.config.block_k
+    key = (*planned.sizes, block_r, block_k, planned.constants["CHANNEL_IS_COLUMN"], device)
+    if device.type == "cuda" and torch.cuda.is_current_stream_capturing():
+        return _lengths(*key)
+    return _cached_lengths(*key)
+
+
+def _lengths(rows, cols, channels, block_r, block_k, channel_is_column, device) -> torch.Tensor:
+    """As ``kernels/tiles.store_channel_partials`` lays the partials out: per
+    column, row block i at [i]; per row, column block j of row o at
+    [j*(R//C) + o]. Every block is full but the last one. (Device ops only:
+    no copy from the host, which CUDA graph capture would refuse.)
+    """
+    if channel_is_column:
+        extent, block, repeats = rows, block_r, 1
     else:
-        extent, block, repeats = cols, planned.config.block_k, rows // channels
+        extent, block, repeats = cols, block_k, rows // channels
     starts = torch.arange(0, extent, block, dtype=torch.float64, device=device)
     lengths = starts.neg_().add_(extent).clamp_(max=block)
     return lengths[:, None].expand(-1, repeats).reshape(-1)
+
+
+_cached_lengths = functools.lru_cache(maxsize=256)(_lengths)
 
 
 def normalize_activate(
