@@ -1,28 +1,40 @@
-"""Batch norm's statistics pass: per-channel shifted sums, no atomics.
+"""Batch norm's statistics pass: per-tile centered sums, no atomics, no shift to choose.
 
-    s1[c] = sum over channel c of (x - shift[c])
-    s2[c] = sum over channel c of (x - shift[c])^2
+Each program sums, for each channel's row (or column) segment t of its tile,
+of n_t elements:
 
-The host then takes mean = shift + s1/M and var = s2/M - (s1/M)^2. With
-shift[c] one sample of channel c, |mean - shift| is of the order of the
-spread, so the subtraction in var loses no more than a few ulps even when
-the mean is large against the spread (naive sums of x and x^2 would lose
-everything there).
+    c_t  = (sum of x) / n_t              the segment's mean, to a few ulps
+    s1_t = sum of (x - c_t)              what rounding c_t left: ~0
+    s2_t = sum of (x - c_t)^2
 
-Each program writes its tile's sums, per row or per column, into the
-(C, sums per channel) partials (``tiles.store_channel_sums``); the host sums
-those in a fixed order, so the statistics are reproducible run to run.
+two passes over the tile in registers, x read from memory once. The host
+combines the segments (Chan et al.'s parallel formula, in fp64, in a fixed
+order; ``statistics.combine_segments``): mean_t = c_t + s1_t/n_t and
+M2_t = s2_t - s1_t^2/n_t are exact algebra, and nothing cancels, since
+s1_t is of the order of rounding errors. Every term x - c_t is of the order
+of the spread wherever an outlier sits and however large the mean is, so the
+error neither depends on the data's order nor grows with the channel's size
+beyond that of the fp32 sums themselves. (A single shift per channel, its
+first element, lost everything when that element was an outlier; Welford's
+per-element update would cost a division per element.)
+
+Each program writes its segments' c_t, s1_t and s2_t into three
+(C, segments per channel) partials (``tiles.store_channel_partials``); the
+host reads them in a fixed order, so the statistics are reproducible run
+to run.
 
 Layout: x dense, viewed as the row-major (R, K) matrix of ``tiles.py``; the
-sums are in the compute dtype (fp32; fp64 for fp64 x).
+partials are in the compute dtype (fp32; fp64 for fp64 x).
 """
 
 import triton
 import triton.language as tl
 
 from .tiles import (
+    channel_sums,
     load_for_compute,
-    load_per_channel,
+    per_element,
+    store_channel_partials,
     store_channel_sums,
     tile_channels,
     tile_offsets,
@@ -30,11 +42,29 @@ from .tiles import (
 
 
 @triton.jit
+def segment_length(
+    pid_r,  # the tile's row block
+    pid_k,  # the tile's column block
+    R,
+    K,
+    BLOCK_R: tl.constexpr,
+    BLOCK_K: tl.constexpr,
+    CHANNEL_IS_COLUMN: tl.constexpr,
+):
+    """n_t: the unmasked elements of each of the tile's channel segments (all alike)."""
+    if CHANNEL_IS_COLUMN:
+        n = tl.minimum(R - pid_r * BLOCK_R, BLOCK_R)
+    else:
+        n = tl.minimum(K - pid_k * BLOCK_K, BLOCK_K)
+    return n
+
+
+@triton.jit
 def batch_norm_statistics_kernel(
     x_ptr,  # input, R*K elements in memory order
-    shift_ptr,  # (C,) one sample per channel, in the compute dtype
-    sum_partials_ptr,  # (C, sums per channel) partial sums of x - shift
-    square_partials_ptr,  # (C, sums per channel) partial sums of (x - shift)^2
+    center_partials_ptr,  # (C, segments per channel) c_t: each segment's mean
+    deviation_partials_ptr,  # (C, segments per channel) s1_t: sums of x - c_t
+    square_partials_ptr,  # (C, segments per channel) s2_t: sums of (x - c_t)^2
     R,  # rows of the memory view
     K,  # columns of the memory view (row stride)
     C,  # channels
@@ -49,11 +79,21 @@ def batch_norm_statistics_kernel(
     )
     x = load_for_compute(x_ptr + offsets, mask)
     channels, index_in_channel = tile_channels(rows, cols, C, CHANNEL_IS_COLUMN)
-    shift = load_per_channel(shift_ptr, channels, rows, cols, R, K, x.dtype, CHANNEL_IS_COLUMN)
-    # Masked lanes loaded 0: zero their terms, which 0 - shift would not be.
-    centered = tl.where(mask, x - shift, 0.0)
+    # Masked lanes loaded 0, so the sum is that of the segment's n elements.
+    # The center need only be near the mean (s1 holds the rest): 1/n as
+    # rsqrt(n)^2, a few ulps, once per program, where a division would
+    # expand into fma on AMD GPUs (and every fma here is an explicit one).
+    n = segment_length(pid_r, pid_k, R, K, BLOCK_R, BLOCK_K, CHANNEL_IS_COLUMN).to(tl.float32)
+    inverse_n = tl.math.rsqrt(n)
+    center = channel_sums(x, CHANNEL_IS_COLUMN) * (inverse_n * inverse_n)
+    # ... but not their deviations, which 0 - c_t would not be.
+    centered = tl.where(mask, x - per_element(center, CHANNEL_IS_COLUMN), 0.0)
+    store_channel_partials(
+        center_partials_ptr, center, pid_r, pid_k, rows, cols, channels,
+        index_in_channel, R, K, C, BLOCK_R, BLOCK_K, CHANNEL_IS_COLUMN,
+    )  # fmt: skip
     store_channel_sums(
-        sum_partials_ptr, centered, pid_r, pid_k, rows, cols, channels,
+        deviation_partials_ptr, centered, pid_r, pid_k, rows, cols, channels,
         index_in_channel, R, K, C, BLOCK_R, BLOCK_K, CHANNEL_IS_COLUMN,
     )  # fmt: skip
     store_channel_sums(

@@ -98,10 +98,34 @@ def load_per_channel(
     vector stays in L1.
     """
     if CHANNEL_IS_COLUMN:
-        values = tl.load(pointer + channels, mask=cols < K, other=0.0).to(COMPUTE_DTYPE)
+        values = tl.load(pointer + channels, mask=cols < K, other=0.0)
+    else:
+        values = tl.load(pointer + channels, mask=rows < R, other=0.0)
+    return per_element(values.to(COMPUTE_DTYPE), CHANNEL_IS_COLUMN)
+
+
+@triton.jit
+def channel_sums(
+    terms,  # (BLOCK_R, BLOCK_K) terms to sum per channel; 0 in masked lanes
+    CHANNEL_IS_COLUMN: tl.constexpr,
+):
+    """The tile's sum of terms for each column (channel per column) or each row."""
+    if CHANNEL_IS_COLUMN:
+        sums = tl.sum(terms, axis=0)
+    else:
+        sums = tl.sum(terms, axis=1)
+    return sums
+
+
+@triton.jit
+def per_element(
+    values,  # one value per column (channel per column) or per row, as channel_sums gives
+    CHANNEL_IS_COLUMN: tl.constexpr,
+):
+    """values broadcastable against the tile: the inverse of channel_sums' reduction."""
+    if CHANNEL_IS_COLUMN:
         values = values[None, :]
     else:
-        values = tl.load(pointer + channels, mask=rows < R, other=0.0).to(COMPUTE_DTYPE)
         values = values[:, None]
     return values
 
@@ -123,21 +147,43 @@ def store_channel_sums(
     BLOCK_K: tl.constexpr,
     CHANNEL_IS_COLUMN: tl.constexpr,
 ):
-    """Write the tile's per-channel sums of terms into the partials matrix, no atomics.
+    """Write the tile's per-channel sums of terms into the partials matrix, no atomics."""
+    store_channel_partials(
+        partials_ptr, channel_sums(terms, CHANNEL_IS_COLUMN), pid_r, pid_k, rows, cols,
+        channels, index_in_channel, R, K, C, BLOCK_R, BLOCK_K, CHANNEL_IS_COLUMN,
+    )  # fmt: skip
 
-    The partials are a row-major (C, sums per channel) matrix, so that the
+
+@triton.jit
+def store_channel_partials(
+    partials_ptr,  # (C, partials per channel) row-major, see below
+    values,  # one value per column or per row of the tile (``channel_sums``)
+    pid_r,
+    pid_k,
+    rows,
+    cols,
+    channels,  # from tile_channels
+    index_in_channel,
+    R,
+    K,
+    C,
+    BLOCK_R: tl.constexpr,
+    BLOCK_K: tl.constexpr,
+    CHANNEL_IS_COLUMN: tl.constexpr,
+):
+    """Write one value per tile column or row into the partials matrix, no atomics.
+
+    The partials are a row-major (C, partials per channel) matrix, so that the
     host's final, fixed-order sum runs along contiguous rows: with the channel
-    per column, row-block i of column c goes to [c, i] (cdiv(R, BLOCK_R) sums
-    per channel); with the channel per row, the sum of row r = o*C + c over
-    column block j goes to [c, j*(R//C) + o] (cdiv(K, BLOCK_K) * R // C sums).
+    per column, row-block i of column c goes to [c, i] (cdiv(R, BLOCK_R)
+    partials per channel); with the channel per row, row r = o*C + c of
+    column block j goes to [c, j*(R//C) + o] (cdiv(K, BLOCK_K) * R // C).
     """
     if CHANNEL_IS_COLUMN:
-        sums = tl.sum(terms, axis=0)
         row_blocks = tl.cdiv(R, BLOCK_R)
-        tl.store(partials_ptr + cols * row_blocks + pid_r, sums, mask=cols < K)
+        tl.store(partials_ptr + cols * row_blocks + pid_r, values, mask=cols < K)
     else:
-        sums = tl.sum(terms, axis=1)
         rows_per_channel = R // C
-        sums_per_channel = tl.cdiv(K, BLOCK_K) * rows_per_channel
-        index = channels * sums_per_channel + pid_k * rows_per_channel + index_in_channel
-        tl.store(partials_ptr + index, sums, mask=rows < R)
+        partials_per_channel = tl.cdiv(K, BLOCK_K) * rows_per_channel
+        index = channels * partials_per_channel + pid_k * rows_per_channel + index_in_channel
+        tl.store(partials_ptr + index, values, mask=rows < R)

@@ -155,7 +155,7 @@ def test_non_dense_input(device):
 
 
 def test_large_mean_against_spread(device):
-    """Shifted sums keep fp32 statistics accurate where sum(x^2)/M - mean^2 would not."""
+    """Centered sums keep fp32 statistics accurate where sum(x^2)/M - mean^2 would not."""
     x = _draw((8, 2, 16, 16), torch.float32, device, mean=1e4, std=1.0)
     weight, bias, alpha = _parameters(2, device)
     rm, rv = torch.zeros(2, device=device), torch.ones(2, device=device)
@@ -165,13 +165,109 @@ def test_large_mean_against_spread(device):
         torch.zeros_like(x),
     )  # fmt: skip
     # The variance, which naive fp32 sums of x and x^2 would lose entirely
-    # (1e8 * 2^-24 is about 6, against a variance of 1), is accurate: x - shift
-    # is exact there, and the host sums the partials in fp64.
+    # (1e8 * 2^-24 is about 6, against a variance of 1), is accurate: x minus
+    # its segment's mean is exact there, and the host combines them in fp64.
     torch.testing.assert_close(rv.double(), rv64, rtol=1e-5, atol=0)
     # The mean itself is stored in fp32: ulp(1e4) / 2 = 4.9e-4, which z
     # inherits times weight * invstd (< 2): what aten's fp32 BatchNorm does too.
     ulp_bound = 2 * torch.finfo(torch.float32).eps * 1e4 * float(weight.max())
     torch.testing.assert_close(y.double(), y64, rtol=1e-5, atol=ulp_bound)
+
+
+@pytest.fixture
+def seeded():
+    """Seed 0 for one test, in a fork: the tests after it draw what they drew before it existed."""
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        yield
+
+
+def _one_step(fn, x, params, dtype):
+    """(y, running_var) in fp64 of one training step of fn on x and params, in dtype.
+
+    Momentum 1: running_var is then the batch's unbiased variance.
+    """
+    channels = x.shape[1]
+    rm = torch.zeros(channels, dtype=dtype, device=x.device)
+    rv = torch.ones(channels, dtype=dtype, device=x.device)
+    y = fn(x.to(dtype), *(p.to(dtype) for p in params), rm, rv)
+    return y.double(), rv.double()
+
+
+def _batch_norm_then_reference(x, weight, bias, alpha, rm, rv):
+    z = F.batch_norm(x, rm, rv, weight, bias, True, 1.0, 1e-5)  # nn.BatchNorm's function
+    return reference.learnable_elu(z, alpha)
+
+
+def _fused(x, weight, bias, alpha, rm, rv):
+    return batch_norm_learnable_elu(x, rm, rv, weight, bias, alpha, True, 1.0, 1e-5)
+
+
+def _assert_as_accurate_as_batch_norm(x, factor=10):
+    """y and running_var within factor x fp32 BatchNorm's error against float64 on fp32 x."""
+    params = _parameters(x.shape[1], x.device)
+    with torch.no_grad():
+        y64, rv64 = _one_step(_batch_norm_then_reference, x, params, torch.float64)
+        errors = {}
+        # BatchNorm on contiguous x: aten's channels_last CPU statistics are
+        # themselves inaccurate for large means (relative var error ~1e3).
+        for name, fn, x_in in (("ours", _fused, x), ("BatchNorm", _batch_norm_then_reference,
+                                                     x.contiguous())):  # fmt: skip
+            y, rv = _one_step(fn, x_in, params, torch.float32)
+            errors[name] = ((y - y64).abs().max().item(), ((rv - rv64) / rv64).abs().max().item())
+    # An fp32 ulp of the values at least, BatchNorm's own error being ~0 by
+    # luck at times: of y, and of x carried through the normalization (the
+    # mean is stored in fp32, as BatchNorm's is).
+    eps = torch.finfo(torch.float32).eps
+    scale = (params[0].double().abs() / rv64.sqrt()).max()
+    floors = (eps * (y64.abs().max() + x.abs().max() * scale).item(), eps)
+    for i, name in enumerate(("y", "running_var")):
+        got, bound = errors["ours"][i], errors["BatchNorm"][i]
+        assert got <= factor * max(bound, floors[i]), (
+            f"{name}: error {got:.3g}, BatchNorm's {bound:.3g}"
+        )
+
+
+def _interpreted(device):
+    """Whether device runs the Triton kernels in Triton's interpreter."""
+    return torch.device(device).type == "cpu" and backends.backend_for("cpu").name == "triton"
+
+
+OUTLIER_AT = {
+    "first": (0, slice(None), 0, 0),
+    "inside": (5, slice(None), 9, 20),
+    "last": (-1, slice(None), -1, -1),
+}
+
+
+@pytest.mark.parametrize("memory_format", [torch.contiguous_format, torch.channels_last])
+@pytest.mark.parametrize("mean", [0.0, 1e4])
+@pytest.mark.parametrize("position", list(OUTLIER_AT))
+def test_an_outlier_costs_no_accuracy_wherever_it_sits(
+    position, mean, memory_format, device, seeded
+):
+    """A sample 300 spreads from its channel's mean: the statistics stay BatchNorm's."""
+    x = _draw((8, 2, 16, 32), torch.float32, device, memory_format, mean=mean, std=1.0)
+    x[OUTLIER_AT[position]] = mean + 300
+    # Triton's interpreter sums a tile's columns (numpy along axis 0) one row
+    # after the other, where a GPU sums them as a tree: after the outlier, each
+    # term rounds at its ulp (~3e-6 for a 4096-row tile).
+    interpreted_columns = memory_format == torch.channels_last and _interpreted(device)
+    _assert_as_accurate_as_batch_norm(x, factor=100 if interpreted_columns else 10)
+
+
+@pytest.mark.parametrize("mean", [0.0, 1e4])
+def test_large_means_keep_batch_norms_accuracy(mean, device, seeded):
+    """x + 1e4: the statistics and y are as accurate as fp32 BatchNorm's."""
+    _assert_as_accurate_as_batch_norm(_draw((16, 2, 64, 64), torch.float32, device, mean=mean))
+
+
+@pytest.mark.parametrize("shape", [(1, 1, 1024, 1024), (4, 1, 512, 512)])
+def test_a_million_elements_per_channel_keep_batch_norms_accuracy(shape, device, seeded):
+    """The error does not grow with the elements per channel (mean 1e4, an outlier first)."""
+    x = _draw(shape, torch.float32, device, mean=1e4, std=1.0)
+    x[OUTLIER_AT["first"]] = 1e4 + 300
+    _assert_as_accurate_as_batch_norm(x)
 
 
 @pytest.mark.parametrize("training", [True, False])
@@ -434,3 +530,52 @@ def test_backward_runs_on_the_forwards_backend(monkeypatch):
         y = layer(x)
     y.sum().backward()
     assert ran == ["torch_backend"]
+
+
+def _gradients_after_bias_add_(model, bn, alpha_owner, x, dy, create_graph):
+    """model's gradients (x, weight, bias, alpha) with bias changed in place after the forward.
+
+    With create_graph, the gradients of their weighted sum too (second order).
+    """
+    leaves = [x.clone().requires_grad_(), bn.weight, bn.bias, alpha_owner.alpha]
+    y = model(leaves[0])
+    with torch.no_grad():
+        bn.bias.add_(0.5)
+    grads = torch.autograd.grad(y, leaves, dy, create_graph=create_graph)
+    if not create_graph:
+        return grads
+    total = sum(
+        (g * torch.linspace(0.5, 1.5, g.numel(), device=g.device).reshape(g.shape)).sum()
+        for g in grads
+    )
+    return grads + torch.autograd.grad(total, leaves)
+
+
+@pytest.mark.parametrize("create_graph", [False, True])
+@pytest.mark.parametrize("training", [True, False])
+def test_bias_changed_in_place_before_the_backward_gives_the_pairs_gradients(
+    training, create_graph, device, seeded
+):
+    """BatchNorm's backward never reads bias; ours reads a copy of the forward's."""
+    pair, fused = _pair_and_fused(3, device, dims=4, init=0.8)
+    fused.load_state_dict({**pair[0].state_dict(), "alpha": pair[1].alpha.detach()})
+    for model in (pair, fused):
+        model.train(training)
+    x = torch.randn(4, 3, 5, 6, dtype=torch.float64, device=device)
+    dy = torch.randn_like(x)
+    want = _gradients_after_bias_add_(pair, pair[0], pair[1], x, dy, create_graph)
+    got = _gradients_after_bias_add_(fused, fused, fused, x, dy, create_graph)
+    names = ["dx", "dweight", "dbias", "dalpha"] * 2
+    for name, g, w in zip(names, got, want):
+        torch.testing.assert_close(g, w, rtol=1e-11, atol=1e-11, msg=lambda m, n=name: f"{n}: {m}")
+
+
+@pytest.mark.parametrize("name", ["weight", "alpha"])
+def test_weight_or_alpha_changed_in_place_before_the_backward_raises(name, device):
+    """The backward reads weight and alpha as they are: a change in place is autograd's error."""
+    layer = BatchNormLearnableELU(3, device=device)
+    y = layer(torch.randn(2, 3, 4, 4, device=device, requires_grad=True))
+    with torch.no_grad():
+        getattr(layer, name).mul_(2)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        y.sum().backward()

@@ -375,3 +375,33 @@ def test_opcheck_with_a_0d_alpha(empty, device):
     want = _composite(x, weight, bias, alpha, (rm, rv), False)
     assert dalpha.shape == ()
     torch.testing.assert_close(dalpha, torch.autograd.grad(want.sum(), alpha)[0])
+
+
+def _op_gradients(x, running, weight, bias, alpha, dy, change_bias, create_graph):
+    """Gradients through the forward op's own autograd formula (x, weight, bias, alpha)."""
+    y, _, _ = torch.ops.elu_triton.batch_norm_elu_forward(
+        x, *running, weight, bias, alpha, True, 1e-5
+    )
+    if change_bias:
+        with torch.no_grad():
+            bias.add_(0.5)
+    grads = torch.autograd.grad(y, (x, weight, bias, alpha), dy, create_graph=create_graph)
+    if change_bias:
+        with torch.no_grad():
+            bias.sub_(0.5)
+    if not create_graph:
+        return grads
+    return grads + torch.autograd.grad(sum(g.sum() for g in grads), (x, weight, bias, alpha))
+
+
+@pytest.mark.parametrize("create_graph", [False, True])
+def test_the_forward_ops_gradients_ignore_a_bias_changed_in_place(create_graph, device):
+    """The op's autograd formula saves a copy of bias, as the Function does."""
+    x = torch.randn(4, 3, 5, device=device, dtype=torch.float64, requires_grad=True)
+    running = (None, None)
+    weight, bias, alpha = _params64(device)
+    dy = torch.randn_like(x)
+    want = _op_gradients(x, running, weight, bias, alpha, dy, False, create_graph)
+    got = _op_gradients(x, running, weight, bias, alpha, dy, True, create_graph)
+    for g, w in zip(got, want):
+        torch.testing.assert_close(g, w, rtol=0, atol=0)

@@ -2,7 +2,8 @@
 
 ``batch_norm_learnable_elu`` takes ``F.batch_norm``'s arguments in its order,
 plus alpha. Eagerly it applies ``BatchNormLearnableELUFunction``, which
-saves x, the per-channel (mean, var) and the parameters, never z or y,
+saves x, the per-channel (mean, var) and the parameters (bias as a copy, so
+that bias may change in place before the backward), never z or y,
 and runs the passes (``passes.py``) directly for plain tensors, or through
 the custom ops (``ops.py``) for subclass tensors and under dispatch modes;
 then it updates the running statistics in place, as F.batch_norm does.
@@ -37,7 +38,13 @@ from ..routes import (
 )
 from . import ops as _ops  # noqa: F401  (registers torch.ops.elu_triton.batch_norm_elu_*)
 from .checks import check_eps
-from .passes import backend_module, run_backward, run_forward
+from .passes import (
+    backend_module,
+    run_backward,
+    run_forward,
+    save_for_backward,
+    saved_for_backward,
+)
 from .second_order import composite_grads
 from .statistics import elements_per_channel, update_running
 
@@ -80,13 +87,13 @@ class BatchNormLearnableELUFunction(torch.autograd.Function):
             ctx.backend = None
         if training and x.numel() > 0:  # (BatchNorm leaves them for an empty batch)
             update_running(running_mean, running_var, mean, var, momentum, elements_per_channel(x))
-        ctx.save_for_backward(x, mean, var, weight, bias, alpha)  # never z or y
+        save_for_backward(ctx, x, mean, var, weight, bias, alpha)  # bias: a copy
         ctx.training, ctx.eps = training, eps
         return y
 
     @staticmethod
     def backward(ctx, dy):
-        x, mean, var, weight, bias, alpha = ctx.saved_tensors
+        x, mean, var, weight, bias, alpha = saved_for_backward(ctx, dy)
         needs_dx, _, _, needs_dw, needs_db, needs_da = ctx.needs_input_grad[:6]
         needs = (needs_dx, needs_dw, needs_db, needs_da)
         args = (dy, x, mean, var, weight, bias, alpha, ctx.training, ctx.eps)
@@ -95,7 +102,7 @@ class BatchNormLearnableELUFunction(torch.autograd.Function):
         # cannot read): differentiate the composite, in plain ops.
         if torch.is_grad_enabled() or is_batched_gradient(dy):
             with torch.enable_grad():
-                grads = composite_grads(*args, needs)
+                grads = composite_grads(*args, needs, bias_input=ctx.bias)
         elif _plain(dy, x, weight, bias, alpha):
             grads = run_backward(*args, needs, ctx.backend)
         else:

@@ -5,7 +5,8 @@ modes (a FlopCounterMode, make_fx); their bodies are ``passes.py``'s, and
 their fake implementations give shapes and dtypes without touching data.
 Both are functional: the caller updates the running statistics from the
 forward's (mean, var). The forward's autograd formula (for callers of the op itself; the Function has
-its own) saves x, the statistics and the parameters and calls the backward
+its own) saves x, the statistics and the parameters (bias as a copy, as the
+Function does) and calls the backward
 op, or differentiates the composite under create_graph=True.
 """
 
@@ -14,7 +15,7 @@ import torch
 from ..precision import compute_dtype
 from ..routes import is_batched_gradient
 from .checks import check_backward_inputs, check_batch_norm_inputs
-from .passes import run_backward, run_forward
+from .passes import run_backward, run_forward, save_for_backward, saved_for_backward
 from .second_order import composite_grads
 
 
@@ -80,18 +81,18 @@ def _save(ctx, inputs, output) -> None:
     x, _, _, weight, bias, alpha, training, eps = inputs
     _, mean, var = output
     ctx.mark_non_differentiable(mean, var)
-    ctx.save_for_backward(x, mean, var, weight, bias, alpha)  # never y
+    save_for_backward(ctx, x, mean, var, weight, bias, alpha)  # bias: a copy
     ctx.training, ctx.eps = training, eps
 
 
 def _backward_formula(ctx, dy, _dmean, _dvar):
-    x, mean, var, weight, bias, alpha = ctx.saved_tensors
+    x, mean, var, weight, bias, alpha = saved_for_backward(ctx, dy)
     needs_dx, _, _, needs_dw, needs_db, needs_da = ctx.needs_input_grad[:6]
     needs = (needs_dx, needs_dw, needs_db, needs_da)
     if torch.is_grad_enabled() or is_batched_gradient(dy):  # as the Function's backward
         with torch.enable_grad():
             grads = composite_grads(
-                dy, x, mean, var, weight, bias, alpha, ctx.training, ctx.eps, needs
+                dy, x, mean, var, weight, bias, alpha, ctx.training, ctx.eps, needs, ctx.bias
             )
     else:
         grads = batch_norm_elu_backward(

@@ -122,6 +122,36 @@ def run_backward(
     )
 
 
+def save_for_backward(ctx, x, mean, var, weight, bias, alpha) -> None:
+    """Save what the backward reads (never z or y): x and (C,) vectors.
+
+    bias is saved as a copy of its values, which the backward needs to
+    recompute z: BatchNorm's backward never reads bias, so the pair
+    (BatchNorm, then the activation) lets bias change in place between the
+    forward and the backward, and so does this layer. A copy (not a view)
+    has a version counter of its own; weight and alpha are saved as they
+    are, and changing them in place still raises autograd's error, as in
+    the pair. ctx.bias keeps the bias the forward took, for the shape check
+    and for the second-order graph, never for its values.
+    """
+    snapshot = None if bias is None else bias.detach().clone()
+    ctx.save_for_backward(x, mean, var, weight, snapshot, alpha)
+    ctx.bias = bias
+
+
+def saved_for_backward(ctx, dy: torch.Tensor) -> tuple:
+    """(x, mean, var, weight, bias, alpha) as ``save_for_backward`` saved them.
+
+    Raises:
+        ValueError: bias.data was resized since the forward (as a resized
+            weight or alpha does, in ``checks.check_backward_inputs``).
+    """
+    x, mean, var, weight, bias, alpha = ctx.saved_tensors
+    if bias is not None and ctx.bias.shape != bias.shape:
+        check_backward_inputs(dy, x, weight, ctx.bias, alpha)
+    return x, mean, var, weight, bias, alpha
+
+
 def _dalpha(per_channel_sums: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
     """alpha's gradient as (alpha.numel(),): the channel sums, or their total for one alpha.
 

@@ -35,17 +35,27 @@ def _normalized(x, mean, var, weight, bias, training, eps):
     return z
 
 
-def composite_grads(dy, x, mean, var, weight, bias, alpha, training, eps, needs):
+def composite_grads(dy, x, mean, var, weight, bias, alpha, training, eps, needs, bias_input=None):
     """(dx, dweight, dbias, dalpha) of the composite at the forward's point, recorded.
 
     For a backward under create_graph=True: the graph of these gradients
     reaches dy, x and the parameters, so a further backward works.
 
+    bias: the forward's values of bias (the saved copy); bias_input: the
+    bias the forward took, which the graph reaches and dbias is taken
+    against (None: bias itself).
+
     Raises:
         TypeError, ValueError: as ``checks.check_backward_inputs``.
     """
     check_backward_inputs(dy, x, weight, bias, alpha)
-    inputs = [t for t, need in zip((x, weight, bias, alpha), needs) if need]
+    if bias_input is not None:
+        # The copy's values on bias_input's graph: b - b is exactly 0 for any
+        # finite b, and its derivative the identity.
+        bias, bias_wrt = bias + (bias_input - bias_input.detach()), bias_input
+    else:
+        bias_wrt = bias
+    inputs = [t for t, need in zip((x, weight, bias_wrt, alpha), needs) if need]
     z = _normalized(x, mean, var, weight, bias, training, eps)
     y = learnable_elu(z, alpha)
     found = iter(torch.autograd.grad(y, inputs, dy, create_graph=True, allow_unused=True))

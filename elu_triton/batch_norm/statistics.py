@@ -1,4 +1,4 @@
-"""Per-channel host math shared by both backends: O(C) work, no pass over x.
+"""Per-channel host math: O(C) work (O(partials) for the combination), no pass over x.
 
 The backends compute what needs a pass over x (the statistics, the
 normalize+activation pass, the gradient sums, dx); this file turns their
@@ -65,18 +65,38 @@ def update_running(
         running_var.mul_(1 - momentum).add_(unbiased.to(running_var.dtype), alpha=momentum)
 
 
-def finish_statistics(
-    shift: torch.Tensor, sums: torch.Tensor, squares: torch.Tensor, count: int
+def combine_segments(
+    partials: torch.Tensor, lengths: torch.Tensor, count: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(mean, biased var) from sums of x - shift and of (x - shift)^2 over count elements.
+    """(mean, biased var) of each channel from per-segment centered sums (Chan et al.).
 
-    The sums arrive in fp64 (summed so from the kernels' partials); the
-    difference of the two moments is taken there, then clamped at 0 (it may
-    round below), and the results rounded to shift's dtype.
+    Args:
+        partials: (3, C, S) in the compute dtype: c_t, about each segment's
+            mean; s1_t, the sums of x - c_t over the segment; s2_t, the sums
+            of (x - c_t)^2.
+        lengths: (S,) fp64 n_t, the elements of each segment (alike in every channel).
+        count: M, the elements of a channel (the sum of lengths).
+
+    Returns:
+        (C,) mean and biased variance, rounded to the partials' dtype.
+
+    In fp64, each sum along contiguous rows in torch's fixed order:
+    mean = sum (n_t c_t + s1_t) / M, then Chan's combination
+    M2 = sum M2_t + sum n_t (m_t - mean)^2 with the segment's mean
+    m_t = c_t + s1_t/n_t and M2_t = s2_t - s1_t^2/n_t; their s1_t^2/n_t
+    cancel exactly, leaving, with d_t = c_t - mean,
+    M2 = sum s2_t + sum d_t (n_t d_t + 2 s1_t). d_t is exact where the
+    segments' means are close, however large they are, and s1_t is ~0: the
+    terms are non-negative but for rounding, so nothing cancels, wherever
+    an outlier sits.
     """
-    centered_mean = sums / count
-    var = (squares / count - centered_mean * centered_mean).clamp_(min=0)
-    return (shift.double() + centered_mean).to(shift.dtype), var.to(shift.dtype)
+    centers, s1, s2 = partials.double().unbind(0)
+    mean = torch.addcmul(s1, centers, lengths).sum(1).div_(count)
+    offsets = centers - mean[:, None]  # d_t
+    half_terms = torch.addcmul(s1, offsets, lengths, value=0.5)  # (n_t d_t + 2 s1_t) / 2
+    m2 = torch.linalg.vecdot(offsets, half_terms).mul_(2).add_(s2.sum(1))
+    var = m2.div_(count).clamp_(min=0)  # (rounding may take a constant channel below 0)
+    return mean.to(partials.dtype), var.to(partials.dtype)
 
 
 def dx_coefficients(

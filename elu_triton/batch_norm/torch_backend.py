@@ -5,7 +5,8 @@ y and the per-channel statistics, and the backward recomputes z and the
 activation's slope from x. Arithmetic is in fp32 (fp64 for fp64 x), as in
 the kernels. The statistics are aten's BatchNorm statistics
 (``torch.batch_norm_update_stats``: the mean, then squared deviations from
-it, accurate when the mean is large against the spread).
+it, accurate when the mean is large against the spread; on the CPU, on a
+contiguous copy).
 """
 
 import torch
@@ -31,6 +32,11 @@ def statistics(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     on x in the compute dtype: for 16-bit x it would return 16-bit statistics.
     """
     x = dense(x).to(compute_dtype(x.dtype))  # (one layout for each set of values)
+    if x.device.type == "cpu":
+        # aten's channels-last CPU statistics sum naively in fp32 (torch 2.13:
+        # a mean of 1e4 comes out off by ~4); its contiguous ones are accurate.
+        # The copy is a temporary: autograd still saves only x.
+        x = x.contiguous()
     return torch.batch_norm_update_stats(x, None, None, 0.0)
 
 

@@ -2,12 +2,15 @@
 
 Launch constants come from ``backends/triton_config.plan`` (the activation's
 (R, K) view, tiles, grid and partials' shape, planned per channel); per-
-channel partial sums are summed on the host in a fixed order (fp64), so the
-statistics and dweight, dbias and dalpha are reproducible run to run. Each
+channel partial sums are summed, and the statistics' per-segment partials
+combined, on the host in a fixed order (fp64), so the statistics and
+dweight, dbias and dalpha are reproducible run to run. Each
 entry point goes through the activation's ``backends/device_guard``: the
 launch on x's device, every negated view resolved (``PerChannel``'s vectors
 are resolved where they are built).
 """
+
+import functools
 
 import torch
 
@@ -18,8 +21,7 @@ from ..kernels.batch_norm_backward import batch_norm_elu_dx_kernel, batch_norm_e
 from ..kernels.batch_norm_forward import batch_norm_elu_forward_kernel
 from ..kernels.batch_norm_statistics import batch_norm_statistics_kernel
 from ..layout import dense, with_layout_of
-from ..precision import compute_dtype
-from .statistics import PerChannel, dx_coefficients, elements_per_channel, finish_statistics
+from .statistics import PerChannel, combine_segments, dx_coefficients, elements_per_channel
 
 
 def _planned(x: torch.Tensor):
@@ -28,8 +30,10 @@ def _planned(x: torch.Tensor):
     return x, plan(x, channel_count(x))
 
 
-def _partials(x: torch.Tensor, planned) -> torch.Tensor:
-    return x.new_empty(planned.config.dalpha_partials_shape, dtype=planned.partials_dtype)
+def _partials(x: torch.Tensor, planned, count: int | None = None) -> torch.Tensor:
+    """A (C, partials per channel) matrix, or count of them stacked (one allocation)."""
+    shape = planned.config.dalpha_partials_shape
+    return x.new_empty(shape if count is None else (count, *shape), dtype=planned.partials_dtype)
 
 
 def statistics(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -37,17 +41,44 @@ def statistics(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     if guard_needed(x, x):
         return run_guarded(statistics, 1, x)
     x, planned = _planned(x)
-    dtype = compute_dtype(x.dtype)
-    # One sample per channel as the shift: x[0, :, 0, ...] (see the kernel).
-    shift = x[(0, slice(None)) + (0,) * (x.dim() - 2)].to(dtype).contiguous()
-    sums, squares = _partials(x, planned), _partials(x, planned)
+    partials = _partials(x, planned, 3)  # c_t, s1_t, s2_t
     batch_norm_statistics_kernel[planned.config.grid](
-        x, shift, sums, squares, *planned.sizes, **planned.constants
+        x, *partials.unbind(0), *planned.sizes, **planned.constants
     )
-    return finish_statistics(
-        shift, sums.sum(1, dtype=torch.float64), squares.sum(1, dtype=torch.float64),
-        elements_per_channel(x),
-    )  # fmt: skip
+    lengths = _segment_lengths(planned, x.device)
+    return combine_segments(partials, lengths, elements_per_channel(x))
+
+
+def _segment_lengths(planned, device: torch.device) -> torch.Tensor:
+    """(partials per channel,) fp64: the elements behind each of a channel's partials.
+
+    Cached per layout and device (read only), as the plans are: five small
+    ops per forward otherwise. Not while a CUDA graph is being captured: a
+    tensor made then holds its values only once the graph is replayed.
+    """
+    block_r, block_k = planned.config.block_r, planned.config.block_k
+    key = (*planned.sizes, block_r, block_k, planned.constants["CHANNEL_IS_COLUMN"], device)
+    if device.type == "cuda" and torch.cuda.is_current_stream_capturing():
+        return _lengths(*key)
+    return _cached_lengths(*key)
+
+
+def _lengths(rows, cols, channels, block_r, block_k, channel_is_column, device) -> torch.Tensor:
+    """As ``kernels/tiles.store_channel_partials`` lays the partials out: per
+    column, row block i at [i]; per row, column block j of row o at
+    [j*(R//C) + o]. Every block is full but the last one. (Device ops only:
+    no copy from the host, which CUDA graph capture would refuse.)
+    """
+    if channel_is_column:
+        extent, block, repeats = rows, block_r, 1
+    else:
+        extent, block, repeats = cols, block_k, rows // channels
+    starts = torch.arange(0, extent, block, dtype=torch.float64, device=device)
+    lengths = starts.neg_().add_(extent).clamp_(max=block)
+    return lengths[:, None].expand(-1, repeats).reshape(-1)
+
+
+_cached_lengths = functools.lru_cache(maxsize=256)(_lengths)
 
 
 def normalize_activate(
