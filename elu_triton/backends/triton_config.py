@@ -97,11 +97,6 @@ def kernel_args(x: torch.Tensor, num_alpha: int) -> KernelArgs | None:
     return _kernel_args(x.shape, x.stride(), x.dtype, tuning_kind(device_kind(x)), num_alpha)
 
 
-# The former name, which batch_norm/triton_backend.py still imports: dropped
-# once it imports kernel_args.
-plan = kernel_args
-
-
 @functools.lru_cache(maxsize=4096)
 def _kernel_args(shape, strides, dtype, kind, num_alpha) -> KernelArgs | None:
     layout = torch.empty_strided(shape, strides, device="meta")

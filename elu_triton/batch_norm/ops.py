@@ -12,6 +12,7 @@ op, or differentiates the composite under create_graph=True.
 
 import torch
 
+from ..backends.base import dalpha_shape
 from ..precision import compute_dtype
 from ..routes import is_batched_gradient
 from .checks import check_backward_inputs, check_batch_norm_inputs
@@ -60,7 +61,7 @@ def batch_norm_elu_backward(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """(dx, dweight, dbias, dalpha); each an empty (0,) tensor where needs says no.
 
-    dalpha is (alpha.numel(),), as the activation's backward op returns it.
+    dalpha is ``dalpha_shape(alpha)``, as the activation's backward op returns it.
     """
     grads = run_backward(dy, x, mean, var, weight, bias, alpha, training, eps, tuple(needs))
     return tuple(g if g is not None else x.new_empty(0) for g in grads)
@@ -69,8 +70,7 @@ def batch_norm_elu_backward(
 @batch_norm_elu_backward.register_fake
 def _backward_fake(dy, x, mean, var, weight, bias, alpha, training, eps, needs):
     check_backward_inputs(dy, x, weight, bias, alpha)
-    # dalpha is (alpha.numel(),), as the body's: a 0-D alpha's is (1,), which autograd sums to ().
-    likes = (x, weight, bias, alpha.reshape(-1))
+    likes = (x, weight, bias, alpha.reshape(dalpha_shape(alpha)))
     return tuple(
         torch.empty_like(t) if need and t is not None else x.new_empty(0)
         for t, need in zip(likes, needs)

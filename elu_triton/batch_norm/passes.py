@@ -24,6 +24,7 @@ from types import ModuleType
 import torch
 
 from ..backends import backend_for
+from ..backends.base import dalpha_shape
 from ..backends.torch_ops import _autocast_off  # (the passes state their dtypes)
 from ..precision import compute_dtype
 from . import torch_backend
@@ -87,7 +88,7 @@ def run_backward(
 ) -> Grads:
     """(dx, dweight, dbias, dalpha), None where needs (same order) is False.
 
-    dalpha is (alpha.numel(),): (1,) for a 0-D alpha, which autograd sums to ().
+    dalpha is ``dalpha_shape(alpha)``, as the activation's backward returns it.
 
     mean, var: the forward's (``run_forward``). backend: the module of passes
     that ran the forward (``backend_module``), so that a backward run after a
@@ -153,16 +154,13 @@ def saved_for_backward(ctx, dy: torch.Tensor) -> tuple:
 
 
 def _dalpha(per_channel_sums: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
-    """alpha's gradient as (alpha.numel(),): the channel sums, or their total for one alpha.
-
-    As the activation's backward op: a 0-D alpha's is (1,), which autograd sums to ().
-    """
+    """alpha's gradient as ``dalpha_shape(alpha)``: the channel sums, or their total."""
     if alpha.numel() == 1:
-        per_channel_sums = per_channel_sums.sum().reshape(1)
+        per_channel_sums = per_channel_sums.sum().reshape(dalpha_shape(alpha))
     return per_channel_sums.to(alpha.dtype)
 
 
 def _empty_grads(x, weight, bias, alpha, needs) -> Grads:
     zeros = [torch.zeros_like(t) if t is not None else None for t in (weight, bias)]
-    grads = (torch.empty_like(x), *zeros, alpha.new_zeros(alpha.numel()))  # (as _dalpha)
+    grads = (torch.empty_like(x), *zeros, alpha.new_zeros(dalpha_shape(alpha)))
     return tuple(g if need else None for g, need in zip(grads, needs))

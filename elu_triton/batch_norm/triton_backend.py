@@ -1,7 +1,7 @@
 """The Triton backend of the fused layer: allocation and launches of its kernels.
 
-Launch constants come from ``backends/triton_config.plan`` (the activation's
-(R, K) view, tiles, grid and partials' shape, planned per channel); per-
+Launch constants come from ``backends/triton_config.kernel_args`` (the activation's
+(R, K) view, tiles, grid and partials' shape, per channel); per-
 channel partial sums are summed, and the statistics' per-segment partials
 combined, on the host in a fixed order (fp64), so the statistics and
 dweight, dbias and dalpha are reproducible run to run. Each
@@ -15,7 +15,7 @@ import functools
 import torch
 
 from ..backends.device_guard import guard_needed, run_guarded
-from ..backends.triton_config import plan
+from ..backends.triton_config import kernel_args
 from ..checks import channel_count
 from ..kernels.batch_norm_backward import batch_norm_elu_dx_kernel, batch_norm_elu_reduce_kernel
 from ..kernels.batch_norm_forward import batch_norm_elu_forward_kernel
@@ -24,40 +24,40 @@ from ..layout import dense, with_layout_of
 from .statistics import PerChannel, combine_segments, dx_coefficients, elements_per_channel
 
 
-def _planned(x: torch.Tensor):
-    """(dense x, its plan): x's channels are the view's, whatever alpha's size."""
+def _dense_with_kernel_args(x: torch.Tensor):
+    """(dense x, its kernel arguments): x's channels are the view's, whatever alpha's size."""
     x = dense(x)
-    return x, plan(x, channel_count(x))
+    return x, kernel_args(x, channel_count(x))
 
 
-def _partials(x: torch.Tensor, planned, count: int | None = None) -> torch.Tensor:
+def _partials(x: torch.Tensor, args, count: int | None = None) -> torch.Tensor:
     """A (C, partials per channel) matrix, or count of them stacked (one allocation)."""
-    shape = planned.config.dalpha_partials_shape
-    return x.new_empty(shape if count is None else (count, *shape), dtype=planned.partials_dtype)
+    shape = args.config.dalpha_partials_shape
+    return x.new_empty(shape if count is None else (count, *shape), dtype=args.partials_dtype)
 
 
 def statistics(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(mean, biased var) of each channel of x, in the compute dtype."""
-    if guard_needed(x, x):
+    if guard_needed(x):
         return run_guarded(statistics, 1, x)
-    x, planned = _planned(x)
-    partials = _partials(x, planned, 3)  # c_t, s1_t, s2_t
-    batch_norm_statistics_kernel[planned.config.grid](
-        x, *partials.unbind(0), *planned.sizes, **planned.constants
+    x, args = _dense_with_kernel_args(x)
+    partials = _partials(x, args, 3)  # c_t, s1_t, s2_t
+    batch_norm_statistics_kernel[args.config.grid](
+        x, *partials.unbind(0), *args.sizes, **args.constants
     )
-    lengths = _segment_lengths(planned, x.device)
+    lengths = _segment_lengths(args, x.device)
     return combine_segments(partials, lengths, elements_per_channel(x))
 
 
-def _segment_lengths(planned, device: torch.device) -> torch.Tensor:
+def _segment_lengths(args, device: torch.device) -> torch.Tensor:
     """(partials per channel,) fp64: the elements behind each of a channel's partials.
 
     Cached per layout and device (read only), as the plans are: five small
     ops per forward otherwise. Not while a CUDA graph is being captured: a
     tensor made then holds its values only once the graph is replayed.
     """
-    block_r, block_k = planned.config.block_r, planned.config.block_k
-    key = (*planned.sizes, block_r, block_k, planned.constants["CHANNEL_IS_COLUMN"], device)
+    block_r, block_k = args.config.block_r, args.config.block_k
+    key = (*args.sizes, block_r, block_k, args.constants["CHANNEL_IS_COLUMN"], device)
     if device.type == "cuda" and torch.cuda.is_current_stream_capturing():
         return _lengths(*key)
     return _cached_lengths(*key)
@@ -87,11 +87,11 @@ def normalize_activate(
     """y = learnable_elu(batch norm of x), in x's dtype and memory format."""
     if guard_needed(x, mean, invstd):
         return run_guarded(normalize_activate, 3, x, mean, invstd, per_channel)
-    x, planned = _planned(x)
+    x, args = _dense_with_kernel_args(x)
     y = torch.empty_like(x)
-    batch_norm_elu_forward_kernel[planned.config.grid](
+    batch_norm_elu_forward_kernel[args.config.grid](
         x, mean, invstd, per_channel.weight, per_channel.bias, per_channel.alpha, y,
-        *planned.sizes, **planned.constants,
+        *args.sizes, **args.constants,
     )  # fmt: skip
     return y
 
@@ -105,14 +105,14 @@ def _reduce(
     compute_dalpha: bool,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """(sum dz, sum dz*xhat, sum dalpha terms or None) per channel, fp64 (C,)."""
-    x, planned = _planned(x)
+    x, args = _dense_with_kernel_args(x)
     dy = with_layout_of(dy, x)  # read at x's offsets
-    dz_partials, dz_xhat_partials = _partials(x, planned), _partials(x, planned)
-    dalpha_partials = _partials(x, planned) if compute_dalpha else dz_partials  # never written
-    batch_norm_elu_reduce_kernel[planned.config.grid](
+    dz_partials, dz_xhat_partials = _partials(x, args), _partials(x, args)
+    dalpha_partials = _partials(x, args) if compute_dalpha else dz_partials  # never written
+    batch_norm_elu_reduce_kernel[args.config.grid](
         x, dy, mean, invstd, per_channel.weight, per_channel.bias, per_channel.alpha,
-        dz_partials, dz_xhat_partials, dalpha_partials, *planned.sizes,
-        COMPUTE_DALPHA=compute_dalpha, **planned.constants,
+        dz_partials, dz_xhat_partials, dalpha_partials, *args.sizes,
+        COMPUTE_DALPHA=compute_dalpha, **args.constants,
     )  # fmt: skip
     sums = [p.sum(1, dtype=torch.float64) for p in (dz_partials, dz_xhat_partials)]
     return sums[0], sums[1], dalpha_partials.sum(1, dtype=torch.float64) if compute_dalpha else None
@@ -128,14 +128,14 @@ def _dx(
     training: bool,
 ) -> torch.Tensor:
     """dx in x's dtype and memory format (coefficients: ``statistics.dx_coefficients``)."""
-    x, planned = _planned(x)
+    x, args = _dense_with_kernel_args(x)
     dy = with_layout_of(dy, x)
     dx = torch.empty_like(x)
     scale, mean_dz, mean_dz_xhat = coefficients
-    batch_norm_elu_dx_kernel[planned.config.grid](
+    batch_norm_elu_dx_kernel[args.config.grid](
         x, dy, mean, invstd, per_channel.weight, per_channel.bias, per_channel.alpha,
-        scale, mean_dz, mean_dz_xhat, dx, *planned.sizes, TRAINING=training,
-        **planned.constants,
+        scale, mean_dz, mean_dz_xhat, dx, *args.sizes, TRAINING=training,
+        **args.constants,
     )  # fmt: skip
     return dx
 
