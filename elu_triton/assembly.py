@@ -24,7 +24,9 @@ _AMDGCN_INSTRUCTION = re.compile(r"^\s+([a-z][a-z0-9_]*)\b", re.M)
 # Fused multiply-adds and the lanes each computes: Blackwell's f32x2 and
 # CDNA's packed v_pk_fma_f32 do two.
 _PTX_FMA = re.compile(r"fma\.rn\.f(32|64)(x2)?$")
-_AMDGCN_FMA = re.compile(r"v_(pk_)?fmac?_f(32|64)(_e32|_e64)?$")
+# v_fmac accumulates into its destination; v_fmamk / v_fmaak take one operand
+# as a literal constant (Triton 3.6's AMD backend emits them): each one fma.
+_AMDGCN_FMA = re.compile(r"v_(pk_)?fma(c|mk|ak)?_f(32|64)(_e32|_e64)?$")
 
 
 @dataclass(frozen=True)
