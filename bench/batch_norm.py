@@ -105,7 +105,7 @@ def pass_bandwidth(shape, dtype, memory_format, device, copy_gbps: float) -> dic
     the pass's host work and small launches (the shift gather, the sums of
     the partials), as a training step pays them.
     """
-    from elu_triton.batch_norm import triton_backend as passes
+    from elu_triton.batch_norm import triton_kernels as passes
     from elu_triton.batch_norm.statistics import PerChannel, dx_coefficients
 
     x = torch.randn(shape, device=device, dtype=dtype).contiguous(memory_format=memory_format)

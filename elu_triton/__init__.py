@@ -45,10 +45,10 @@ The batch norm
     batch_norm/checks.py          its argument checks
     batch_norm/function.py        its functional form, routes and autograd Function
     batch_norm/ops.py             its custom ops
-    batch_norm/passes.py          its eager forward and backward, the ops' bodies
+    batch_norm/eager.py           its eager forward and backward (the ops' bodies), one backward seam
     batch_norm/statistics.py      per-channel host math, O(C)
-    batch_norm/torch_backend.py   its passes in eager ops
-    batch_norm/triton_backend.py  its passes' allocation and kernel launches
+    batch_norm/torch_ops.py       its passes in eager ops (the torch backend's)
+    batch_norm/triton_kernels.py  its passes' allocation and kernel launches (the triton backend's)
     batch_norm/second_order.py    its composite, differentiated again
     fuse.py                       ``fuse_batchnorm``: BatchNorm then LearnableELU into one layer
 

@@ -3,7 +3,7 @@
 Only ``@triton.jit`` functions live here; they import triton and nothing of
 ours. Launch constants and allocation are host code in
 ``elu_triton/backends/triton_config.py`` and ``triton_kernels.py`` (the
-activation) and ``elu_triton/batch_norm/triton_backend.py`` (the fused batch
+activation) and ``elu_triton/batch_norm/triton_kernels.py`` (the fused batch
 norm); argument checks in ``elu_triton/checks.py``.
 """
 

@@ -10,7 +10,7 @@ import threading
 import pytest
 import torch
 
-from elu_triton import LearnableELU, backends, learnable_elu, reference
+from elu_triton import BatchNormLearnableELU, LearnableELU, backends, learnable_elu, reference
 from elu_triton.backends import torch_ops
 from elu_triton.backends.base import dalpha_shape
 
@@ -53,6 +53,18 @@ def test_use_backend_takes_a_backend_of_ones_own():
     assert calls == ["forward"]
     learnable_elu(x, alpha)  # and unforced again afterwards
     assert calls == ["forward"]
+
+
+def test_a_backend_of_ones_own_runs_the_fused_layer_through_its_batch_norm_passes():
+    layer = BatchNormLearnableELU(3)
+    x = torch.randn(4, 3, 5)
+    want = layer(x)
+    activation_only = dataclasses.replace(torch_ops.BACKEND, name="mine", batch_norm=None)
+    with backends.use_backend(activation_only):
+        with pytest.raises(ValueError, match="'mine' runs the activation only.*Backend.batch_norm"):
+            layer(x)
+    with backends.use_backend(dataclasses.replace(torch_ops.BACKEND, name="mine")):
+        torch.testing.assert_close(layer(x), want)  # its batch_norm: the torch passes
 
 
 def test_unknown_backend_is_refused():

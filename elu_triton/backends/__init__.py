@@ -176,6 +176,9 @@ def use_backend(backend: str | Backend) -> Iterator[Backend]:
     where the backward runs. A forced backend still has to serve
     the device of each call (``backend_for`` raises otherwise), so forcing
     ``"triton"`` on CPU tensors needs TRITON_INTERPRET=1 set before import.
+    A Backend of one's own runs the fused layer too where its ``batch_norm``
+    names a module of passes; without one the fused layer raises ValueError
+    rather than run on another backend.
 
     Example:
         >>> with elu_triton.backends.use_backend("torch"):

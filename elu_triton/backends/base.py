@@ -45,6 +45,11 @@ class Backend:
     (``save_on_cpu``, say) may hand it back in another memory format or dtype,
     so a backend whose launch depends on them must check (the Triton backend does).
     A backend whose ``launch_for`` keeps a cache of its own empties it in ``clear_cache``.
+
+    ``batch_norm`` names the module that runs the fused batch norm's passes
+    on this backend (``statistics``, ``normalize_activate``, ``backward``:
+    see ``elu_triton.batch_norm.torch_ops``), imported on first use; None for
+    a backend that runs the activation only, which the fused layer refuses.
     """
 
     name: str
@@ -55,6 +60,7 @@ class Backend:
     # (x, alpha.numel()) -> the launch of x's layout, worked out once (``prepare``)
     launch_for: Callable[[torch.Tensor, int], Any] = _no_launch
     clear_cache: Callable[[], None] = _nothing_cached  # forgets launch_for's own cache, if any
+    batch_norm: str | None = None  # module of the fused batch norm's passes, or None
 
 
 class Prepared(NamedTuple):

@@ -149,4 +149,5 @@ BACKEND = Backend(
     serves=lambda device_type: True,
     forward=forward,
     backward=backward,
+    batch_norm="elu_triton.batch_norm.torch_ops",
 )

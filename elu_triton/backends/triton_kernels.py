@@ -130,4 +130,5 @@ BACKEND = Backend(
     backward=backward,
     launch_for=launch_for,
     clear_cache=clear_kernel_args,
+    batch_norm="elu_triton.batch_norm.triton_kernels",
 )

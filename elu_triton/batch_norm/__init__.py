@@ -5,8 +5,8 @@ followed by ``LearnableELU``; ``batch_norm_learnable_elu`` (function.py) is
 its functional form in ``F.batch_norm``'s argument order. Files, in the
 order an input meets them: module.py (the module and its FX-wrapped
 forward), checks.py, function.py (routing, the autograd Function), ops.py
-(custom ops), passes.py (the eager bodies), statistics.py (per-channel host
-math), torch_backend.py / triton_backend.py (the passes over x), the kernels
+(custom ops), eager.py (the eager bodies and the backward seam), statistics.py (per-channel host
+math), torch_ops.py / triton_kernels.py (the passes over x, as each backend runs them), the kernels
 in ``elu_triton.kernels.batch_norm_*``, and second_order.py (the composite's
 gradients, for create_graph=True and autograd's batched gradients).
 """

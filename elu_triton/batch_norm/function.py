@@ -4,7 +4,7 @@
 plus alpha. Eagerly it applies ``BatchNormLearnableELUFunction``, which
 saves x, the per-channel (mean, var) and the parameters (bias as a copy, so
 that bias may change in place before the backward), never z or y,
-and runs the passes (``passes.py``) directly for plain tensors, or through
+and runs the passes (``eager.py``) directly for plain tensors, or through
 the custom ops (``ops.py``) for subclass tensors and under dispatch modes;
 then it updates the running statistics in place, as F.batch_norm does.
 
@@ -29,7 +29,6 @@ from .. import reference
 from ..routes import (
     dual,
     export_tracing,
-    is_batched_gradient,
     is_plain,
     jit_tracing,
     jit_warnings_off,
@@ -38,18 +37,11 @@ from ..routes import (
 )
 from . import ops as _ops  # noqa: F401  (registers torch.ops.elu_triton.batch_norm_elu_*)
 from .checks import check_eps
-from .passes import (
-    backend_module,
-    run_backward,
-    run_forward,
-    save_for_backward,
-    saved_for_backward,
-)
-from .second_order import composite_grads
+from .eager import grads_for_inputs, passes_for, run_forward, save_for_backward
 from .statistics import elements_per_channel, update_running
 
 
-def _plain(*tensors: torch.Tensor | None) -> bool:
+def all_plain(*tensors: torch.Tensor | None) -> bool:
     """``routes.is_plain`` for each tensor given (None, an absent one, passes)."""
     return all(t is None or is_plain(t) for t in tensors)
 
@@ -75,16 +67,21 @@ class BatchNormLearnableELUFunction(torch.autograd.Function):
     """learnable_elu(batch_norm(x)); see ``batch_norm_learnable_elu``."""
 
     @staticmethod
-    def forward(ctx, x, running_mean, running_var, weight, bias, alpha, training, momentum, eps):
+    def forward(
+        ctx, x, running_mean, running_var, weight, bias, alpha, training, momentum, eps, _plain=None
+    ):
+        # _plain: what batch_norm_learnable_elu found (routes.is_plain); None when not asked.
         args = (x, running_mean, running_var, weight, bias, alpha, training, eps)
-        if _plain(x, running_mean, running_var, weight, bias, alpha):
+        if _plain is None:
+            _plain = all_plain(x, running_mean, running_var, weight, bias, alpha)
+        if _plain:
             y, mean, var = run_forward(*args)
-            # The backward runs on the forward's backend (this thread's choice,
+            # The backward runs on the forward's passes (this thread's choice,
             # use_backend included), whichever thread runs it and when.
-            ctx.backend = backend_module(x)
+            ctx.passes = passes_for(x)
         else:
             y, mean, var = torch.ops.elu_triton.batch_norm_elu_forward(*args)
-            ctx.backend = None
+            ctx.passes = None
         if training and x.numel() > 0:  # (BatchNorm leaves them for an empty batch)
             update_running(running_mean, running_var, mean, var, momentum, elements_per_channel(x))
         save_for_backward(ctx, x, mean, var, weight, bias, alpha)  # bias: a copy
@@ -93,23 +90,8 @@ class BatchNormLearnableELUFunction(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, dy):
-        x, mean, var, weight, bias, alpha = saved_for_backward(ctx, dy)
-        needs_dx, _, _, needs_dw, needs_db, needs_da = ctx.needs_input_grad[:6]
-        needs = (needs_dx, needs_dw, needs_db, needs_da)
-        args = (dy, x, mean, var, weight, bias, alpha, ctx.training, ctx.eps)
-        # create_graph=True (grad mode on), or autograd's batched gradients
-        # (is_grads_batched=True, jacobian(vectorize=True): a dy the passes
-        # cannot read): differentiate the composite, in plain ops.
-        if torch.is_grad_enabled() or is_batched_gradient(dy):
-            with torch.enable_grad():
-                grads = composite_grads(*args, needs, bias_input=ctx.bias)
-        elif _plain(dy, x, weight, bias, alpha):
-            grads = run_backward(*args, needs, ctx.backend)
-        else:
-            grads = torch.ops.elu_triton.batch_norm_elu_backward(*args, list(needs))
-            grads = tuple(g if need else None for g, need in zip(grads, needs))
-        dx, dweight, dbias, dalpha = grads
-        return dx, None, None, dweight, dbias, dalpha, None, None, None
+        dx, dweight, dbias, dalpha = grads_for_inputs(ctx, dy)
+        return dx, None, None, dweight, dbias, dalpha, None, None, None, None
 
 
 def batch_norm_learnable_elu(
@@ -147,12 +129,13 @@ def batch_norm_learnable_elu(
         raise TypeError("batch_norm_learnable_elu needs alpha, the activation's parameter")
     args = (x, running_mean, running_var, weight, bias, alpha, training, momentum, eps)
     tensors = (x, running_mean, running_var, weight, bias, alpha)
-    # The activation's route tests (``elu_triton.function``), in its order.
+    # The route table above, in the activation's order (``elu_triton.routes``).
     if traced() or transformed() or dual(*tensors):
         return composite(*args)
     if jit_tracing():  # (asked after dynamo, which cannot trace this question)
         with jit_warnings_off():
             return composite(*args)
-    if not _plain(*tensors) and export_tracing():
+    plain = all_plain(*tensors)
+    if not plain and export_tracing():
         return composite(*args)
-    return BatchNormLearnableELUFunction.apply(*args)
+    return BatchNormLearnableELUFunction.apply(*args, plain)

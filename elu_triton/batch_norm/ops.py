@@ -1,7 +1,7 @@
 """Custom ops of the fused layer: elu_triton::batch_norm_elu_forward and _backward.
 
 The autograd Function calls them for subclass tensors and under dispatch
-modes (a FlopCounterMode, make_fx); their bodies are ``passes.py``'s, and
+modes (a FlopCounterMode, make_fx); their bodies are ``eager.py``'s, and
 their fake implementations give shapes and dtypes without touching data.
 Both are functional: the caller updates the running statistics from the
 forward's (mean, var). The forward's autograd formula (for callers of the op itself; the Function has
@@ -14,10 +14,8 @@ import torch
 
 from ..backends.base import dalpha_shape
 from ..precision import compute_dtype
-from ..routes import is_batched_gradient
 from .checks import check_backward_inputs, check_batch_norm_inputs
-from .passes import run_backward, run_forward, save_for_backward, saved_for_backward
-from .second_order import composite_grads
+from .eager import grads_for_inputs, run_backward, run_forward, save_for_backward
 
 
 @torch.library.custom_op("elu_triton::batch_norm_elu_forward", mutates_args=())
@@ -82,23 +80,11 @@ def _save(ctx, inputs, output) -> None:
     _, mean, var = output
     ctx.mark_non_differentiable(mean, var)
     save_for_backward(ctx, x, mean, var, weight, bias, alpha)  # bias: a copy
-    ctx.training, ctx.eps = training, eps
+    ctx.training, ctx.eps, ctx.passes = training, eps, None  # (the backward op selects again)
 
 
 def _backward_formula(ctx, dy, _dmean, _dvar):
-    x, mean, var, weight, bias, alpha = saved_for_backward(ctx, dy)
-    needs_dx, _, _, needs_dw, needs_db, needs_da = ctx.needs_input_grad[:6]
-    needs = (needs_dx, needs_dw, needs_db, needs_da)
-    if torch.is_grad_enabled() or is_batched_gradient(dy):  # as the Function's backward
-        with torch.enable_grad():
-            grads = composite_grads(
-                dy, x, mean, var, weight, bias, alpha, ctx.training, ctx.eps, needs, ctx.bias
-            )
-    else:
-        grads = batch_norm_elu_backward(
-            dy, x, mean, var, weight, bias, alpha, ctx.training, ctx.eps, list(needs)
-        )
-    dx, dweight, dbias, dalpha = (g if need else None for g, need in zip(grads, needs))
+    dx, dweight, dbias, dalpha = grads_for_inputs(ctx, dy)
     return dx, None, None, dweight, dbias, dalpha, None, None
 
 

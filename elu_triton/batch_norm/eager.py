@@ -12,10 +12,14 @@ dweight = sum dz*xhat, dalpha, and dx's mean terms in training), then a dx
 pass. Each pass recomputes z and the activation's slope from x (the PyTorch
 backend recomputes once for both).
 
-Which backend runs them follows the activation's choice for x's device
-(``elu_triton.backends.backend_for``): the Triton kernels, or eager PyTorch ops.
-As for the activation, the autograd Function's backward runs on the forward's
+Which passes run them is the activation's backend for x's device
+(``elu_triton.backends.backend_for``, ``use_backend`` included): its
+``Backend.batch_norm`` module (``triton_kernels.py``, ``torch_ops.py``). As for
+the activation, the autograd Function's backward runs on the forward's
 choice; the custom ops (and create_graph=True) select again where they run.
+
+``grads_for_inputs`` is the one backward seam: the autograd Function's
+backward and the forward op's autograd formula both call it.
 """
 
 import importlib
@@ -27,19 +31,29 @@ from ..backends import backend_for
 from ..backends.base import dalpha_shape
 from ..backends.torch_ops import _autocast_off  # (the passes state their dtypes)
 from ..precision import compute_dtype
-from . import torch_backend
+from ..routes import is_batched_gradient, is_plain
 from .checks import check_backward_inputs, check_batch_norm_inputs
+from .second_order import composite_grads
 from .statistics import PerChannel, invstd_of
 
 Grads = tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor | None, torch.Tensor | None]
 
 
-def backend_module(x: torch.Tensor) -> ModuleType:
-    """The module of passes that runs x: Triton's where the activation runs Triton."""
-    if backend_for(x.device).name == "triton":
-        # Imported on first use: machines without triton never get here.
-        return importlib.import_module(f"{__package__}.triton_backend")
-    return torch_backend
+def passes_for(x: torch.Tensor) -> ModuleType:
+    """The module of passes that runs x: the ``batch_norm`` module of x's backend.
+
+    Imported on first use: machines without triton never import its passes.
+
+    Raises:
+        ValueError: the backend in force runs the activation only.
+    """
+    backend = backend_for(x.device)
+    if backend.batch_norm is None:
+        raise ValueError(
+            f"backend {backend.name!r} runs the activation only: the fused batch norm needs "
+            "Backend.batch_norm, a module of its passes (as elu_triton.batch_norm.torch_ops)"
+        )
+    return importlib.import_module(backend.batch_norm)
 
 
 def run_forward(
@@ -62,14 +76,14 @@ def run_forward(
     if x.numel() == 0:  # nothing to normalize, and no statistics to update
         nan = x.new_full((x.shape[1],), float("nan"), dtype=dtype)
         return torch.empty_like(x), nan, nan.clone()
-    backend = backend_module(x)
+    passes = passes_for(x)
     with _autocast_off(x):
         per_channel = PerChannel(x, weight, bias, alpha)
         if training:
-            mean, var = backend.statistics(x)
+            mean, var = passes.statistics(x)
         else:
             mean, var = running_mean.to(dtype, copy=True), running_var.to(dtype, copy=True)
-        y = backend.normalize_activate(x, mean, invstd_of(var, eps), per_channel)
+        y = passes.normalize_activate(x, mean, invstd_of(var, eps), per_channel)
         return y, mean, var
 
 
@@ -84,14 +98,14 @@ def run_backward(
     training: bool,
     eps: float,
     needs: tuple[bool, bool, bool, bool],
-    backend: ModuleType | None = None,
+    passes: ModuleType | None = None,
 ) -> Grads:
     """(dx, dweight, dbias, dalpha), None where needs (same order) is False.
 
     dalpha is ``dalpha_shape(alpha)``, as the activation's backward returns it.
 
-    mean, var: the forward's (``run_forward``). backend: the module of passes
-    that ran the forward (``backend_module``), so that a backward run after a
+    mean, var: the forward's (``run_forward``). passes: the module of passes
+    that ran the forward (``passes_for``), so that a backward run after a
     ``use_backend`` block, or on autograd's threads, runs where the forward
     ran; None to select now (the custom op's body).
 
@@ -106,13 +120,13 @@ def run_backward(
     )
     if x.numel() == 0:
         return _empty_grads(x, weight, bias, alpha, needs)
-    backend = backend_module(x) if backend is None else backend
+    passes = passes_for(x) if passes is None else passes
     with _autocast_off(x):
         per_channel = PerChannel(x, weight, bias, alpha)
         invstd = invstd_of(var, eps)  # bitwise the forward's
         # dx's mean terms need the sums in training; the parameters always.
         compute_sums = (training and needs_dx) or needs_dweight or needs_dbias or needs_dalpha
-        sums, dx = backend.backward(
+        sums, dx = passes.backward(
             dy, x, mean, invstd, per_channel, training, compute_sums, needs_dalpha, needs_dx
         )
     return (
@@ -121,6 +135,30 @@ def run_backward(
         sums[0].to(bias.dtype) if needs_dbias else None,
         _dalpha(sums[2], alpha) if needs_dalpha else None,
     )
+
+
+def grads_for_inputs(ctx, dy: torch.Tensor) -> Grads:
+    """The autograd backward of the fused forward: (dx, dweight, dbias, dalpha), None where unneeded.
+
+    For the Function and the forward op's formula alike. ctx holds what
+    ``save_for_backward`` saved, training and eps, and ``passes``: the passes
+    that ran a plain forward (the Function's), or None to go through the
+    backward op (subclass tensors, dispatch modes, the op's own formula).
+    """
+    x, mean, var, weight, bias, alpha = saved_for_backward(ctx, dy)
+    needs_dx, _, _, needs_dweight, needs_dbias, needs_dalpha = ctx.needs_input_grad[:6]
+    needs = (needs_dx, needs_dweight, needs_dbias, needs_dalpha)
+    args = (dy, x, mean, var, weight, bias, alpha, ctx.training, ctx.eps)
+    # create_graph=True (grad mode on), or autograd's batched gradients
+    # (is_grads_batched=True, jacobian(vectorize=True): a dy the passes
+    # cannot read): differentiate the composite, in plain ops.
+    if torch.is_grad_enabled() or is_batched_gradient(dy):
+        with torch.enable_grad():
+            return composite_grads(*args, needs, bias_input=ctx.bias)
+    if ctx.passes is not None and is_plain(dy):
+        return run_backward(*args, needs, ctx.passes)
+    grads = torch.ops.elu_triton.batch_norm_elu_backward(*args, list(needs))
+    return tuple(g if need else None for g, need in zip(grads, needs))
 
 
 def save_for_backward(ctx, x, mean, var, weight, bias, alpha) -> None:
