@@ -73,8 +73,9 @@ def plan(model: nn.Module) -> list[tuple[FusionCandidate, nn.Module, nn.Module]]
         _norm_act_pairs(model, places, traced), traced, _sequential_pairs(model, places), places
     )
     found += _untraced_pairs(traced, {id(m) for f in found for m in (f.norm, f.activation)})
+    order = {id(m): i for i, (_, m) in enumerate(model.named_modules())}
     result = []
-    for f in found:
+    for f in sorted(found, key=lambda f: order[id(f.norm)]):
         reason = f.place_reason or reason_not_fusable(f.norm, f.activation)
         candidate = FusionCandidate(
             f.norm_name, f.activation_name, type(f.norm).__name__,
@@ -122,7 +123,9 @@ def _container_reason(parent: nn.Sequential) -> str | None:
 def _norm_act_pairs(model: nn.Module, places: Counter, traced: Traced) -> list[_Found]:
     pairs = []
     for name, module in model.named_modules():
-        if not is_norm_act(module) or activation_base(getattr(module, "act", None)) is None:
+        # Any BatchNorm holding an .act: the rules refuse all but the known classes.
+        act = module._modules.get("act")
+        if not isinstance(module, _BatchNorm) or act is None or activation_base(act) is None:
             continue
         reason = (
             ("the model itself is the norm-act module: nothing holds it" if not name else None)
@@ -163,22 +166,25 @@ def _names(found) -> tuple[nn.Module, nn.Module, str, str]:
 
 
 def _untraced_pairs(traced: Traced, seen: set[int]) -> list[_Found]:
-    """In each module that does not trace, each BatchNorm child and the next activation child."""
+    """In each module that does not trace, each activation child and the BatchNorm child
+    registered last before it: the pair its forward most likely makes, reported unfused."""
     pairs = []
     for name, module, error in traced.failures:
         where = f"{name}." if name else ""
-        children = [(n, c) for n, c in module.named_children() if id(c) not in seen]
-        for i, (first, norm) in enumerate(children):
-            if not isinstance(norm, _BatchNorm) or is_norm_act(norm):
+        pending = None  # the last BatchNorm child not yet paired
+        for child_name, child in module.named_children():
+            if id(child) in seen:
                 continue
-            after = (c for c in children[i + 1 :] if activation_base(c[1]) is not None)
-            second, activation = next(after, (None, None))
-            if activation is not None:
+            if isinstance(child, _BatchNorm) and not is_norm_act(child):
+                pending = (child_name, child)
+            elif activation_base(child) is not None and pending is not None:
                 reason = f"{name or 'the model'} does not trace ({error})"
+                norm_name, norm = pending
                 pairs.append(
-                    _Found(norm, activation, where + first, where + second, "untraced", reason)
+                    _Found(norm, child, where + norm_name, where + child_name, "untraced", reason)
                 )
-                seen |= {id(norm), id(activation)}
+                seen |= {id(norm), id(child)}
+                pending = None
     return pairs
 
 

@@ -100,11 +100,15 @@ def _visit(module: nn.Module, prefix: str, places: Counter, traced: Traced) -> N
         traced.called |= {
             id(module.get_submodule(n.target)) for n in graph.nodes if n.op == "call_module"
         }
-    for mode, (mine, other) in (("training", found), ("eval", found[::-1])):
-        for key, pair in mine.items():
-            if key not in other and pair.reason is None:
-                pair.reason = f"a pair in {mode} mode only (forward branches on self.training)"
-            traced.pairs.setdefault(key, pair)
+    training, evaluating = found
+    for key in training.keys() | evaluating.keys():
+        pair = training.get(key) or evaluating[key]
+        reasons = [mode[key].reason for mode in found if key in mode]
+        if len(reasons) == 1:  # a forward that branches on self.training
+            only = "training" if key in training else "eval"
+            reasons.append(f"a pair in {only} mode only (forward branches on self.training)")
+        pair.reason = next((r for r in reasons if r is not None), None)
+        traced.pairs.setdefault(key, pair)
 
 
 def _trace(module: nn.Module, training: bool) -> fx.Graph:
