@@ -4,7 +4,8 @@ Networks (``bench/networks.py``, from their published structure):
 
 - IResNet-50 with ``nn.PReLU`` at 112x112 (ArcFace): 25 BatchNorm -> PReLU
   pairs inside ``forward()``; they fuse once ``elu_triton.fuse.FUSED_KINDS``
-  has an nn.PReLU row, which this script picks up by itself;
+  has an nn.PReLU row, which this script picks up by itself; and the same
+  network with LearnableELU in PReLU's place, whose pairs fuse today;
 - ResNet-50 as timm builds it with ``act_layer=LearnableELU`` at 224x224: 33 pairs;
 - a stack of timm-style ``BatchNormAct2d`` blocks with ``LazyLearnableELU``: 8;
 - the demo network (``elu_triton.demo.model.digit_net``): 1, in a Sequential.
@@ -14,7 +15,9 @@ has (each BatchNorm whose output feeds only its activation); the bytes
 autograd saves in one training-mode forward (``elu_triton.demo.memory.
 saved_bytes``: each saved view once, Parameters and buffers excluded),
 fused against unfused; and the median CPU time of a forward+backward,
-fused against unfused, on the PyTorch backend (no target). Target: the
+fused against unfused, steps alternating, on the PyTorch backend (no
+target; where nothing fuses, the two models are the same, and their times'
+ratio shows the machine's noise). Target: the
 IResNet-50 forward (batch 2, fp32) keeps at most 0.80x the unfused bytes.
 
     python -m bench.fusion             # the sizes above, batch 2
@@ -58,6 +61,14 @@ NETWORKS = (
         pairs=25,
         target=IRESNET_TARGET,
     ),
+    Network(  # what an nn.PReLU row would give, near enough: the same pairs, fused today
+        "IResNet-50 (LearnableELU in PReLU's place)",
+        lambda smoke: iresnet(
+            width=4 if smoke else 64, image_size=16 if smoke else 112, activation=LearnableELU
+        ),
+        {False: (3, 112, 112), True: (3, 16, 16)},
+        pairs=25,
+    ),
     Network(
         "ResNet-50, timm (LearnableELU)",
         lambda smoke: timm_resnet(LearnableELU, width=4 if smoke else 64),
@@ -76,16 +87,29 @@ NETWORKS = (
 )
 
 
-def step_seconds(model: nn.Module, images: torch.Tensor, runs: int) -> float:
-    """Median time of a training-mode forward + backward, after one warm-up step."""
-    model.train()
-    times = []
-    for _ in range(runs + 1):
-        start = time.perf_counter()
-        model(images).float().square().mean().backward()
-        times.append(time.perf_counter() - start)
+def _step(model: nn.Module, images: torch.Tensor) -> float:
+    start = time.perf_counter()
+    model(images).float().square().mean().backward()
+    seconds = time.perf_counter() - start
     model.zero_grad(set_to_none=True)
-    return statistics.median(times[1:])
+    return seconds
+
+
+def step_seconds(models: list[nn.Module], images: torch.Tensor, runs: int) -> list[float]:
+    """Each model's median time of a training-mode forward + backward.
+
+    The models' steps alternate (after two warm-up steps each), so that a
+    neighbour's load on a shared machine falls on both alike.
+    """
+    times: list[list[float]] = [[] for _ in models]
+    for model in models:
+        model.train()
+    for run in range(runs + 2):
+        for model, mine in zip(models, times):
+            seconds = _step(model, images)
+            if run >= 2:
+                mine.append(seconds)
+    return [statistics.median(mine) for mine in times]
 
 
 def measure(network: Network, smoke: bool, batch: int, runs: int) -> dict:
@@ -114,8 +138,7 @@ def measure(network: Network, smoke: bool, batch: int, runs: int) -> dict:
     }
     row["ratio"] = row["saved_fused"] / row["saved_unfused"]
     if runs:
-        row["step_unfused"] = step_seconds(unfused, images, runs)
-        row["step_fused"] = step_seconds(fused, images, runs)
+        row["step_unfused"], row["step_fused"] = step_seconds([unfused, fused], images, runs)
     return row
 
 
