@@ -10,7 +10,9 @@ built model's ReLU/ELU/PReLU modules for LearnableELU layers), the custom ops
 ``torch.ops.elu_triton.forward`` / ``torch.ops.elu_triton.backward``, and
 ``elu_triton.reference.learnable_elu`` (pure PyTorch); and BatchNorm fused
 with the activation: ``BatchNormLearnableELU``, ``batch_norm_learnable_elu``
-and ``fuse_batchnorm`` (``elu_triton.batch_norm``, ``elu_triton.fuse``).
+``fuse_batchnorm`` with ``batchnorm_fusion_plan`` (what it would do) and
+``unfused_state_dict`` (the keys from before) (``elu_triton.batch_norm``,
+``elu_triton.fuse``).
 
 Files, one job each:
 
@@ -50,7 +52,12 @@ The batch norm
     batch_norm/torch_ops.py       its passes in eager ops (the torch backend's)
     batch_norm/triton_kernels.py  its passes' allocation and kernel launches (the triton backend's)
     batch_norm/second_order.py    its composite, differentiated again
-    fuse.py                       ``fuse_batchnorm``: BatchNorm then LearnableELU into one layer
+    fuse/__init__.py              ``fuse_batchnorm``: BatchNorm then LearnableELU, wherever, into one layer
+    fuse/kinds.py                 the table: activation class -> fused layer; norm-act classes
+    fuse/rules.py                 the rules a pair must pass to be swapped
+    fuse/tracing.py               pairs inside forward(), traced with torch.fx in both modes
+    fuse/plan.py                  the candidates, one verdict each (``batchnorm_fusion_plan``)
+    fuse/checkpoints.py           unfused keys load into a fused model; ``unfused_state_dict``
 
 Tools
     demo/                         the demo (``elu-triton-demo``); its docstring tours it
@@ -66,7 +73,7 @@ from ._version import __version__
 from .batch_norm import BatchNormLearnableELU, batch_norm_learnable_elu
 from .convert import replace_activations
 from .function import LearnableELUFunction, learnable_elu
-from .fuse import fuse_batchnorm
+from .fuse import batchnorm_fusion_plan, fuse_batchnorm, unfused_state_dict
 from .lazy import LazyLearnableELU
 from .module import LearnableELU
 
@@ -77,7 +84,9 @@ __all__ = [
     "LearnableELU",
     "LearnableELUFunction",
     "batch_norm_learnable_elu",
+    "batchnorm_fusion_plan",
     "fuse_batchnorm",
     "learnable_elu",
     "replace_activations",
+    "unfused_state_dict",
 ]

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable
 import torch
 from torch import nn
 
+from .. import fuse
 from ..fuse import fuse_batchnorm
 
 
@@ -74,9 +75,7 @@ def unfused_state_dict(model: nn.Module) -> dict:
     """model's state_dict with alpha under the activation's name (``elu.alpha``), as unfused.
 
     Saved weights then load into the network as ``digit_net`` builds it
-    (``--load``), fused or not when trained.
+    (``--load``), fused or not when trained. ``elu_triton.unfused_state_dict``
+    does it, for this network as for any other.
     """
-    state = model.state_dict()
-    if "batchnorm.alpha" in state:
-        state["elu.alpha"] = state.pop("batchnorm.alpha")
-    return state
+    return fuse.unfused_state_dict(model)
