@@ -20,12 +20,21 @@ target; where nothing fuses, the two models are the same, and their times'
 ratio shows the machine's noise). Target: the
 IResNet-50 forward (batch 2, fp32) keeps at most 0.80x the unfused bytes.
 
+On a GPU (``--device cuda``) the step runs the Triton kernels, and each row
+also has the step's peak memory (``torch.cuda.max_memory_allocated`` above
+what the model holds before it) and, with ``--compiled``, the step time of
+``torch.compile`` of the unfused model. GPU targets: peak memory at most
+0.85x the unfused model's, step time at most 1.05x the unfused eager step's.
+
     python -m bench.fusion             # the sizes above, batch 2
     python -m bench.fusion --smoke     # narrow networks at small images: seconds
+    python -m bench.fusion --device cuda --only IResNet-50 --batch 32 --compiled --json F
 """
 
 import argparse
+import contextlib
 import copy
+import json
 import statistics
 import time
 from collections.abc import Callable
@@ -39,9 +48,11 @@ from elu_triton.backends import use_backend
 from elu_triton.demo.memory import activation_bytes
 from elu_triton.demo.model import digit_net
 
+from . import matrix, targets, timing
 from .networks import iresnet, norm_act_net, timm_resnet
 
-IRESNET_TARGET = 0.80  # fused / unfused saved bytes of the IResNet-50 forward, at most
+IRESNET_TARGET = targets.FUSION_SAVED_BYTES  # the IResNet-50 forward's saved bytes
+CPU = torch.device("cpu")
 
 
 @dataclass(frozen=True)
@@ -88,11 +99,22 @@ NETWORKS = (
 
 
 def _step(model: nn.Module, images: torch.Tensor) -> float:
+    timing.sync(images.device)
     start = time.perf_counter()
     model(images).float().square().mean().backward()
+    timing.sync(images.device)
     seconds = time.perf_counter() - start
     model.zero_grad(set_to_none=True)
     return seconds
+
+
+def peak_step_bytes(model: nn.Module, images: torch.Tensor) -> int:
+    """The most CUDA memory a training step holds above what was allocated before it."""
+    torch.cuda.synchronize(images.device)
+    before = torch.cuda.memory_allocated(images.device)
+    torch.cuda.reset_peak_memory_stats(images.device)
+    _step(model.train(), images)
+    return torch.cuda.max_memory_allocated(images.device) - before
 
 
 def step_seconds(models: list[nn.Module], images: torch.Tensor, runs: int) -> list[float]:
@@ -112,11 +134,21 @@ def step_seconds(models: list[nn.Module], images: torch.Tensor, runs: int) -> li
     return [statistics.median(mine) for mine in times]
 
 
-def measure(network: Network, smoke: bool, batch: int, runs: int) -> dict:
-    """One network's row: pairs fused and present, saved bytes and step time, each way."""
+def measure(
+    network: Network,
+    smoke: bool,
+    batch: int,
+    runs: int,
+    device: torch.device = CPU,
+    compiled: bool = False,
+) -> dict:
+    """One network's row: pairs fused and present, saved bytes and step time, each way.
+
+    On CUDA also the step's peak memory; with compiled, the compiled unfused step's time.
+    """
     torch.manual_seed(0)
-    images = torch.randn(batch, *network.image[smoke])
-    unfused = network.make(smoke)
+    images = torch.randn(batch, *network.image[smoke], device=device)
+    unfused = network.make(smoke).to(device)
     with torch.no_grad():
         unfused.eval()(images)  # sizes lazy modules, without moving statistics
     fused = fuse_batchnorm(copy.deepcopy(unfused))
@@ -137,9 +169,28 @@ def measure(network: Network, smoke: bool, batch: int, runs: int) -> dict:
         "target": network.target,
     }
     row["ratio"] = row["saved_fused"] / row["saved_unfused"]
+    if device.type == "cuda":
+        row["peak_unfused"] = peak_step_bytes(unfused, images)
+        row["peak_fused"] = peak_step_bytes(fused, images)
     if runs:
-        row["step_unfused"], row["step_fused"] = step_seconds([unfused, fused], images, runs)
+        models = [unfused, fused] + ([torch.compile(copy.deepcopy(unfused))] if compiled else [])
+        steps = step_seconds(models, images, runs)
+        row["step_unfused"], row["step_fused"] = steps[:2]
+        if compiled:
+            row["step_compiled"] = steps[2]
     return row
+
+
+def gpu_figures(row: dict) -> list[str]:
+    """A row's GPU figures, fused against unfused (targets.fusion judges them)."""
+    found = []
+    if "peak_fused" in row:
+        found.append(f"peak memory {row['peak_fused'] / row['peak_unfused']:.3f}x")
+    if "peak_fused" in row and "step_fused" in row:
+        found.append(f"step time {row['step_fused'] / row['step_unfused']:.3f}x")
+    if "step_compiled" in row:
+        found.append(f"against compiled unfused {row['step_fused'] / row['step_compiled']:.3f}x")
+    return found
 
 
 def verdict(row: dict) -> str:
@@ -167,7 +218,11 @@ def render(rows: list[dict]) -> str:
             + " |"
         )
     notes = [f"- {r['network']}: unfused because {'; '.join(r['unfused_reasons'])}" for r in rows]
-    return "\n".join(lines + [""] + [n for r, n in zip(rows, notes) if r["unfused_reasons"]])
+    notes = [n for r, n in zip(rows, notes) if r["unfused_reasons"]]
+    notes += [
+        f"- {r['network']}, fused: {'; '.join(gpu_figures(r))}" for r in rows if gpu_figures(r)
+    ]
+    return "\n".join(lines + [""] + notes)
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
@@ -175,14 +230,28 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--smoke", action="store_true", help="narrow networks, small images")
     parser.add_argument("--batch", type=int, default=2)
     parser.add_argument("--runs", type=int, default=3, help="timed steps per model (0: none)")
+    parser.add_argument("--device", default="cpu", help="cpu (the default), auto, cuda, cuda:N")
+    parser.add_argument("--only", default="", help="the networks whose name starts with this")
+    parser.add_argument("--compiled", action="store_true", help="also torch.compile the unfused")
+    parser.add_argument("--json", default="", help="also write the rows here")
     args = parser.parse_args(argv)
-    with use_backend("torch"):  # the CPU's backend: never Triton's interpreter
-        rows = [measure(n, args.smoke, args.batch, args.runs) for n in NETWORKS]
+    device = matrix.resolve_device(args.device)
+    networks = [n for n in NETWORKS if n.name.startswith(args.only)]
+    # On the CPU the PyTorch backend, never Triton's interpreter; on a GPU the kernels.
+    backend = use_backend("torch") if device.type == "cpu" else contextlib.nullcontext()
+    with backend:
+        rows = [
+            measure(n, args.smoke, args.batch, args.runs, device, args.compiled) for n in networks
+        ]
     print(
-        f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {args.batch}, fp32,"
+        f"{timing.device_name(device)}, torch {torch.__version__}, batch {args.batch}, fp32,"
         f" saved bytes of one training-mode forward, step = forward + backward"
     )
     print(render(rows))
+    if args.json:
+        environment = timing.environment(device)
+        with open(args.json, "w") as f:
+            json.dump({"environment": environment, "rows": rows}, f, indent=1)
     return rows
 
 

@@ -7,8 +7,10 @@
 Steps, in order, each a child process under its own time limit (a step that
 fails, crashes or runs out of time leaves the others running): the layer's
 CUDA tests, ``bench.report`` (fp32, bf16, fp16), ``bench.training_cuda``,
-``bench.profile_step``, ``bench.host_overhead``, the demo (30 epochs) and
-``bench.batch_norm``, each run from the repository root. The full
+``bench.profile_step``, ``bench.host_overhead``, the demo (30 epochs),
+``bench.batch_norm``, ``bench.second_order`` and ``bench.fusion`` (IResNet-50's
+peak memory and step time, fused against unfused eager and compiled), each
+run from the repository root. The full
 run's limits sum to ``sum(FULL_LIMITS_S) <= 420`` s, so that a run, a short
 confirmation and the machine's start-up fit in 15 minutes.
 
@@ -63,15 +65,17 @@ class Step:
 
 
 STEPS = (
-    Step("tests", 80, 60, "tests.txt"),
-    Step("report", 105, 45, "report-{dev}.json"),
-    Step("training", 90, 75, "training-{dev}.json"),
-    Step("profile", 30, 30, "profile.txt"),
-    Step("host overhead", 30, 30, "host-overhead-{dev}.json"),
+    Step("tests", 70, 60, "tests.txt"),
+    Step("report", 90, 45, "report-{dev}.json"),
+    Step("training", 75, 75, "training-{dev}.json"),
+    Step("profile", 20, 30, "profile.txt"),
+    Step("host overhead", 20, 30, "host-overhead-{dev}.json"),
     Step("demo", 45, 40, "demo.tar.gz"),  # 30 epochs: 2.9 s on an H200 (NOTES.md)
     # Its JSON is read into the summary's targets; its table goes to log.txt.
     Step("batch norm", 25, 20, ""),
     Step("second order", 15, 20, ""),  # bench/second_order.py's table, in log.txt
+    # IResNet-50 fused against unfused eager and compiled (one compile: ~40 s guessed).
+    Step("fusion", 60, 30, ""),
 )
 FULL_LIMITS_S = [s.limit_s for s in STEPS]
 assert sum(FULL_LIMITS_S) <= 420, "a full run must fit 7 minutes"
@@ -80,11 +84,11 @@ assert sum(FULL_LIMITS_S) <= 420, "a full run must fit 7 minutes"
 # Each step's sizes: (full run, --smoke). A budget ends before the step's limit.
 SIZES = {
     "report": (
-        ["--budget-s", "85"],
+        ["--budget-s", "70"],
         "--cases demo --dtypes fp32 --no-extras --budget-s 15 --threads 1".split(),
     ),
     "training": (
-        ["--budget-s", "70", "--min-steps", "10", "--min-seconds", "0.5"],
+        ["--budget-s", "55", "--min-steps", "10", "--min-seconds", "0.5"],
         "--smoke --dtypes fp32 --min-steps 3 --min-seconds 0 --threads 1 "
         "--compile-backend aot_eager".split(),
     ),
@@ -93,6 +97,10 @@ SIZES = {
     "demo": ([], ["--epochs", "1", "--train-size", "256", "--test-size", "256"]),
     "batch norm": ([], ["--shape", "4", "8", "12", "12"]),
     "second order": ([], ["--shapes", "4,8,12,12", "--runs", "2", "--no-rss"]),
+    "fusion": (
+        ["--only", "IResNet-50 (nn.PReLU)", "--batch", "32", "--runs", "5", "--compiled"],
+        ["--smoke", "--only", "IResNet-50", "--runs", "1"],
+    ),
 }
 
 
@@ -117,6 +125,9 @@ def command(step: str, args, work: Path) -> list[str]:
     if step == "batch norm":
         json_path = str(work / "batch-norm.json")
         return [PY, "-m", "bench.batch_norm", *on, "--json", json_path, *sizes]
+    if step == "fusion":
+        json_path = str(work / "fusion.json")
+        return [PY, "-m", "bench.fusion", *on, "--json", json_path, *sizes]
     if step == "second order":
         return [PY, "-m", "bench.second_order", *on, *sizes]
     return [PY, "-m", "elu_triton.demo", *on, "--out", str(work / "demo"), *sizes]
@@ -154,6 +165,8 @@ def collect(step: Step, args, work: Path) -> list:
                     tar.add(path, arcname=f"demo/{path.name}")
     if step.name == "batch norm":  # no file of its own: DIR holds 8 at most
         return targets.batch_norm(_load(work / "batch-norm.json"))
+    if step.name == "fusion":
+        return targets.fusion(_load(work / "fusion.json"))
     return []
 
 

@@ -35,6 +35,12 @@ DEMO_EPOCH_GPU = 1.10
 # least these speedups over the pair nn.BatchNorm2d -> LearnableELU.
 BATCH_NORM_MEMORY = 0.55
 BATCH_NORM_SPEEDUP_GPU = {"eager pair": 1.5, "compiled pair": 1.0}
+# fuse_batchnorm on whole networks (python -m bench.fusion), fused / unfused, at
+# most: the IResNet-50's saved bytes (any machine); a step's peak memory and
+# its eager time (on a GPU).
+FUSION_SAVED_BYTES = 0.80
+FUSION_GPU_PEAK = 0.85
+FUSION_GPU_STEP = 1.05
 
 
 @dataclass
@@ -206,4 +212,23 @@ def batch_norm(result: dict | None) -> list[Target]:
             continue
         status = "PASS" if min(speedups) >= least else "FAIL"
         found.append(Target(name, status, f"{min(speedups):.2f}x at worst over {len(speedups)}"))
+    return found
+
+
+def fusion(result: dict | None) -> list[Target]:
+    """fuse_batchnorm's targets for a ``bench.fusion`` JSON: each row's that it measured."""
+    if not result or not result.get("rows"):
+        return [Target("fuse_batchnorm on networks", "not measured", "no measurement")]
+    found = []
+    for row in result["rows"]:
+        ratios = [("saved bytes", row["ratio"], row.get("target"))]
+        if "peak_fused" in row:
+            ratios.append(("peak memory", row["peak_fused"] / row["peak_unfused"], FUSION_GPU_PEAK))
+        if "peak_fused" in row and "step_fused" in row:
+            ratios.append(("step time", row["step_fused"] / row["step_unfused"], FUSION_GPU_STEP))
+        for what, ratio, most in ratios:
+            if most is not None:
+                name = f"{row['network']}: fused {what} <= {most:g}x unfused"
+                detail = f"{ratio:.3f}x, {row['fused']} of {row['pairs']} pairs fused"
+                found.append(Target(name, "PASS" if ratio <= most else "FAIL", detail))
     return found
