@@ -507,32 +507,6 @@ def test_negated_views_are_read_with_their_sign(training, device):
         torch.testing.assert_close(g, w, rtol=1e-4, atol=1e-4)
 
 
-@pytest.mark.skipif(
-    "triton" not in [b.name for b in backends.available()]
-    or not backends.backend_for("cpu").name == "triton",
-    reason="needs the Triton backend on the CPU (TRITON_INTERPRET=1) to choose between two",
-)
-def test_backward_runs_on_the_forwards_backend(monkeypatch):
-    """A forward under use_backend("torch") keeps that backend for its backward, after the block."""
-    from elu_triton.batch_norm import torch_ops, triton_kernels
-
-    ran = []
-    for module in (torch_ops, triton_kernels):
-        original = module.backward
-
-        def recording(*args, _original=original, _name=module.__name__, **kwargs):
-            ran.append(_name.rsplit(".", 1)[-1])
-            return _original(*args, **kwargs)
-
-        monkeypatch.setattr(module, "backward", recording)
-    layer = BatchNormLearnableELU(3)
-    x = torch.randn(2, 3, 4, requires_grad=True)
-    with backends.use_backend("torch"):
-        y = layer(x)
-    y.sum().backward()
-    assert ran == ["torch_ops"]
-
-
 def _gradients_after_bias_add_(model, bn, alpha_owner, x, dy, create_graph):
     """model's gradients (x, weight, bias, alpha) with bias changed in place after the forward.
 

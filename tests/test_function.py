@@ -151,26 +151,6 @@ def test_forward_mode_ad_gives_the_tangent(device):
     torch.testing.assert_close(jvp, expected)
 
 
-def test_backward_runs_on_the_forward_backend(device):
-    """use_backend reaches the backward even when it runs after the block (or on autograd's threads)."""
-    import dataclasses
-
-    from elu_triton.backends import backend_for, use_backend
-
-    ran = []
-    default = backend_for(device)
-    spy = dataclasses.replace(
-        default,
-        name="spy",
-        backward=lambda *args: ran.append("backward") or default.backward(*args),
-    )
-    x = torch.randn(2, 3, 4, device=device, requires_grad=True)
-    with use_backend(spy):
-        y = learnable_elu(x, torch.rand(3, device=device))
-    y.sum().backward()
-    assert ran == ["backward"]
-
-
 def test_forward_ad_level_in_another_thread_changes_nothing_here(device, composite_calls):
     """Forward-AD levels are process-wide: only a dual x or alpha takes the composite."""
     import torch.autograd.forward_ad as fwAD
