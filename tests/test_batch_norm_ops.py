@@ -226,44 +226,6 @@ def _params64(device, channels=3):
             for _ in range(3)]  # fmt: skip
 
 
-@pytest.mark.parametrize("training", [True, False])
-def test_is_grads_batched_matches_the_composite(training, device):
-    """Autograd's batched gradients hand the backward a dy the passes cannot read."""
-    weight, bias, alpha = _params64(device)
-    x = torch.randn(4, 3, 5, device=device, dtype=torch.float64, requires_grad=True)
-    running = (
-        torch.zeros(3, device=device, dtype=x.dtype),
-        torch.ones(3, device=device, dtype=x.dtype),
-    )
-    inputs = (x, weight, bias, alpha)
-    dys = torch.randn(3, *x.shape, device=device, dtype=x.dtype)
-    got = torch.autograd.grad(
-        _functional(x, weight, bias, alpha, running, training), inputs, dys, is_grads_batched=True
-    )
-    want = torch.autograd.grad(
-        _composite(x, weight, bias, alpha, running, training), inputs, dys, is_grads_batched=True
-    )
-    for g, w in zip(got, want):
-        torch.testing.assert_close(g, w, rtol=1e-10, atol=1e-10)
-
-
-def test_vectorized_jacobian_matches_the_composite(device):
-    weight, bias, alpha = _params64(device, channels=2)
-    x = torch.randn(3, 2, 2, device=device, dtype=torch.float64)
-
-    def fused(x, weight, bias, alpha):
-        return _functional(x, weight, bias, alpha, None, True)
-
-    def composite(x, weight, bias, alpha):
-        return _composite(x, weight, bias, alpha, None, True)
-
-    args = (x, weight.detach(), bias.detach(), alpha.detach())
-    got = torch.autograd.functional.jacobian(fused, args, vectorize=True)
-    want = torch.autograd.functional.jacobian(composite, args)
-    for g, w in zip(got, want):
-        torch.testing.assert_close(g, w, rtol=1e-10, atol=1e-10)
-
-
 @pytest.mark.filterwarnings("ignore:.*torch.jit.trace. is deprecated:DeprecationWarning")
 @pytest.mark.parametrize("training", [True, False])
 def test_jit_trace_replays_the_composite(training, device, recwarn):
