@@ -104,7 +104,11 @@ class Layer:
         """Random x for module: shape as (N, C, *), its C moved to the module's channel dim."""
         x = torch.randn(shape, device=device, dtype=dtype) * scale
         x.view(-1)[: len(self.edge_values)] = torch.tensor(self.edge_values, dtype=dtype)
-        return x.movedim(1, getattr(module, "channel_dim", 1)).contiguous()
+        return x.movedim(1, self.channel_dim(module, x)).contiguous()
+
+    def channel_dim(self, module, x) -> int:
+        """The dim of x that holds module's channels, counted from 0."""
+        return getattr(module, "channel_dim", 1) % x.dim()
 
     def parameters(self, module):
         """The module's per-channel parameters, in the functional's order."""

@@ -127,17 +127,6 @@ def test_compile_routes_to_the_composite(device):
         torch.testing.assert_close(got.grad, want.grad, rtol=1e-4, atol=1e-4)
 
 
-def test_export_holds_the_composite(device):
-    layer = BatchNormLearnableELU(3, init=0.7, device=device).eval()
-    with torch.no_grad():
-        layer.running_mean.uniform_(-1, 1)
-    x = torch.randn(2, 3, 4, 4, device=device)
-    program = torch.export.export(layer, (x,))
-    targets = [str(n.target) for n in program.graph.nodes if n.op == "call_function"]
-    assert not any("elu_triton" in t for t in targets), targets
-    torch.testing.assert_close(program.module()(x), layer(x), rtol=1e-5, atol=1e-6)
-
-
 def _functional(x, weight, bias, alpha, running=None, training=False):
     rm, rv = running if running is not None else (None, None)
     return batch_norm_learnable_elu(x, rm, rv, weight, bias, alpha, training, 0.1, 1e-5)
@@ -224,33 +213,6 @@ def _params64(device, channels=3):
     torch.manual_seed(0)
     return [(torch.rand(channels, device=device, dtype=torch.float64) + 0.5).requires_grad_()
             for _ in range(3)]  # fmt: skip
-
-
-@pytest.mark.filterwarnings("ignore:.*torch.jit.trace. is deprecated:DeprecationWarning")
-@pytest.mark.parametrize("training", [True, False])
-def test_jit_trace_replays_the_composite(training, device, recwarn):
-    """The trace holds aten ops (no launch it cannot see) and replays on other inputs."""
-    torch.manual_seed(0)
-    layer = BatchNormLearnableELU(3, init=0.6, device=device).train(training)
-    with torch.no_grad():
-        layer.running_mean.uniform_(-1, 1)
-    twin = copy.deepcopy(layer)
-    traced = torch.jit.trace(copy.deepcopy(layer), torch.randn(2, 3, 4, 4, device=device))
-    kinds = {node.kind() for node in traced.graph.nodes()}
-    assert "aten::batch_norm" in kinds and "prim::PythonOp" not in kinds
-    assert all(k.startswith(("aten::", "prim::")) for k in kinds), kinds
-    assert not [w for w in recwarn if issubclass(w.category, torch.jit.TracerWarning)]
-    x = torch.randn(5, 3, 2, 6, device=device, requires_grad=True)
-    traced.load_state_dict(twin.state_dict())
-    y = traced(x)
-    want = _composite(
-        x, twin.weight, twin.bias, twin.alpha, (twin.running_mean, twin.running_var), training
-    )
-    torch.testing.assert_close(y, want, rtol=1e-5, atol=1e-5)
-    torch.testing.assert_close(traced.running_mean, twin.running_mean, rtol=1e-6, atol=1e-6)
-    (got_dx,) = torch.autograd.grad(y.sum(), x)
-    (want_dx,) = torch.autograd.grad(want.sum(), x)
-    torch.testing.assert_close(got_dx, want_dx, rtol=1e-4, atol=1e-5)
 
 
 @pytest.mark.parametrize("momentum", [0.1, None])

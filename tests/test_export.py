@@ -165,17 +165,3 @@ def test_compile_dynamic_fullgraph_compiles_once(name, device):
         x = torch.randn(size, device=device)
         torch.testing.assert_close(compiled(x), layer(x))
     assert counter.frame_count == 1
-
-
-@pytest.mark.parametrize("strict", [False, True], ids=["non-strict", "strict"])
-@pytest.mark.parametrize("name", list(DYNAMIC_CASES))
-def test_export_with_every_dim_dynamic_but_the_channels(name, strict, device):
-    layer, shape, other_shape, channel = _dynamic_case(name, device)
-    dynamic = {d: Dim.DYNAMIC for d in range(len(shape)) if d != channel}
-    program = torch.export.export(
-        layer, (torch.randn(shape, device=device),), dynamic_shapes=(dynamic,), strict=strict
-    )
-    assert _custom_op_nodes(program.graph) == []
-    for size in (shape, other_shape):
-        x = torch.randn(size, device=device)
-        torch.testing.assert_close(program.module()(x), layer(x))
