@@ -47,7 +47,7 @@ GPU_TESTS = [
     "tests/test_channels.py", "tests/test_batch_norm.py", "tests/test_batch_norm_ops.py",
     "tests/test_fuse.py", "tests/test_contract_backends.py",
     "tests/test_contract_backward_inputs.py", "tests/test_contract_batched_gradients.py",
-    "tests/test_contract_tracing.py",
+    "tests/test_contract_tracing.py", "tests/test_contract_compile.py",
 ]  # fmt: skip
 SMOKE_TESTS = [
     "tests/test_module.py",

@@ -131,37 +131,3 @@ def test_onnx_runtime_matches_eager(name, onnxruntime):
         # ONNX has no Expm1: exp(x) - 1 loses relative, not absolute, accuracy
         # near 0, about 1e-7 * alpha.
         torch.testing.assert_close(torch.from_numpy(got), want, rtol=1e-4, atol=1e-5)
-
-
-# channel_dim: (shape of x, channel_dim); every dim but the channel dim is dynamic.
-DYNAMIC_CASES = {
-    "nchw": ((2, 3, 6, 5), 1),
-    "features-last": ((2, 6, 5, 3), -1),
-    "tokens": ((2, 7, 3), -1),
-}
-
-
-def _dynamic_case(name, device):
-    shape, channel_dim = DYNAMIC_CASES[name]
-    torch.manual_seed(0)
-    layer = LearnableELU(3, init=0.4, channel_dim=channel_dim, device=device)
-    with torch.no_grad():
-        layer.alpha.copy_(torch.tensor([0.2, 0.9, 1.7]))
-    channel = channel_dim % len(shape)
-    other_shape = tuple(s if d == channel else s + 3 for d, s in enumerate(shape))
-    return layer, shape, other_shape, channel
-
-
-@pytest.mark.parametrize("name", list(DYNAMIC_CASES))
-def test_compile_dynamic_fullgraph_compiles_once(name, device):
-    """dynamic=True with fullgraph=True: one graph for every size (a fallback to eager fails)."""
-    from torch._dynamo.testing import CompileCounter
-
-    torch._dynamo.reset()
-    layer, shape, other_shape, _ = _dynamic_case(name, device)
-    counter = CompileCounter()
-    compiled = torch.compile(lambda t: layer(t), fullgraph=True, dynamic=True, backend=counter)
-    for size in (shape, other_shape):
-        x = torch.randn(size, device=device)
-        torch.testing.assert_close(compiled(x), layer(x))
-    assert counter.frame_count == 1
