@@ -79,7 +79,14 @@ class Layer:
     resized_vector_error: str | None = None
     edge_values: tuple[float, ...] = ()
 
-    def build(self, channels=3, device="cpu", dtype=torch.float32, mode=None, shared=()):
+    def build(
+        self,
+        channels: int = 3,
+        device: str = "cpu",
+        dtype: torch.dtype = torch.float32,
+        mode: str | None = None,
+        shared: tuple[str, ...] = (),
+    ) -> nn.Module:
         """The module in mode (the first by default), its parameters perturbed off their init.
 
         shared: names of ``shareable`` vectors to give one element.
@@ -100,21 +107,24 @@ class Layer:
                     buffer.uniform_(0.5, 2)
         return module.train(training)
 
-    def sample(self, module, shape, device="cpu", dtype=torch.float32, scale=2.0):
+    def sample(
+        self, module: nn.Module, shape: tuple[int, ...], device: str = "cpu",
+        dtype: torch.dtype = torch.float32, scale: float = 2.0,
+    ) -> torch.Tensor:  # fmt: skip
         """Random x for module: shape as (N, C, *), its C moved to the module's channel dim."""
         x = torch.randn(shape, device=device, dtype=dtype) * scale
         x.view(-1)[: len(self.edge_values)] = torch.tensor(self.edge_values, dtype=dtype)
         return x.movedim(1, self.channel_dim(module, x)).contiguous()
 
-    def channel_dim(self, module, x) -> int:
+    def channel_dim(self, module: nn.Module, x: torch.Tensor) -> int:
         """The dim of x that holds module's channels, counted from 0."""
         return getattr(module, "channel_dim", 1) % x.dim()
 
-    def parameters(self, module):
+    def parameters(self, module: nn.Module) -> tuple[torch.Tensor, ...]:
         """The module's per-channel parameters, in the functional's order."""
         return tuple(getattr(module, name) for name in self.vectors)
 
-    def reference_twin(self, module) -> Callable[[torch.Tensor], torch.Tensor]:
+    def reference_twin(self, module: nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
         """module's composite on module's own parameters and buffers (updated as the module's)."""
         composite = self.composite(module)
         return lambda x: composite(x, *self.parameters(module))
