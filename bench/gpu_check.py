@@ -42,12 +42,14 @@ from . import targets
 ROOT = Path(__file__).resolve().parents[1]
 PY = sys.executable
 # The layer's tests that reach the GPU (-k cuda: their CUDA cases): kernels, the op
-# and module, graphs, autocast.
+# and module, graphs, autocast, the contracts every layer keeps.
 GPU_TESTS = [
     "tests/test_kernels.py", "tests/test_triton_backend.py", "tests/test_function.py",
     "tests/test_module.py", "tests/test_cuda_graphs.py", "tests/test_autocast.py",
-    "tests/test_channels.py", "tests/test_routes.py", "tests/test_batch_norm.py",
-    "tests/test_batch_norm_ops.py", "tests/test_fuse.py",
+    "tests/test_channels.py", "tests/test_batch_norm.py", "tests/test_batch_norm_ops.py",
+    "tests/test_fuse.py", "tests/test_contract_backends.py",
+    "tests/test_contract_backward_inputs.py", "tests/test_contract_batched_gradients.py",
+    "tests/test_contract_tracing.py", "tests/test_contract_compile.py",
 ]  # fmt: skip
 SMOKE_TESTS = [
     "tests/test_module.py",

@@ -5,6 +5,7 @@ as in CI; else through the PyTorch backend) and on CUDA when a GPU is present.
 """
 
 import importlib
+import importlib.util
 import math
 import os
 import shutil
@@ -17,6 +18,20 @@ import torch
 
 from elu_triton import backends, learnable_elu, reference
 from elu_triton.backends import use_backend
+
+
+def _load_layers():
+    """tests/layers.py, the contract tests' layer registry (importlib mode: no tests/ on sys.path)."""
+    spec = importlib.util.spec_from_file_location(
+        "elu_triton_test_layers", Path(__file__).with_name("layers.py")
+    )
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # (dataclasses look their module up)
+    spec.loader.exec_module(module)
+    return module
+
+
+LAYERS = _load_layers().LAYERS
 
 INTERPRET = os.environ.get("TRITON_INTERPRET") == "1"
 # Under the interpreter (CI) "cpu" runs the Triton kernels; "cpu-torch" then
@@ -167,6 +182,33 @@ def assert_compiled_matches_eager():
             torch.testing.assert_close(p.grad, g, rtol=1e-4, atol=1e-5)
 
     return check
+
+
+def pytest_generate_tests(metafunc):
+    """Contract tests run over every layer: ``layer``, with ``mode`` or ``vector`` if asked for.
+
+    mode: each of the layer's ``modes``; vector: each of its per-channel
+    parameters (``tests/layers.py``).
+    """
+    names = metafunc.fixturenames
+    if "layer" not in names:
+        return
+    if "mode" in names:
+        cases = [(layer, mode) for layer in LAYERS for mode in layer.modes]
+        ids = [f"{layer.name}-{mode}" for layer, mode in cases]
+        metafunc.parametrize(("layer", "mode"), cases, ids=ids)
+    elif "vector" in names:
+        cases = [(layer, name) for layer in LAYERS for name in layer.vectors]
+        ids = [f"{layer.name}-{name}" for layer, name in cases]
+        metafunc.parametrize(("layer", "vector"), cases, ids=ids)
+    else:
+        metafunc.parametrize("layer", LAYERS, ids=[layer.name for layer in LAYERS])
+
+
+@pytest.fixture
+def every_layer():
+    """All the layers of tests/layers.py at once, for a contract too slow to run per layer."""
+    return LAYERS
 
 
 @pytest.fixture

@@ -102,42 +102,6 @@ def test_dispatch_mode_meets_the_ops_and_matches_eager(device):
     torch.testing.assert_close(layer.running_var, twin.running_var, rtol=0, atol=0)
 
 
-def test_compile_routes_to_the_composite(device):
-    torch.manual_seed(0)
-    eager = BatchNormLearnableELU(3, init=0.7, device=device)
-    model = copy.deepcopy(eager)
-    graphs = []
-
-    def record(graph_module, example_inputs):  # dynamo's graph, run as it is
-        graphs.append(graph_module.code)
-        return graph_module.forward
-
-    compiled = torch.compile(model, fullgraph=True, backend=record)
-    for _ in range(2):
-        x = torch.randn(4, 3, 6, 6, device=device)
-        y_eager, y_compiled = eager(x), compiled(x)
-        y_eager.square().sum().backward()
-        y_compiled.square().sum().backward()
-        torch.testing.assert_close(y_compiled, y_eager, rtol=1e-5, atol=1e-5)
-    assert graphs and all("batch_norm" in g and "BatchNormLearnableELU" not in g for g in graphs)
-    assert not any("elu_triton" in g for g in graphs)
-    for (name, got), want in zip(model.state_dict().items(), eager.state_dict().values()):
-        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5, msg=name)
-    for got, want in zip(model.parameters(), eager.parameters()):
-        torch.testing.assert_close(got.grad, want.grad, rtol=1e-4, atol=1e-4)
-
-
-def test_export_holds_the_composite(device):
-    layer = BatchNormLearnableELU(3, init=0.7, device=device).eval()
-    with torch.no_grad():
-        layer.running_mean.uniform_(-1, 1)
-    x = torch.randn(2, 3, 4, 4, device=device)
-    program = torch.export.export(layer, (x,))
-    targets = [str(n.target) for n in program.graph.nodes if n.op == "call_function"]
-    assert not any("elu_triton" in t for t in targets), targets
-    torch.testing.assert_close(program.module()(x), layer(x), rtol=1e-5, atol=1e-6)
-
-
 def _functional(x, weight, bias, alpha, running=None, training=False):
     rm, rv = running if running is not None else (None, None)
     return batch_norm_learnable_elu(x, rm, rv, weight, bias, alpha, training, 0.1, 1e-5)
@@ -224,71 +188,6 @@ def _params64(device, channels=3):
     torch.manual_seed(0)
     return [(torch.rand(channels, device=device, dtype=torch.float64) + 0.5).requires_grad_()
             for _ in range(3)]  # fmt: skip
-
-
-@pytest.mark.parametrize("training", [True, False])
-def test_is_grads_batched_matches_the_composite(training, device):
-    """Autograd's batched gradients hand the backward a dy the passes cannot read."""
-    weight, bias, alpha = _params64(device)
-    x = torch.randn(4, 3, 5, device=device, dtype=torch.float64, requires_grad=True)
-    running = (
-        torch.zeros(3, device=device, dtype=x.dtype),
-        torch.ones(3, device=device, dtype=x.dtype),
-    )
-    inputs = (x, weight, bias, alpha)
-    dys = torch.randn(3, *x.shape, device=device, dtype=x.dtype)
-    got = torch.autograd.grad(
-        _functional(x, weight, bias, alpha, running, training), inputs, dys, is_grads_batched=True
-    )
-    want = torch.autograd.grad(
-        _composite(x, weight, bias, alpha, running, training), inputs, dys, is_grads_batched=True
-    )
-    for g, w in zip(got, want):
-        torch.testing.assert_close(g, w, rtol=1e-10, atol=1e-10)
-
-
-def test_vectorized_jacobian_matches_the_composite(device):
-    weight, bias, alpha = _params64(device, channels=2)
-    x = torch.randn(3, 2, 2, device=device, dtype=torch.float64)
-
-    def fused(x, weight, bias, alpha):
-        return _functional(x, weight, bias, alpha, None, True)
-
-    def composite(x, weight, bias, alpha):
-        return _composite(x, weight, bias, alpha, None, True)
-
-    args = (x, weight.detach(), bias.detach(), alpha.detach())
-    got = torch.autograd.functional.jacobian(fused, args, vectorize=True)
-    want = torch.autograd.functional.jacobian(composite, args)
-    for g, w in zip(got, want):
-        torch.testing.assert_close(g, w, rtol=1e-10, atol=1e-10)
-
-
-@pytest.mark.filterwarnings("ignore:.*torch.jit.trace. is deprecated:DeprecationWarning")
-@pytest.mark.parametrize("training", [True, False])
-def test_jit_trace_replays_the_composite(training, device, recwarn):
-    """The trace holds aten ops (no launch it cannot see) and replays on other inputs."""
-    torch.manual_seed(0)
-    layer = BatchNormLearnableELU(3, init=0.6, device=device).train(training)
-    with torch.no_grad():
-        layer.running_mean.uniform_(-1, 1)
-    twin = copy.deepcopy(layer)
-    traced = torch.jit.trace(copy.deepcopy(layer), torch.randn(2, 3, 4, 4, device=device))
-    kinds = {node.kind() for node in traced.graph.nodes()}
-    assert "aten::batch_norm" in kinds and "prim::PythonOp" not in kinds
-    assert all(k.startswith(("aten::", "prim::")) for k in kinds), kinds
-    assert not [w for w in recwarn if issubclass(w.category, torch.jit.TracerWarning)]
-    x = torch.randn(5, 3, 2, 6, device=device, requires_grad=True)
-    traced.load_state_dict(twin.state_dict())
-    y = traced(x)
-    want = _composite(
-        x, twin.weight, twin.bias, twin.alpha, (twin.running_mean, twin.running_var), training
-    )
-    torch.testing.assert_close(y, want, rtol=1e-5, atol=1e-5)
-    torch.testing.assert_close(traced.running_mean, twin.running_mean, rtol=1e-6, atol=1e-6)
-    (got_dx,) = torch.autograd.grad(y.sum(), x)
-    (want_dx,) = torch.autograd.grad(want.sum(), x)
-    torch.testing.assert_close(got_dx, want_dx, rtol=1e-4, atol=1e-5)
 
 
 @pytest.mark.parametrize("momentum", [0.1, None])
