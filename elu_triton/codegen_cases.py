@@ -35,9 +35,9 @@ KERNELS = {
     "backward": Kernel("learnable_elu_backward_kernel", ("x_ptr", "dy_ptr"), ("dx_ptr",)),
     # The fused batch norm + activation (elu_triton.batch_norm).
     "bn_statistics": Kernel("batch_norm_statistics_kernel", ("x_ptr",), ()),
-    "bn_forward": Kernel("batch_norm_elu_forward_kernel", ("x_ptr",), ("y_ptr",)),
-    "bn_reduce": Kernel("batch_norm_elu_reduce_kernel", ("x_ptr", "dy_ptr"), ()),
-    "bn_dx": Kernel("batch_norm_elu_dx_kernel", ("x_ptr", "dy_ptr"), ("dx_ptr",)),
+    "bn_forward": Kernel("batch_norm_activation_forward_kernel", ("x_ptr",), ("y_ptr",)),
+    "bn_reduce": Kernel("batch_norm_activation_reduce_kernel", ("x_ptr", "dy_ptr"), ()),
+    "bn_dx": Kernel("batch_norm_activation_dx_kernel", ("x_ptr", "dy_ptr"), ("dx_ptr",)),
 }
 ACTIVATION_KERNELS = ("forward", "backward")
 LAYOUTS = ("channel_per_row", "channel_per_column", "shared_alpha")
@@ -60,8 +60,9 @@ class CodegenCase:
     kernel: str  # one of KERNELS
     dtype: str  # one of DTYPES, the dtype of x (and y, dy, dx)
     layout: str  # one of LAYOUTS
-    compute_dalpha: bool = True  # backward only
+    compute_dalpha: bool = True  # backward only (the batch norm's: COMPUTE_DPARAM)
     target: str = "sm_90"  # one of TARGETS
+    activation: str = "learnable_elu"  # the fused batch norm's: a key of batch_norm.ACTIVATIONS
 
     @property
     def isa(self) -> str:
@@ -79,6 +80,18 @@ def example_view(layout: str) -> MemoryView:
     if layout == "shared_alpha":
         return memory_view(x, 1)
     raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
+
+
+def activation_helpers(activation: str) -> dict:
+    """The constexpr arguments naming an activation's device helpers, by argument name."""
+    from .batch_norm.activations import activation_named
+    from .kernels import activation as helpers
+
+    row = activation_named(activation)
+    return {
+        "ACTIVATION": getattr(helpers, row.kernel_value),
+        "ACTIVATION_GRADS": getattr(helpers, row.kernel_grads),
+    }
 
 
 def kernel_function(kernel: str):

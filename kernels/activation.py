@@ -14,7 +14,7 @@ slope 1; -inf gives y = -alpha, dx = 0 and the dalpha term -dy.
 import triton
 import triton.language as tl
 
-from .elu_math import negative_branch, negative_expm1
+from .exp_math import negative_branch, negative_expm1
 
 
 @triton.jit

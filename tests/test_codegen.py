@@ -29,7 +29,7 @@ import pytest
 import torch
 
 from elu_triton import assembly, codegen
-from elu_triton.kernels import elu_math
+from elu_triton.kernels import exp_math
 
 CASES = codegen.all_cases()
 PTX_CASES = [c for c in CASES if c.isa == "ptx"]
@@ -209,7 +209,7 @@ def _significant_bits(value: float) -> int:
     return bits
 
 
-# The forward needs expm1 alone (elu_math.negative_expm1), the backward exp
+# The forward needs expm1 alone (exp_math.negative_expm1), the backward exp
 # too (negative_branch), each with its own clamp; the backward also unbiases 2^k.
 _FP64_CONSTANTS = {
     "forward": ("LOG2E", "LN2_HI_F64", "LN2_LO_F64", "CLAMP_EXPM1"),
@@ -224,7 +224,7 @@ def test_fp64_constants_are_not_rounded_to_fp32(compiled, kernel, target):
         compiled[codegen.CodegenCase(kernel, "float64", "channel_per_row", target=target)].asm
     )
     for name in _FP64_CONSTANTS[kernel]:
-        value = getattr(elu_math, name)
+        value = getattr(exp_math, name)
         value = getattr(value, "value", value)  # tl.constexpr
         # The compiler may fold a sign in: x - k*c becomes fma(k, -c, x).
         assert {value, -value} & literals, f"{name} = {value!r} missing from the fp64 PTX"

@@ -1,10 +1,12 @@
-"""BatchNorm fused with the learnable ELU: one activation fewer kept for the backward.
+"""BatchNorm fused with an activation: one activation fewer kept for the backward.
 
 ``BatchNormLearnableELU`` (module.py) equals ``nn.BatchNorm{1,2,3}d``
 followed by ``LearnableELU``; ``batch_norm_learnable_elu`` (function.py) is
-its functional form in ``F.batch_norm``'s argument order. Files, in the
-order an input meets them: module.py (the module and its FX-wrapped
-forward), checks.py, function.py (routing, the autograd Function), ops.py
+its functional form in ``F.batch_norm``'s argument order. The activation is
+a parameter of everything below the module: a row of activations.py (its
+device helpers, reference, PyTorch-backend math and parameter's name).
+Files, in the order an input meets them: module.py (the modules and their
+FX-wrapped forward), activations.py, checks.py, function.py (routing, the autograd Function), ops.py
 (custom ops), eager.py (the eager bodies and the backward seam), statistics.py (per-channel host
 math), torch_ops.py / triton_kernels.py (the passes over x, as each backend runs them), the kernels
 in ``elu_triton.kernels.batch_norm_*``, and second_order.py (the composite's
