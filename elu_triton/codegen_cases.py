@@ -40,6 +40,10 @@ KERNELS = {
     "bn_dx": Kernel("batch_norm_activation_dx_kernel", ("x_ptr", "dy_ptr"), ("dx_ptr",)),
 }
 ACTIVATION_KERNELS = ("forward", "backward")
+# The batch norm's kernels that take the activation's helpers, and the
+# activations checked (batch_norm.ACTIVATIONS' names; the first is the default).
+ACTIVATION_PARAMETER_KERNELS = ("bn_forward", "bn_reduce", "bn_dx")
+FUSED_ACTIVATIONS = ("learnable_elu", "prelu")
 LAYOUTS = ("channel_per_row", "channel_per_column", "shared_alpha")
 DTYPES = ("float32", "bfloat16", "float16", "float64")
 # GPUTarget(backend, arch, warp size) of each family checked: Ampere, Hopper,
@@ -107,7 +111,9 @@ def all_cases(targets: Sequence[str] = tuple(TARGETS)) -> list[CodegenCase]:
     The activation: every kernel, 16/32-bit dtype and layout, the backward
     without dalpha, and fp64. The fused batch norm (a channel per row or
     column, never a shared one: its statistics are per channel): fp32 and
-    bf16 in both layouts, and fp64.
+    bf16 in both layouts, and fp64; and for each other fused activation
+    (PReLU), its kernels that take the activation, fp32 and bf16 in both
+    layouts.
     """
     cases = []
     for target in targets:
@@ -132,4 +138,13 @@ def all_cases(targets: Sequence[str] = tuple(TARGETS)) -> list[CodegenCase]:
             for layout in LAYOUTS[:2]
         ]
         cases += [CodegenCase(k, "float64", "channel_per_row", target=target) for k in batch_norm]
+        # The other fused activations: the kernels that take an activation, fp32 and bf16
+        # in both layouts.
+        cases += [
+            CodegenCase(k, d, layout, target=target, activation=activation)
+            for activation in FUSED_ACTIVATIONS[1:]
+            for k in ACTIVATION_PARAMETER_KERNELS
+            for d in ("float32", "bfloat16")
+            for layout in LAYOUTS[:2]
+        ]
     return cases

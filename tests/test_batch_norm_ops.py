@@ -3,10 +3,12 @@
 Eager plain tensors run the passes directly; subclass tensors and dispatch
 modes meet the custom ops; torch.compile, torch.export, torch.func
 transforms and forward AD get the composite (F.batch_norm then the
-reference), as ``learnable_elu`` does.
+reference), as ``learnable_elu`` does. Tests of the routes run for every
+fused layer (the ``act`` fixture).
 """
 
 import copy
+from dataclasses import dataclass
 
 import pytest
 import torch
@@ -14,7 +16,43 @@ import torch.nn.functional as F
 from torch._subclasses.fake_tensor import FakeTensorMode
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from elu_triton import BatchNormLearnableELU, LearnableELU, batch_norm_learnable_elu, reference
+from elu_triton import (
+    BatchNormLearnableELU,
+    BatchNormPReLU,
+    LearnableELU,
+    batch_norm_learnable_elu,
+    batch_norm_prelu,
+    reference,
+)
+
+
+@dataclass(frozen=True)
+class Act:
+    """A fused layer: its ops' activation name, functional, reference, module and parameter."""
+
+    name: str
+    functional: object
+    reference: object
+    module: object  # (channels, init, device) -> the fused module
+    parameter: str
+
+
+ACTS = {
+    "learnable_elu": Act(
+        "learnable_elu", batch_norm_learnable_elu, reference.learnable_elu,
+        lambda c, init, device: BatchNormLearnableELU(c, init=init, device=device), "alpha",
+    ),
+    "prelu": Act(
+        "prelu", batch_norm_prelu, F.prelu,
+        lambda c, init, device: BatchNormPReLU(c, num_parameters=c, init=init, device=device),
+        "prelu_weight",
+    ),
+}  # fmt: skip
+
+
+@pytest.fixture(params=list(ACTS))
+def act(request) -> Act:
+    return ACTS[request.param]
 
 
 def _sample(device, shape=(4, 3, 5, 5), dtype=torch.float32, memory_format=None, affine=True):
@@ -44,17 +82,17 @@ SAMPLES = {
 
 @pytest.mark.parametrize("training", [True, False])
 @pytest.mark.parametrize("name", list(SAMPLES))
-def test_opcheck_forward(name, training, device):
+def test_opcheck_forward(name, training, device, act):
     x, rm, rv, weight, bias, alpha = _sample(device, **SAMPLES[name])
     grads = [t.requires_grad_() for t in (weight, bias, alpha) if t is not None]
     assert grads
     torch.library.opcheck(
         torch.ops.elu_triton.batch_norm_elu_forward,
-        (x, rm, rv, weight, bias, alpha, training, 1e-5),
+        (x, rm, rv, weight, bias, alpha, training, 1e-5, act.name),
     )
     torch.library.opcheck(
         torch.ops.elu_triton.batch_norm_elu_forward,
-        (x.requires_grad_(), None, None, weight, bias, alpha, True, 1e-5),
+        (x.requires_grad_(), None, None, weight, bias, alpha, True, 1e-5, act.name),
     )
 
 
@@ -62,12 +100,13 @@ def test_opcheck_forward(name, training, device):
     "needs", [(True, True, True, True), (True, False, False, False), (False, True, True, True)]
 )
 @pytest.mark.parametrize("training", [True, False])
-def test_opcheck_backward(training, needs, device):
+def test_opcheck_backward(training, needs, device, act):
     x, rm, rv, weight, bias, alpha = _sample(device, memory_format=torch.channels_last)
     _, mean, var = torch.ops.elu_triton.batch_norm_elu_forward(
-        x, rm, rv, weight, bias, alpha, training, 1e-5
+        x, rm, rv, weight, bias, alpha, training, 1e-5, act.name
     )
     args = (torch.randn_like(x), x, mean, var, weight, bias, alpha, training, 1e-5, list(needs))
+    args = (*args, act.name)
     torch.library.opcheck(torch.ops.elu_triton.batch_norm_elu_backward, args)
     dx, dweight, dbias, dalpha = torch.ops.elu_triton.batch_norm_elu_backward(*args)
     assert [g.numel() > 0 for g in (dx, dweight, dbias, dalpha)] == list(needs)
@@ -83,9 +122,9 @@ class _OpsSeen(TorchDispatchMode):
         return func(*args, **(kwargs or {}))
 
 
-def test_dispatch_mode_meets_the_ops_and_matches_eager(device):
+def test_dispatch_mode_meets_the_ops_and_matches_eager(device, act):
     torch.manual_seed(0)
-    layer = BatchNormLearnableELU(3, init=0.7, device=device)
+    layer = act.module(3, 0.7, device)
     twin = copy.deepcopy(layer)
     x = torch.randn(4, 3, 5, 5, device=device, requires_grad=True)
     dy = torch.randn_like(x)
@@ -102,9 +141,9 @@ def test_dispatch_mode_meets_the_ops_and_matches_eager(device):
     torch.testing.assert_close(layer.running_var, twin.running_var, rtol=0, atol=0)
 
 
-def test_compile_routes_to_the_composite(device):
+def test_compile_routes_to_the_composite(device, act):
     torch.manual_seed(0)
-    eager = BatchNormLearnableELU(3, init=0.7, device=device)
+    eager = act.module(3, 0.7, device)
     model = copy.deepcopy(eager)
     graphs = []
 
@@ -119,7 +158,7 @@ def test_compile_routes_to_the_composite(device):
         y_eager.square().sum().backward()
         y_compiled.square().sum().backward()
         torch.testing.assert_close(y_compiled, y_eager, rtol=1e-5, atol=1e-5)
-    assert graphs and all("batch_norm" in g and "BatchNormLearnableELU" not in g for g in graphs)
+    assert graphs and all("batch_norm" in g and type(eager).__name__ not in g for g in graphs)
     assert not any("elu_triton" in g for g in graphs)
     for (name, got), want in zip(model.state_dict().items(), eager.state_dict().values()):
         torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5, msg=name)
@@ -127,8 +166,8 @@ def test_compile_routes_to_the_composite(device):
         torch.testing.assert_close(got.grad, want.grad, rtol=1e-4, atol=1e-4)
 
 
-def test_export_holds_the_composite(device):
-    layer = BatchNormLearnableELU(3, init=0.7, device=device).eval()
+def test_export_holds_the_composite(device, act):
+    layer = act.module(3, 0.7, device).eval()
     with torch.no_grad():
         layer.running_mean.uniform_(-1, 1)
     x = torch.randn(2, 3, 4, 4, device=device)
@@ -138,25 +177,23 @@ def test_export_holds_the_composite(device):
     torch.testing.assert_close(program.module()(x), layer(x), rtol=1e-5, atol=1e-6)
 
 
-def _functional(x, weight, bias, alpha, running=None, training=False):
+def _functional(x, weight, bias, alpha, running=None, training=False, act=ACTS["learnable_elu"]):
     rm, rv = running if running is not None else (None, None)
-    return batch_norm_learnable_elu(x, rm, rv, weight, bias, alpha, training, 0.1, 1e-5)
+    return act.functional(x, rm, rv, weight, bias, alpha, training, 0.1, 1e-5)
 
 
-def _composite(x, weight, bias, alpha, running=None, training=False):
+def _composite(x, weight, bias, alpha, running=None, training=False, act=ACTS["learnable_elu"]):
     rm, rv = running if running is not None else (None, None)
-    return reference.learnable_elu(
-        F.batch_norm(x, rm, rv, weight, bias, training, 0.1, 1e-5), alpha
-    )
+    return act.reference(F.batch_norm(x, rm, rv, weight, bias, training, 0.1, 1e-5), alpha)
 
 
 @pytest.mark.parametrize("training", [True, False])
-def test_func_grad_and_jvp(training, device):
+def test_func_grad_and_jvp(training, device, act):
     x, rm, rv, weight, bias, alpha = (t.double() for t in _sample(device, shape=(4, 2, 3)))
     running = None if training else (rm, rv)
 
     def loss(params, fn):
-        return fn(x, *params, running, training).square().sum()
+        return fn(x, *params, running, training, act).square().sum()
 
     params = (weight, bias, alpha)
     got = torch.func.grad(loss)(params, _functional)
@@ -165,10 +202,10 @@ def test_func_grad_and_jvp(training, device):
         torch.testing.assert_close(g, w, rtol=1e-12, atol=1e-12)
     tangent = torch.randn_like(x)
     _, jvp_got = torch.func.jvp(
-        lambda x: _functional(x, *params, running, training), (x,), (tangent,)
+        lambda x: _functional(x, *params, running, training, act), (x,), (tangent,)
     )
     _, jvp_want = torch.func.jvp(
-        lambda x: _composite(x, *params, running, training), (x,), (tangent,)
+        lambda x: _composite(x, *params, running, training, act), (x,), (tangent,)
     )
     torch.testing.assert_close(jvp_got, jvp_want, rtol=1e-12, atol=1e-12)
 
@@ -192,16 +229,16 @@ def test_vmap_over_training_running_statistics_is_refused_as_batchnorm_refuses(d
     )
 
 
-def test_forward_ad_dual_input(device):
+def test_forward_ad_dual_input(device, act):
     import torch.autograd.forward_ad as fwAD
 
     x, rm, rv, weight, bias, alpha = (t.double() for t in _sample(device))
     tangent = torch.randn_like(x)
     with fwAD.dual_level():
-        y = _functional(fwAD.make_dual(x, tangent), weight, bias, alpha, None, True)
+        y = _functional(fwAD.make_dual(x, tangent), weight, bias, alpha, None, True, act)
         jvp = fwAD.unpack_dual(y).tangent
     _, expected = torch.func.jvp(
-        lambda x: _composite(x, weight, bias, alpha, None, True), (x,), (tangent,)
+        lambda x: _composite(x, weight, bias, alpha, None, True, act), (x,), (tangent,)
     )
     torch.testing.assert_close(jvp, expected, rtol=1e-12, atol=1e-12)
 
@@ -227,7 +264,7 @@ def _params64(device, channels=3):
 
 
 @pytest.mark.parametrize("training", [True, False])
-def test_is_grads_batched_matches_the_composite(training, device):
+def test_is_grads_batched_matches_the_composite(training, device, act):
     """Autograd's batched gradients hand the backward a dy the passes cannot read."""
     weight, bias, alpha = _params64(device)
     x = torch.randn(4, 3, 5, device=device, dtype=torch.float64, requires_grad=True)
@@ -238,24 +275,26 @@ def test_is_grads_batched_matches_the_composite(training, device):
     inputs = (x, weight, bias, alpha)
     dys = torch.randn(3, *x.shape, device=device, dtype=x.dtype)
     got = torch.autograd.grad(
-        _functional(x, weight, bias, alpha, running, training), inputs, dys, is_grads_batched=True
-    )
+        _functional(x, weight, bias, alpha, running, training, act),
+        inputs, dys, is_grads_batched=True,
+    )  # fmt: skip
     want = torch.autograd.grad(
-        _composite(x, weight, bias, alpha, running, training), inputs, dys, is_grads_batched=True
-    )
+        _composite(x, weight, bias, alpha, running, training, act),
+        inputs, dys, is_grads_batched=True,
+    )  # fmt: skip
     for g, w in zip(got, want):
         torch.testing.assert_close(g, w, rtol=1e-10, atol=1e-10)
 
 
-def test_vectorized_jacobian_matches_the_composite(device):
+def test_vectorized_jacobian_matches_the_composite(device, act):
     weight, bias, alpha = _params64(device, channels=2)
     x = torch.randn(3, 2, 2, device=device, dtype=torch.float64)
 
     def fused(x, weight, bias, alpha):
-        return _functional(x, weight, bias, alpha, None, True)
+        return _functional(x, weight, bias, alpha, None, True, act)
 
     def composite(x, weight, bias, alpha):
-        return _composite(x, weight, bias, alpha, None, True)
+        return _composite(x, weight, bias, alpha, None, True, act)
 
     args = (x, weight.detach(), bias.detach(), alpha.detach())
     got = torch.autograd.functional.jacobian(fused, args, vectorize=True)
@@ -266,10 +305,10 @@ def test_vectorized_jacobian_matches_the_composite(device):
 
 @pytest.mark.filterwarnings("ignore:.*torch.jit.trace. is deprecated:DeprecationWarning")
 @pytest.mark.parametrize("training", [True, False])
-def test_jit_trace_replays_the_composite(training, device, recwarn):
+def test_jit_trace_replays_the_composite(training, device, recwarn, act):
     """The trace holds aten ops (no launch it cannot see) and replays on other inputs."""
     torch.manual_seed(0)
-    layer = BatchNormLearnableELU(3, init=0.6, device=device).train(training)
+    layer = act.module(3, 0.6, device).train(training)
     with torch.no_grad():
         layer.running_mean.uniform_(-1, 1)
     twin = copy.deepcopy(layer)
@@ -281,8 +320,9 @@ def test_jit_trace_replays_the_composite(training, device, recwarn):
     x = torch.randn(5, 3, 2, 6, device=device, requires_grad=True)
     traced.load_state_dict(twin.state_dict())
     y = traced(x)
+    running = (twin.running_mean, twin.running_var)
     want = _composite(
-        x, twin.weight, twin.bias, twin.alpha, (twin.running_mean, twin.running_var), training
+        x, twin.weight, twin.bias, getattr(twin, act.parameter), running, training, act
     )
     torch.testing.assert_close(y, want, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(traced.running_mean, twin.running_mean, rtol=1e-6, atol=1e-6)

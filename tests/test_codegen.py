@@ -40,7 +40,8 @@ VECTOR_BYTES = 16
 
 def _case_id(case: codegen.CodegenCase) -> str:
     dalpha = "" if case.compute_dalpha else "-no_dalpha"
-    return f"{case.target}-{case.kernel}{dalpha}-{case.dtype}-{case.layout}"
+    activation = "" if case.activation == "learnable_elu" else f"-{case.activation}"
+    return f"{case.target}-{case.kernel}{activation}{dalpha}-{case.dtype}-{case.layout}"
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from .. import reference
-from ..backends.torch_ops import activation_grads
+from ..backends.torch_ops import activation_grads, sum_per_channel
 from ..function import learnable_elu
 
 
@@ -74,7 +74,29 @@ LEARNABLE_ELU = FusedActivation(
     kernel_grads="learnable_elu_grads",
 )
 
-ACTIVATIONS: dict[str, FusedActivation] = {row.name: row for row in (LEARNABLE_ELU,)}
+
+def _prelu_grads(
+    z: torch.Tensor, dy: torch.Tensor, weight: torch.Tensor, channels: int | None
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(dz, dweight per channel in fp64 or None): aten's PReLU backward at dense z."""
+    shape = (1, -1) + (1,) * (z.dim() - 2)  # weight is (C,): broadcast along dim 1
+    dz, terms = torch.ops.aten._prelu_kernel_backward(dy, z, weight.reshape(shape))
+    return dz, None if channels is None else sum_per_channel(terms, channels)
+
+
+PRELU = FusedActivation(
+    name="prelu",
+    parameter="prelu_weight",  # (BatchNorm's weight is called weight)
+    init=0.25,
+    reference=F.prelu,
+    differentiable=F.prelu,  # (aten's PReLU backward is differentiable)
+    torch_value=F.prelu,
+    torch_grads=_prelu_grads,
+    kernel_value="prelu",
+    kernel_grads="prelu_grads",
+)
+
+ACTIVATIONS: dict[str, FusedActivation] = {row.name: row for row in (LEARNABLE_ELU, PRELU)}
 
 
 def activation_named(name: str) -> FusedActivation:

@@ -37,7 +37,7 @@ from ..routes import (
     transformed,
 )
 from . import ops as _ops  # noqa: F401  (registers torch.ops.elu_triton.batch_norm_elu_*)
-from .activations import LEARNABLE_ELU, FusedActivation
+from .activations import LEARNABLE_ELU, PRELU, FusedActivation
 from .checks import check_eps
 from .eager import grads_for_inputs, passes_for, run_forward, save_for_backward
 from .statistics import elements_per_channel, update_running
@@ -137,6 +137,32 @@ def batch_norm_learnable_elu(
         raise TypeError("batch_norm_learnable_elu needs alpha, the activation's parameter")
     return batch_norm_activation(
         x, running_mean, running_var, weight, bias, alpha, training, momentum, eps, LEARNABLE_ELU
+    )
+
+
+def batch_norm_prelu(
+    x: torch.Tensor,
+    running_mean: torch.Tensor | None,
+    running_var: torch.Tensor | None,
+    weight: torch.Tensor | None = None,
+    bias: torch.Tensor | None = None,
+    prelu_weight: torch.Tensor | None = None,
+    training: bool = False,
+    momentum: float = 0.1,
+    eps: float = 1e-5,
+) -> torch.Tensor:
+    """F.prelu(F.batch_norm(x, ...), prelu_weight), fused; F.batch_norm's argument order.
+
+    Args and Returns as ``batch_norm_learnable_elu``'s, with prelu_weight
+    (1,), (C,) or 0-D, ``F.prelu``'s weight (required), in alpha's place.
+
+    Raises:
+        TypeError, ValueError: as ``checks.check_batch_norm_inputs``.
+    """
+    if prelu_weight is None:
+        raise TypeError("batch_norm_prelu needs prelu_weight, the activation's parameter")
+    return batch_norm_activation(
+        x, running_mean, running_var, weight, bias, prelu_weight, training, momentum, eps, PRELU
     )
 
 

@@ -10,7 +10,7 @@ from torch import nn
 from torch.nn.modules.batchnorm import _NormBase
 
 from ..routes import jit_tracing, jit_warnings_off, traced
-from .activations import ACTIVATIONS, LEARNABLE_ELU
+from .activations import ACTIVATIONS, LEARNABLE_ELU, PRELU
 from .function import batch_norm_activation
 
 
@@ -216,3 +216,71 @@ class BatchNormLearnableELU(BatchNormActivation):
             num_features, eps, momentum, affine, track_running_stats,
             num_parameters=num_features, init=init, device=device, dtype=dtype,
         )  # fmt: skip
+
+
+class BatchNormPReLU(BatchNormActivation):
+    """``nn.BatchNorm{1,2,3}d(num_features, ...)`` then ``nn.PReLU(num_parameters, init)``.
+
+    y = z if z > 0 else prelu_weight[c] * z, with z the normalized and
+    affined x: BatchNorm's semantics, all of them, with PReLU fused into the
+    normalize pass, as ``BatchNormLearnableELU`` does for the learnable ELU
+    (the same routes, custom ops, backends and promises: autograd keeps x
+    and per-channel vectors; the parameters' gradients are fixed-order,
+    atomic-free sums).
+
+    PReLU's parameter is ``prelu_weight``: BatchNorm's affine weight is
+    already ``weight``. Its ``state_dict`` holds BatchNorm's keys plus
+    ``prelu_weight``; a checkpoint of the pair ``bn`` -> ``act``
+    (``nn.PReLU``) maps as ``bn.weight``, ``bn.bias``, ``bn.running_mean``,
+    ``bn.running_var``, ``bn.num_batches_tracked`` -> the same names, and
+    ``act.weight`` -> ``prelu_weight`` (``fuse_batchnorm`` and
+    ``fuse.checkpoints`` do it).
+
+    Args:
+        num_features: C, the channel count (dim 1 of the input).
+        eps, momentum, affine, track_running_stats: as nn.BatchNorm2d's.
+        num_parameters: 1 (one slope for every channel, nn.PReLU's default)
+            or num_features.
+        init: initial value of every slope (nn.PReLU's 0.25).
+        device, dtype: of the parameters and buffers.
+
+    Shape:
+        input (N, C), (N, C, L), (N, C, H, W) or (N, C, D, H, W), any
+        memory format; output the same, in the input's memory format.
+
+    Attributes:
+        weight, bias: (C,) affine parameters (None without affine).
+        prelu_weight: (num_parameters,) Parameter, nn.PReLU's weight.
+        running_mean, running_var, num_batches_tracked: BatchNorm's buffers.
+
+    Raises:
+        ValueError: num_parameters is neither 1 nor num_features.
+    """
+
+    activation = PRELU
+
+    def __init__(
+        self,
+        num_features: int,
+        eps: float = 1e-5,
+        momentum: float | None = 0.1,
+        affine: bool = True,
+        track_running_stats: bool = True,
+        *,
+        num_parameters: int = 1,
+        init: float = PRELU.init,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ):
+        if num_parameters not in (1, num_features):
+            raise ValueError(
+                f"num_parameters must be 1 or num_features={num_features}, got {num_parameters}"
+            )
+        self.num_parameters = num_parameters
+        super().__init__(
+            num_features, eps, momentum, affine, track_running_stats,
+            num_parameters=num_parameters, init=init, device=device, dtype=dtype,
+        )  # fmt: skip
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, num_parameters={self.num_parameters}"
