@@ -106,12 +106,13 @@ def pass_bandwidth(shape, dtype, memory_format, device, copy_gbps: float) -> dic
     the partials), as a training step pays them.
     """
     from elu_triton.batch_norm import triton_kernels as passes
+    from elu_triton.batch_norm.activations import LEARNABLE_ELU
     from elu_triton.batch_norm.statistics import PerChannel, dx_coefficients
 
     x = torch.randn(shape, device=device, dtype=dtype).contiguous(memory_format=memory_format)
     dy = torch.randn_like(x)
     weight, bias, alpha = (torch.rand(shape[1], device=device) + 0.5 for _ in range(3))
-    per_channel = PerChannel(x, weight, bias, alpha)
+    per_channel = PerChannel(x, weight, bias, alpha, LEARNABLE_ELU)
     mean, var = passes.statistics(x)
     invstd = torch.rsqrt(var + 1e-5)
     sums = passes._reduce(dy, x, mean, invstd, per_channel, True)

@@ -9,7 +9,8 @@ channel count taken from the first input), ``replace_activations`` (swaps a
 built model's ReLU/ELU/PReLU modules for LearnableELU layers), the custom ops
 ``torch.ops.elu_triton.forward`` / ``torch.ops.elu_triton.backward``, and
 ``elu_triton.reference.learnable_elu`` (pure PyTorch); and BatchNorm fused
-with the activation: ``BatchNormLearnableELU``, ``batch_norm_learnable_elu``
+with the activation: ``BatchNormLearnableELU``, ``batch_norm_learnable_elu``,
+and with PReLU: ``BatchNormPReLU``, ``batch_norm_prelu``;
 ``fuse_batchnorm`` with ``batchnorm_fusion_plan`` (what it would do) and
 ``unfused_state_dict`` (the keys from before) (``elu_triton.batch_norm``,
 ``elu_triton.fuse``).
@@ -42,8 +43,9 @@ The activation
     convert.py                    ``replace_activations``: LearnableELU into a built model
 
 The batch norm
-    batch_norm/__init__.py        ``BatchNormLearnableELU``; its docstring tours the folder
-    batch_norm/module.py          the module, BatchNorm{1,2,3}d then LearnableELU as one
+    batch_norm/__init__.py        ``BatchNormLearnableELU``, ``BatchNormPReLU``; its docstring tours the folder
+    batch_norm/module.py          the modules, BatchNorm{1,2,3}d then LearnableELU or nn.PReLU as one
+    batch_norm/activations.py     the table of fused activations: one row each (helpers, reference, name)
     batch_norm/checks.py          its argument checks
     batch_norm/function.py        its functional form, routes and autograd Function
     batch_norm/ops.py             its custom ops
@@ -52,7 +54,7 @@ The batch norm
     batch_norm/torch_ops.py       its passes in eager ops (the torch backend's)
     batch_norm/triton_kernels.py  its passes' allocation and kernel launches (the triton backend's)
     batch_norm/second_order.py    its composite, differentiated again
-    fuse/__init__.py              ``fuse_batchnorm``: BatchNorm then LearnableELU, wherever, into one layer
+    fuse/__init__.py              ``fuse_batchnorm``: BatchNorm then LearnableELU or nn.PReLU, wherever, into one layer
     fuse/kinds.py                 the table: activation class -> fused layer; norm-act classes
     fuse/rules.py                 the rules a pair must pass to be swapped
     fuse/tracing.py               pairs inside forward(), traced with torch.fx in both modes
@@ -70,7 +72,12 @@ Tools
 
 from . import ops as _ops  # noqa: F401  (registers torch.ops.elu_triton.*)
 from ._version import __version__
-from .batch_norm import BatchNormLearnableELU, batch_norm_learnable_elu
+from .batch_norm import (
+    BatchNormLearnableELU,
+    BatchNormPReLU,
+    batch_norm_learnable_elu,
+    batch_norm_prelu,
+)
 from .convert import replace_activations
 from .function import LearnableELUFunction, learnable_elu
 from .fuse import batchnorm_fusion_plan, fuse_batchnorm, unfused_state_dict
@@ -80,10 +87,12 @@ from .module import LearnableELU
 __all__ = [
     "__version__",
     "BatchNormLearnableELU",
+    "BatchNormPReLU",
     "LazyLearnableELU",
     "LearnableELU",
     "LearnableELUFunction",
     "batch_norm_learnable_elu",
+    "batch_norm_prelu",
     "batchnorm_fusion_plan",
     "fuse_batchnorm",
     "learnable_elu",

@@ -101,11 +101,14 @@ def _check_float_tensor(name: str, t: object) -> None:
         raise TypeError(f"{name} must be a dense (strided) tensor, got {kind}")
 
 
-def check_inputs(x: torch.Tensor, alpha: torch.Tensor, channel_dim: int = 1) -> None:
+def check_inputs(
+    x: torch.Tensor, alpha: torch.Tensor, channel_dim: int = 1, name: str = "alpha"
+) -> None:
     """Validate the (x, alpha) pair of the forward, with x's channels on channel_dim.
 
     alpha is 1-D with 1 or C elements, or 0-D (one alpha for all, as
-    ``F.prelu``'s weight may be).
+    ``F.prelu``'s weight may be). name: what the messages call alpha (the
+    fused batch norm's PReLU calls its parameter ``prelu_weight``).
 
     Raises:
         TypeError: x or alpha is not a strided (dense, not nested)
@@ -131,26 +134,26 @@ def check_inputs(x: torch.Tensor, alpha: torch.Tensor, channel_dim: int = 1) -> 
     except (AttributeError, TypeError, IndexError):  # not tensors, or no such dim
         valid = False
     if not valid:
-        _raise_for_inputs(x, alpha, channel_dim)
+        _raise_for_inputs(x, alpha, channel_dim, name)
 
 
-def _raise_for_inputs(x: object, alpha: object, channel_dim: int) -> None:
+def _raise_for_inputs(x: object, alpha: object, channel_dim: int, name: str) -> None:
     _check_float_tensor("x", x)
-    _check_float_tensor("alpha", alpha)
+    _check_float_tensor(name, alpha)
     channels = channel_count(x, channel_dim)
     if alpha.dim() > 1:
         raise ValueError(
-            f"alpha must be 1-D with 1 or C={channels} elements (or 0-D), "
+            f"{name} must be 1-D with 1 or C={channels} elements (or 0-D), "
             f"got shape {tuple(alpha.shape)}"
         )
     if alpha.numel() != 1 and alpha.numel() != channels:
         raise ValueError(
-            f"alpha must have 1 or C={channels} elements (C: dim {channel_dim} of x, or 1 for x of fewer "
+            f"{name} must have 1 or C={channels} elements (C: dim {channel_dim} of x, or 1 for x of fewer "
             f"than 2 dims; x has shape {tuple(x.shape)}), got {alpha.numel()}"
         )
     if x.device != alpha.device:
         raise ValueError(
-            f"x and alpha must be on the same device, got x on {x.device} and alpha on {alpha.device}"
+            f"x and {name} must be on the same device, got x on {x.device} and {name} on {alpha.device}"
         )
     raise AssertionError("check_inputs: the fast check failed, but no error was found")
 

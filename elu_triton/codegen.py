@@ -46,6 +46,7 @@ from .codegen_cases import (
     TARGETS,
     CodegenCase,
     Kernel,
+    activation_helpers,
     all_cases,
     example_view,
     kernel_function,
@@ -110,21 +111,23 @@ class CompiledCase:
 def _kernel_arguments(case: CodegenCase, view: MemoryView, cfg: LaunchConfig) -> dict:
     """Argument values by name: Triton pointer types for pointers, else the value.
 
-    x, y, dy and dx are in the case's dtype, alpha in its parameter dtype, and
-    every other vector (partial sums, per-channel statistics) in the compute
-    dtype, as the host allocates them.
+    x, y, dy and dx are in the case's dtype, alpha (and the batch norm's
+    param) in its parameter dtype, and every other vector (partial sums,
+    per-channel statistics) in the compute dtype, as the host allocates them.
+    The batch norm's activation helpers are the case's activation's.
     """
     data = _TRITON_POINTER_TYPES[case.dtype]
     compute = "*fp64" if case.dtype == "float64" else "*fp32"
     values = {"R": view.rows, "K": view.cols, "C": view.channels,
               "CHANNEL_IS_COLUMN": view.channel_is_column, "BLOCK_R": cfg.block_r,
               "BLOCK_K": cfg.block_k, "K_MULTIPLE": cfg.k_multiple, "INDEX_64": cfg.index_64,
-              "COMPUTE_DALPHA": case.compute_dalpha, "TRAINING": True}  # fmt: skip
+              "COMPUTE_DALPHA": case.compute_dalpha, "COMPUTE_DPARAM": case.compute_dalpha,
+              "TRAINING": True, **activation_helpers(case.activation)}  # fmt: skip
     arguments = {}
     for name in kernel_function(case.kernel).arg_names:
         if name in _BIG_TENSORS:
             arguments[name] = data
-        elif name == "alpha_ptr":
+        elif name in ("alpha_ptr", "param_ptr"):
             arguments[name] = _TRITON_POINTER_TYPES[_ALPHA_DTYPE]
         elif name.endswith("_ptr"):
             arguments[name] = compute

@@ -35,11 +35,15 @@ KERNELS = {
     "backward": Kernel("learnable_elu_backward_kernel", ("x_ptr", "dy_ptr"), ("dx_ptr",)),
     # The fused batch norm + activation (elu_triton.batch_norm).
     "bn_statistics": Kernel("batch_norm_statistics_kernel", ("x_ptr",), ()),
-    "bn_forward": Kernel("batch_norm_elu_forward_kernel", ("x_ptr",), ("y_ptr",)),
-    "bn_reduce": Kernel("batch_norm_elu_reduce_kernel", ("x_ptr", "dy_ptr"), ()),
-    "bn_dx": Kernel("batch_norm_elu_dx_kernel", ("x_ptr", "dy_ptr"), ("dx_ptr",)),
+    "bn_forward": Kernel("batch_norm_activation_forward_kernel", ("x_ptr",), ("y_ptr",)),
+    "bn_reduce": Kernel("batch_norm_activation_reduce_kernel", ("x_ptr", "dy_ptr"), ()),
+    "bn_dx": Kernel("batch_norm_activation_dx_kernel", ("x_ptr", "dy_ptr"), ("dx_ptr",)),
 }
 ACTIVATION_KERNELS = ("forward", "backward")
+# The batch norm's kernels that take the activation's helpers, and the
+# activations checked (batch_norm.ACTIVATIONS' names; the first is the default).
+ACTIVATION_PARAMETER_KERNELS = ("bn_forward", "bn_reduce", "bn_dx")
+FUSED_ACTIVATIONS = ("learnable_elu", "prelu")
 LAYOUTS = ("channel_per_row", "channel_per_column", "shared_alpha")
 DTYPES = ("float32", "bfloat16", "float16", "float64")
 # GPUTarget(backend, arch, warp size) of each family checked: Ampere, Hopper,
@@ -60,8 +64,9 @@ class CodegenCase:
     kernel: str  # one of KERNELS
     dtype: str  # one of DTYPES, the dtype of x (and y, dy, dx)
     layout: str  # one of LAYOUTS
-    compute_dalpha: bool = True  # backward only
+    compute_dalpha: bool = True  # backward only (the batch norm's: COMPUTE_DPARAM)
     target: str = "sm_90"  # one of TARGETS
+    activation: str = "learnable_elu"  # the fused batch norm's: a key of batch_norm.ACTIVATIONS
 
     @property
     def isa(self) -> str:
@@ -81,6 +86,18 @@ def example_view(layout: str) -> MemoryView:
     raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
 
 
+def activation_helpers(activation: str) -> dict:
+    """The constexpr arguments naming an activation's device helpers, by argument name."""
+    from .batch_norm.activations import activation_named
+    from .kernels import activation as helpers
+
+    row = activation_named(activation)
+    return {
+        "ACTIVATION": getattr(helpers, row.kernel_value),
+        "ACTIVATION_GRADS": getattr(helpers, row.kernel_grads),
+    }
+
+
 def kernel_function(kernel: str):
     """The @triton.jit function of a KERNELS entry."""
     if kernel not in KERNELS:
@@ -94,7 +111,9 @@ def all_cases(targets: Sequence[str] = tuple(TARGETS)) -> list[CodegenCase]:
     The activation: every kernel, 16/32-bit dtype and layout, the backward
     without dalpha, and fp64. The fused batch norm (a channel per row or
     column, never a shared one: its statistics are per channel): fp32 and
-    bf16 in both layouts, and fp64.
+    bf16 in both layouts, and fp64; and for each other fused activation
+    (PReLU), its kernels that take the activation, fp32 and bf16 in both
+    layouts.
     """
     cases = []
     for target in targets:
@@ -119,4 +138,13 @@ def all_cases(targets: Sequence[str] = tuple(TARGETS)) -> list[CodegenCase]:
             for layout in LAYOUTS[:2]
         ]
         cases += [CodegenCase(k, "float64", "channel_per_row", target=target) for k in batch_norm]
+        # The other fused activations: the kernels that take an activation, fp32 and bf16
+        # in both layouts.
+        cases += [
+            CodegenCase(k, d, layout, target=target, activation=activation)
+            for activation in FUSED_ACTIVATIONS[1:]
+            for k in ACTIVATION_PARAMETER_KERNELS
+            for d in ("float32", "bfloat16")
+            for layout in LAYOUTS[:2]
+        ]
     return cases

@@ -1,16 +1,19 @@
-"""Backward of batch norm fused with the learnable ELU: a reduction pass, then a dx pass.
+"""Backward of batch norm fused with an activation: a reduction pass, then a dx pass.
 
 Both passes recompute, from x and the saved per-channel statistics,
 
     xhat = (x - mean[c]) * invstd[c],   z = xhat * weight[c] + bias[c]
-    dz, dalpha term = the activation's gradients at z for dy   (``activation``)
+    dz, dparam term = ACTIVATION_GRADS(z, dy, param[c])
+
+ACTIVATION_GRADS is the activation's gradient helper, a constexpr argument
+(``activation.learnable_elu_grads`` for the learnable ELU).
 
 Reduction pass: per-channel sums, as fixed-order partials with no atomics
 (``tiles.store_channel_sums``; the host sums them in a fixed order, so
-dweight, dbias and dalpha are bitwise reproducible run to run):
+dweight, dbias and dparam are bitwise reproducible run to run):
 
     dbias[c]   = sum dz          dweight[c] = sum dz * xhat
-    dalpha[c]  = sum dalpha terms
+    dparam[c]  = sum dparam terms
 
 dx pass, with per-channel coefficients the host derives from those sums:
 
@@ -25,107 +28,87 @@ matrix of ``tiles.py``; per-channel vectors are contiguous (C,) in the
 compute dtype (fp32; fp64 for fp64 x).
 """
 
+from typing import NamedTuple
+
 import triton
 import triton.language as tl
 
-from .activation import learnable_elu_grads
 from .batch_norm_math import normalize_tile
-from .tiles import (
-    load_for_compute,
-    load_per_channel,
-    store_channel_sums,
-    tile_channels,
-    tile_offsets,
-)
+from .tiles import load_for_compute, load_per_channel, store_channel_sums, tile_of, with_channels
+
+
+class Recomputed(NamedTuple):
+    """What both passes recompute for a tile (``_recompute``), 0 in masked lanes."""
+
+    tile: tuple  # the tiles.Tile
+    xhat: tl.tensor
+    dz: tl.tensor
+    dparam_terms: tl.tensor
 
 
 @triton.jit
 def _recompute(
-    x_ptr, dy_ptr, mean_ptr, invstd_ptr, weight_ptr, bias_ptr, alpha_ptr,
-    R, K, C, CHANNEL_IS_COLUMN: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_K: tl.constexpr,
-    K_MULTIPLE: tl.constexpr, INDEX_64: tl.constexpr,
+    x_ptr, dy_ptr, mean_ptr, invstd_ptr, weight_ptr, bias_ptr, param_ptr, R, K, C,
+    ACTIVATION_GRADS: tl.constexpr, CHANNEL_IS_COLUMN: tl.constexpr, BLOCK_R: tl.constexpr,
+    BLOCK_K: tl.constexpr, K_MULTIPLE: tl.constexpr, INDEX_64: tl.constexpr,
 ):  # fmt: skip
-    """The tile's coordinates (as ``tile_offsets``, then channels, index_in_channel),
-    then xhat, dz and the dalpha terms, all 0 in masked lanes."""
-    pid_r, pid_k, rows, cols, offsets, mask = tile_offsets(
-        R, K, BLOCK_R, BLOCK_K, K_MULTIPLE, INDEX_64
+    """The tile, then xhat, dz and the dparam terms: a ``Recomputed``."""
+    tile = tile_of(R, K, C, CHANNEL_IS_COLUMN, BLOCK_R, BLOCK_K, K_MULTIPLE, INDEX_64)
+    x = load_for_compute(x_ptr + tile.offsets, tile.mask)
+    dy = load_for_compute(dy_ptr + tile.offsets, tile.mask)
+    tile = with_channels(tile, CHANNEL_IS_COLUMN)
+    xhat, z, param = normalize_tile(
+        x, mean_ptr, invstd_ptr, weight_ptr, bias_ptr, param_ptr, tile, CHANNEL_IS_COLUMN
     )
-    x = load_for_compute(x_ptr + offsets, mask)
-    dy = load_for_compute(dy_ptr + offsets, mask)
-    channels, index_in_channel = tile_channels(rows, cols, C, CHANNEL_IS_COLUMN)
-    xhat, z, alpha = normalize_tile(
-        x, mean_ptr, invstd_ptr, weight_ptr, bias_ptr, alpha_ptr, channels, rows, cols, R, K,
-        CHANNEL_IS_COLUMN,
-    )  # fmt: skip
-    # Masked lanes have dy = 0, so dz and the dalpha terms vanish there;
+    # Masked lanes have dy = 0, so dz and the dparam terms vanish there;
     # xhat does not (x = 0 is not the mean): zero it for the dweight sums.
-    xhat = tl.where(mask, xhat, 0.0)
-    dz, dalpha_terms = learnable_elu_grads(z, dy, alpha)
-    return (
-        pid_r,
-        pid_k,
-        rows,
-        cols,
-        offsets,
-        mask,
-        channels,
-        index_in_channel,
-        xhat,
-        dz,
-        dalpha_terms,
-    )
+    xhat = tl.where(tile.mask, xhat, 0.0)
+    dz, dparam_terms = ACTIVATION_GRADS(z, dy, param)
+    return Recomputed(tile, xhat, dz, dparam_terms)
 
 
 @triton.jit
-def batch_norm_elu_reduce_kernel(
+def batch_norm_activation_reduce_kernel(
     x_ptr,  # forward input, R*K elements in memory order
     dy_ptr,  # upstream gradient, same layout as x
     mean_ptr,  # (C,) the forward's mean
     invstd_ptr,  # (C,) the forward's 1 / sqrt(var + eps)
     weight_ptr,  # (C,) affine weight (ones without affine)
     bias_ptr,  # (C,) affine bias (zeros without affine)
-    alpha_ptr,  # (C,) alpha (a shared alpha expanded by the host)
+    param_ptr,  # (C,) the activation's parameter (a shared one expanded by the host)
     dz_partials_ptr,  # (C, sums per channel) partial sums of dz
     dz_xhat_partials_ptr,  # (C, sums per channel) partial sums of dz * xhat
-    dalpha_partials_ptr,  # (C, sums per channel) partial sums of the dalpha terms
+    dparam_partials_ptr,  # (C, sums per channel) partial sums of the dparam terms
     R,  # rows of the memory view
     K,  # columns of the memory view (row stride)
     C,  # channels
+    ACTIVATION_GRADS: tl.constexpr,  # @triton.jit (z, dy, param) -> (dz, dparam term)
     CHANNEL_IS_COLUMN: tl.constexpr,  # channel = column (else row % C)
-    COMPUTE_DALPHA: tl.constexpr,  # False when alpha needs no gradient
+    COMPUTE_DPARAM: tl.constexpr,  # False when the parameter needs no gradient
     BLOCK_R: tl.constexpr,
     BLOCK_K: tl.constexpr,
     K_MULTIPLE: tl.constexpr,  # a power of two dividing K, for aligned vector access
     INDEX_64: tl.constexpr,
 ):
-    pid_r, pid_k, rows, cols, _, _, channels, index_in_channel, xhat, dz, dalpha_terms = _recompute(
-        x_ptr, dy_ptr, mean_ptr, invstd_ptr, weight_ptr, bias_ptr, alpha_ptr, R, K, C,
-        CHANNEL_IS_COLUMN, BLOCK_R, BLOCK_K, K_MULTIPLE, INDEX_64,
+    r = _recompute(
+        x_ptr, dy_ptr, mean_ptr, invstd_ptr, weight_ptr, bias_ptr, param_ptr, R, K, C,
+        ACTIVATION_GRADS, CHANNEL_IS_COLUMN, BLOCK_R, BLOCK_K, K_MULTIPLE, INDEX_64,
     )  # fmt: skip
-    store_channel_sums(
-        dz_partials_ptr, dz, pid_r, pid_k, rows, cols, channels, index_in_channel,
-        R, K, C, BLOCK_R, BLOCK_K, CHANNEL_IS_COLUMN,
-    )  # fmt: skip
-    store_channel_sums(
-        dz_xhat_partials_ptr, dz * xhat, pid_r, pid_k, rows, cols, channels, index_in_channel,
-        R, K, C, BLOCK_R, BLOCK_K, CHANNEL_IS_COLUMN,
-    )  # fmt: skip
-    if COMPUTE_DALPHA:
-        store_channel_sums(
-            dalpha_partials_ptr, dalpha_terms, pid_r, pid_k, rows, cols, channels,
-            index_in_channel, R, K, C, BLOCK_R, BLOCK_K, CHANNEL_IS_COLUMN,
-        )  # fmt: skip
+    store_channel_sums(dz_partials_ptr, r.dz, r.tile, CHANNEL_IS_COLUMN)
+    store_channel_sums(dz_xhat_partials_ptr, r.dz * r.xhat, r.tile, CHANNEL_IS_COLUMN)
+    if COMPUTE_DPARAM:
+        store_channel_sums(dparam_partials_ptr, r.dparam_terms, r.tile, CHANNEL_IS_COLUMN)
 
 
 @triton.jit
-def batch_norm_elu_dx_kernel(
+def batch_norm_activation_dx_kernel(
     x_ptr,  # forward input, R*K elements in memory order
     dy_ptr,  # upstream gradient, same layout as x
     mean_ptr,  # (C,) the forward's mean
     invstd_ptr,  # (C,) the forward's 1 / sqrt(var + eps)
     weight_ptr,  # (C,) affine weight (ones without affine)
     bias_ptr,  # (C,) affine bias (zeros without affine)
-    alpha_ptr,  # (C,) alpha (a shared alpha expanded by the host)
+    param_ptr,  # (C,) the activation's parameter (a shared one expanded by the host)
     scale_ptr,  # (C,) g = weight * invstd
     mean_dz_ptr,  # (C,) sum dz / M (unused unless TRAINING)
     mean_dz_xhat_ptr,  # (C,) sum dz * xhat / M (unused unless TRAINING)
@@ -133,6 +116,7 @@ def batch_norm_elu_dx_kernel(
     R,  # rows of the memory view
     K,  # columns of the memory view (row stride)
     C,  # channels
+    ACTIVATION_GRADS: tl.constexpr,  # @triton.jit (z, dy, param) -> (dz, dparam term)
     CHANNEL_IS_COLUMN: tl.constexpr,  # channel = column (else row % C)
     TRAINING: tl.constexpr,  # batch statistics: their gradients flow into dx
     BLOCK_R: tl.constexpr,
@@ -140,16 +124,15 @@ def batch_norm_elu_dx_kernel(
     K_MULTIPLE: tl.constexpr,  # a power of two dividing K, for aligned vector access
     INDEX_64: tl.constexpr,
 ):
-    _, _, rows, cols, offsets, mask, channels, _, xhat, dz, _ = _recompute(
-        x_ptr, dy_ptr, mean_ptr, invstd_ptr, weight_ptr, bias_ptr, alpha_ptr, R, K, C,
-        CHANNEL_IS_COLUMN, BLOCK_R, BLOCK_K, K_MULTIPLE, INDEX_64,
+    r = _recompute(
+        x_ptr, dy_ptr, mean_ptr, invstd_ptr, weight_ptr, bias_ptr, param_ptr, R, K, C,
+        ACTIVATION_GRADS, CHANNEL_IS_COLUMN, BLOCK_R, BLOCK_K, K_MULTIPLE, INDEX_64,
     )  # fmt: skip
-    dt = xhat.dtype
-    scale = load_per_channel(scale_ptr, channels, rows, cols, R, K, dt, CHANNEL_IS_COLUMN)
+    dt = r.xhat.dtype
+    scale = load_per_channel(scale_ptr, r.tile, dt, CHANNEL_IS_COLUMN)
+    dz = r.dz
     if TRAINING:
-        mean_dz = load_per_channel(mean_dz_ptr, channels, rows, cols, R, K, dt, CHANNEL_IS_COLUMN)
-        mean_dz_xhat = load_per_channel(
-            mean_dz_xhat_ptr, channels, rows, cols, R, K, dt, CHANNEL_IS_COLUMN
-        )
-        dz = dz - mean_dz - xhat * mean_dz_xhat
-    tl.store(dx_ptr + offsets, (scale * dz).to(dx_ptr.dtype.element_ty), mask=mask)
+        mean_dz = load_per_channel(mean_dz_ptr, r.tile, dt, CHANNEL_IS_COLUMN)
+        mean_dz_xhat = load_per_channel(mean_dz_xhat_ptr, r.tile, dt, CHANNEL_IS_COLUMN)
+        dz = dz - mean_dz - r.xhat * mean_dz_xhat
+    tl.store(dx_ptr + r.tile.offsets, (scale * dz).to(dx_ptr.dtype.element_ty), mask=r.tile.mask)

@@ -1,49 +1,50 @@
-"""Batch norm's normalize pass fused with the learnable ELU.
+"""Batch norm's normalize pass fused with an activation.
 
     z = (x - mean[c]) * invstd[c] * weight[c] + bias[c]    (``batch_norm_math``)
-    y = z if z > 0 else alpha[c] * expm1(z)                  (``activation``)
+    y = ACTIVATION(z, param[c])                              (``activation``)
 
-One pass: x read once, y written once. In training the host passes the
-batch's statistics (from ``batch_norm_statistics``), in eval the running
-ones; z is never stored.
+ACTIVATION is the activation's value helper, a constexpr argument (the
+learnable ELU's ``learnable_elu``: y = z if z > 0 else alpha[c] * expm1(z)),
+so each activation compiles to a kernel of its own. One pass: x read once,
+y written once. In training the host passes the batch's statistics (from
+``batch_norm_statistics``), in eval the running ones; z is never stored.
 
 Layout: x and y share one dense layout, viewed as the row-major (R, K)
-matrix of ``tiles.py``; mean, invstd, weight, bias and alpha are contiguous
+matrix of ``tiles.py``; mean, invstd, weight, bias and param are contiguous
 (C,) vectors in the compute dtype (fp32; fp64 for fp64 x).
 """
 
 import triton
 import triton.language as tl
 
-from .activation import learnable_elu
 from .batch_norm_math import normalize_tile
-from .tiles import load_for_compute, tile_channels, tile_offsets
+from .tiles import load_for_compute, tile_of, with_channels
 
 
 @triton.jit
-def batch_norm_elu_forward_kernel(
+def batch_norm_activation_forward_kernel(
     x_ptr,  # input, R*K elements in memory order
     mean_ptr,  # (C,) mean used to normalize
     invstd_ptr,  # (C,) 1 / sqrt(var + eps)
     weight_ptr,  # (C,) affine weight (ones without affine)
     bias_ptr,  # (C,) affine bias (zeros without affine)
-    alpha_ptr,  # (C,) alpha (a shared alpha expanded by the host)
+    param_ptr,  # (C,) the activation's parameter (a shared one expanded by the host)
     y_ptr,  # output, same layout and dtype as x
     R,  # rows of the memory view
     K,  # columns of the memory view (row stride)
     C,  # channels
+    ACTIVATION: tl.constexpr,  # @triton.jit (z, param) -> y, from kernels/activation.py
     CHANNEL_IS_COLUMN: tl.constexpr,  # channel = column (else row % C)
     BLOCK_R: tl.constexpr,
     BLOCK_K: tl.constexpr,
     K_MULTIPLE: tl.constexpr,  # a power of two dividing K, for aligned vector access
     INDEX_64: tl.constexpr,
 ):
-    _, _, rows, cols, offsets, mask = tile_offsets(R, K, BLOCK_R, BLOCK_K, K_MULTIPLE, INDEX_64)
-    x = load_for_compute(x_ptr + offsets, mask)
-    channels, _ = tile_channels(rows, cols, C, CHANNEL_IS_COLUMN)
-    _, z, alpha = normalize_tile(
-        x, mean_ptr, invstd_ptr, weight_ptr, bias_ptr, alpha_ptr, channels, rows, cols, R, K,
-        CHANNEL_IS_COLUMN,
-    )  # fmt: skip
-    y = learnable_elu(z, alpha)
-    tl.store(y_ptr + offsets, y.to(y_ptr.dtype.element_ty), mask=mask)
+    tile = tile_of(R, K, C, CHANNEL_IS_COLUMN, BLOCK_R, BLOCK_K, K_MULTIPLE, INDEX_64)
+    x = load_for_compute(x_ptr + tile.offsets, tile.mask)
+    tile = with_channels(tile, CHANNEL_IS_COLUMN)
+    _, z, param = normalize_tile(
+        x, mean_ptr, invstd_ptr, weight_ptr, bias_ptr, param_ptr, tile, CHANNEL_IS_COLUMN
+    )
+    y = ACTIVATION(z, param)
+    tl.store(y_ptr + tile.offsets, y.to(y_ptr.dtype.element_ty), mask=tile.mask)

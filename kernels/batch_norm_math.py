@@ -29,20 +29,16 @@ def normalize_tile(
     invstd_ptr,
     weight_ptr,
     bias_ptr,
-    alpha_ptr,
-    channels,  # from tiles.tile_channels
-    rows,
-    cols,
-    R,
-    K,
+    param_ptr,  # (C,) the activation's parameter
+    tile,  # the tiles.Tile of x
     CHANNEL_IS_COLUMN: tl.constexpr,
 ):
-    """(xhat, z, alpha) of the tile: its channels' vectors gathered, then ``normalize``."""
+    """(xhat, z, param) of the tile: its channels' vectors gathered, then ``normalize``."""
     dt = x.dtype
-    mean = load_per_channel(mean_ptr, channels, rows, cols, R, K, dt, CHANNEL_IS_COLUMN)
-    invstd = load_per_channel(invstd_ptr, channels, rows, cols, R, K, dt, CHANNEL_IS_COLUMN)
-    weight = load_per_channel(weight_ptr, channels, rows, cols, R, K, dt, CHANNEL_IS_COLUMN)
-    bias = load_per_channel(bias_ptr, channels, rows, cols, R, K, dt, CHANNEL_IS_COLUMN)
-    alpha = load_per_channel(alpha_ptr, channels, rows, cols, R, K, dt, CHANNEL_IS_COLUMN)
+    mean = load_per_channel(mean_ptr, tile, dt, CHANNEL_IS_COLUMN)
+    invstd = load_per_channel(invstd_ptr, tile, dt, CHANNEL_IS_COLUMN)
+    weight = load_per_channel(weight_ptr, tile, dt, CHANNEL_IS_COLUMN)
+    bias = load_per_channel(bias_ptr, tile, dt, CHANNEL_IS_COLUMN)
+    param = load_per_channel(param_ptr, tile, dt, CHANNEL_IS_COLUMN)
     xhat, z = normalize(x, mean, invstd, weight, bias)
-    return xhat, z, alpha
+    return xhat, z, param

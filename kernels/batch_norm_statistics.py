@@ -36,26 +36,20 @@ from .tiles import (
     per_element,
     store_channel_partials,
     store_channel_sums,
-    tile_channels,
-    tile_offsets,
+    tile_of,
+    with_channels,
 )
 
 
 @triton.jit
-def segment_length(
-    pid_r,  # the tile's row block
-    pid_k,  # the tile's column block
-    R,
-    K,
-    BLOCK_R: tl.constexpr,
-    BLOCK_K: tl.constexpr,
-    CHANNEL_IS_COLUMN: tl.constexpr,
-):
+def segment_length(tile, CHANNEL_IS_COLUMN: tl.constexpr):
     """n_t: the unmasked elements of each of the tile's channel segments (all alike)."""
     if CHANNEL_IS_COLUMN:
-        n = tl.minimum(R - pid_r * BLOCK_R, BLOCK_R)
+        block_r: tl.constexpr = tile.rows.shape[0]
+        n = tl.minimum(tile.R - tile.pid_r * block_r, block_r)
     else:
-        n = tl.minimum(K - pid_k * BLOCK_K, BLOCK_K)
+        block_k: tl.constexpr = tile.cols.shape[0]
+        n = tl.minimum(tile.K - tile.pid_k * block_k, block_k)
     return n
 
 
@@ -74,29 +68,18 @@ def batch_norm_statistics_kernel(
     K_MULTIPLE: tl.constexpr,  # a power of two dividing K, for aligned vector access
     INDEX_64: tl.constexpr,
 ):
-    pid_r, pid_k, rows, cols, offsets, mask = tile_offsets(
-        R, K, BLOCK_R, BLOCK_K, K_MULTIPLE, INDEX_64
-    )
-    x = load_for_compute(x_ptr + offsets, mask)
-    channels, index_in_channel = tile_channels(rows, cols, C, CHANNEL_IS_COLUMN)
+    tile = tile_of(R, K, C, CHANNEL_IS_COLUMN, BLOCK_R, BLOCK_K, K_MULTIPLE, INDEX_64)
+    x = load_for_compute(x_ptr + tile.offsets, tile.mask)
+    tile = with_channels(tile, CHANNEL_IS_COLUMN)
     # Masked lanes loaded 0, so the sum is that of the segment's n elements.
     # The center need only be near the mean (s1 holds the rest): 1/n as
     # rsqrt(n)^2, a few ulps, once per program, where a division would
     # expand into fma on AMD GPUs (and every fma here is an explicit one).
-    n = segment_length(pid_r, pid_k, R, K, BLOCK_R, BLOCK_K, CHANNEL_IS_COLUMN).to(tl.float32)
+    n = segment_length(tile, CHANNEL_IS_COLUMN).to(tl.float32)
     inverse_n = tl.math.rsqrt(n)
     center = channel_sums(x, CHANNEL_IS_COLUMN) * (inverse_n * inverse_n)
     # ... but not their deviations, which 0 - c_t would not be.
-    centered = tl.where(mask, x - per_element(center, CHANNEL_IS_COLUMN), 0.0)
-    store_channel_partials(
-        center_partials_ptr, center, pid_r, pid_k, rows, cols, channels,
-        index_in_channel, R, K, C, BLOCK_R, BLOCK_K, CHANNEL_IS_COLUMN,
-    )  # fmt: skip
-    store_channel_sums(
-        deviation_partials_ptr, centered, pid_r, pid_k, rows, cols, channels,
-        index_in_channel, R, K, C, BLOCK_R, BLOCK_K, CHANNEL_IS_COLUMN,
-    )  # fmt: skip
-    store_channel_sums(
-        square_partials_ptr, centered * centered, pid_r, pid_k, rows, cols, channels,
-        index_in_channel, R, K, C, BLOCK_R, BLOCK_K, CHANNEL_IS_COLUMN,
-    )  # fmt: skip
+    centered = tl.where(tile.mask, x - per_element(center, CHANNEL_IS_COLUMN), 0.0)
+    store_channel_partials(center_partials_ptr, center, tile, CHANNEL_IS_COLUMN)
+    store_channel_sums(deviation_partials_ptr, centered, tile, CHANNEL_IS_COLUMN)
+    store_channel_sums(square_partials_ptr, centered * centered, tile, CHANNEL_IS_COLUMN)

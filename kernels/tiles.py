@@ -12,10 +12,68 @@ row or its column (see ``elu_triton/layout.py``):
 
 A program owns one BLOCK_R x BLOCK_K tile. The 1-D grid walks tiles with the
 column block fastest, so neighbouring programs touch neighbouring memory.
+
+A tile is one value, a ``Tile``: its coordinates, mask and channels, and
+the view's sizes; the helpers take it whole. A kernel makes it in two
+steps, ``tile_of`` and, after the tile's big loads, ``with_channels``: the
+integer division per row then comes after the loads, where the kernels
+always computed it (before them, the compiler schedules the code
+differently: bench/codegen_identity.py shows it). The layout's constexpr
+(CHANNEL_IS_COLUMN) travels beside it: Triton (3.6 and 3.9 alike) turns a
+constexpr held in a tuple into a runtime value once the tuple is assigned,
+and the layout must stay a compile-time branch. BLOCK_R and BLOCK_K need no
+such help: they are the shapes of ``rows`` and ``cols``.
 """
+
+from typing import NamedTuple
 
 import triton
 import triton.language as tl
+
+
+class Tile(NamedTuple):
+    """One program's tile of the (R, K) view (``tile_of``): a tuple in Triton's eyes."""
+
+    pid_r: tl.tensor  # the tile's row block
+    pid_k: tl.tensor  # the tile's column block
+    rows: tl.tensor  # (BLOCK_R,) row indices
+    cols: tl.tensor  # (BLOCK_K,) column indices
+    offsets: tl.tensor  # (BLOCK_R, BLOCK_K) element offsets in memory order
+    mask: tl.tensor  # (BLOCK_R, BLOCK_K) elements inside the view
+    channels: tl.tensor  # the channel of each row or column (0 before with_channels)
+    index_in_channel: tl.tensor  # row = index_in_channel*C + channel (channel per row)
+    R: tl.tensor  # rows of the view
+    K: tl.tensor  # columns of the view, the row stride
+    C: tl.tensor  # channels
+
+
+@triton.jit
+def tile_of(
+    R,  # rows of the (R, K) memory view
+    K,  # columns of the view; also the row stride, in elements
+    C,  # channel count
+    CHANNEL_IS_COLUMN: tl.constexpr,  # channel = column (else row % C)
+    BLOCK_R: tl.constexpr,  # rows per tile
+    BLOCK_K: tl.constexpr,  # columns per tile (a power of two)
+    K_MULTIPLE: tl.constexpr,  # a power of two that divides K (at most 16)
+    INDEX_64: tl.constexpr,  # whether element offsets may reach 2^31
+):
+    """This program's ``Tile``, its channels still 0 (``with_channels`` adds them)."""
+    pid_r, pid_k, rows, cols, offsets, mask = tile_offsets(
+        R, K, BLOCK_R, BLOCK_K, K_MULTIPLE, INDEX_64
+    )
+    # (0 for the channels: Triton 3.6 cannot return None in a tuple.)
+    return Tile(pid_r, pid_k, rows, cols, offsets, mask, 0, 0, R, K, C)
+
+
+@triton.jit
+def with_channels(tile, CHANNEL_IS_COLUMN: tl.constexpr):
+    """The tile with its channels (``tile_channels``)."""
+    channels, index_in_channel = tile_channels(tile, CHANNEL_IS_COLUMN)
+    return Tile(
+        tile.pid_r, tile.pid_k, tile.rows, tile.cols, tile.offsets, tile.mask,
+        channels, index_in_channel, tile.R, tile.K, tile.C,
+    )  # fmt: skip
 
 
 @triton.jit
@@ -60,12 +118,7 @@ def load_for_compute(pointers, mask):
 
 
 @triton.jit
-def tile_channels(
-    rows,  # (BLOCK_R,) row indices of the tile
-    cols,  # (BLOCK_K,) column indices of the tile
-    C,  # channel count
-    CHANNEL_IS_COLUMN: tl.constexpr,
-):
+def tile_channels(tile, CHANNEL_IS_COLUMN: tl.constexpr):
     """(channels, index_in_channel): the channel of each column, or of each row.
 
     With the channel per row, row = index_in_channel*C + channel: one integer
@@ -73,22 +126,18 @@ def tile_channels(
     index_in_channel is unused (the per-channel sums are per column).
     """
     if CHANNEL_IS_COLUMN:
-        channels = cols
-        index_in_channel = cols
+        channels = tile.cols
+        index_in_channel = tile.cols
     else:
-        index_in_channel = rows // C
-        channels = rows - index_in_channel * C
+        index_in_channel = tile.rows // tile.C
+        channels = tile.rows - index_in_channel * tile.C
     return channels, index_in_channel
 
 
 @triton.jit
 def load_per_channel(
     pointer,  # a (C,) per-channel vector (alpha, a mean, a weight...), any float dtype
-    channels,  # from tile_channels
-    rows,
-    cols,
-    R,
-    K,
+    tile,  # a Tile
     COMPUTE_DTYPE: tl.constexpr,
     CHANNEL_IS_COLUMN: tl.constexpr,
 ):
@@ -98,9 +147,9 @@ def load_per_channel(
     vector stays in L1.
     """
     if CHANNEL_IS_COLUMN:
-        values = tl.load(pointer + channels, mask=cols < K, other=0.0)
+        values = tl.load(pointer + tile.channels, mask=tile.cols < tile.K, other=0.0)
     else:
-        values = tl.load(pointer + channels, mask=rows < R, other=0.0)
+        values = tl.load(pointer + tile.channels, mask=tile.rows < tile.R, other=0.0)
     return per_element(values.to(COMPUTE_DTYPE), CHANNEL_IS_COLUMN)
 
 
@@ -134,41 +183,19 @@ def per_element(
 def store_channel_sums(
     partials_ptr,  # (C, sums per channel) row-major partial sums, see below
     terms,  # (BLOCK_R, BLOCK_K) terms to sum per channel; 0 in masked lanes
-    pid_r,
-    pid_k,
-    rows,
-    cols,
-    channels,  # from tile_channels
-    index_in_channel,
-    R,
-    K,
-    C,
-    BLOCK_R: tl.constexpr,
-    BLOCK_K: tl.constexpr,
+    tile,  # a Tile
     CHANNEL_IS_COLUMN: tl.constexpr,
 ):
     """Write the tile's per-channel sums of terms into the partials matrix, no atomics."""
-    store_channel_partials(
-        partials_ptr, channel_sums(terms, CHANNEL_IS_COLUMN), pid_r, pid_k, rows, cols,
-        channels, index_in_channel, R, K, C, BLOCK_R, BLOCK_K, CHANNEL_IS_COLUMN,
-    )  # fmt: skip
+    sums = channel_sums(terms, CHANNEL_IS_COLUMN)
+    store_channel_partials(partials_ptr, sums, tile, CHANNEL_IS_COLUMN)
 
 
 @triton.jit
 def store_channel_partials(
     partials_ptr,  # (C, partials per channel) row-major, see below
     values,  # one value per column or per row of the tile (``channel_sums``)
-    pid_r,
-    pid_k,
-    rows,
-    cols,
-    channels,  # from tile_channels
-    index_in_channel,
-    R,
-    K,
-    C,
-    BLOCK_R: tl.constexpr,
-    BLOCK_K: tl.constexpr,
+    tile,  # a Tile
     CHANNEL_IS_COLUMN: tl.constexpr,
 ):
     """Write one value per tile column or row into the partials matrix, no atomics.
@@ -180,10 +207,16 @@ def store_channel_partials(
     column block j goes to [c, j*(R//C) + o] (cdiv(K, BLOCK_K) * R // C).
     """
     if CHANNEL_IS_COLUMN:
-        row_blocks = tl.cdiv(R, BLOCK_R)
-        tl.store(partials_ptr + cols * row_blocks + pid_r, values, mask=cols < K)
+        row_blocks = tl.cdiv(tile.R, tile.rows.shape[0])  # BLOCK_R
+        tl.store(
+            partials_ptr + tile.cols * row_blocks + tile.pid_r, values, mask=tile.cols < tile.K
+        )
     else:
-        rows_per_channel = R // C
-        partials_per_channel = tl.cdiv(K, BLOCK_K) * rows_per_channel
-        index = channels * partials_per_channel + pid_k * rows_per_channel + index_in_channel
-        tl.store(partials_ptr + index, values, mask=rows < R)
+        rows_per_channel = tile.R // tile.C
+        partials_per_channel = tl.cdiv(tile.K, tile.cols.shape[0]) * rows_per_channel  # BLOCK_K
+        index = (
+            tile.channels * partials_per_channel
+            + tile.pid_k * rows_per_channel
+            + tile.index_in_channel
+        )
+        tl.store(partials_ptr + index, values, mask=tile.rows < tile.R)

@@ -28,8 +28,10 @@ from torch import nn
 
 from elu_triton import (
     BatchNormLearnableELU,
+    BatchNormPReLU,
     LearnableELU,
     batch_norm_learnable_elu,
+    batch_norm_prelu,
     learnable_elu,
     reference,
 )
@@ -46,8 +48,8 @@ class Layer:
 
     Args:
         name: the module's class name (test ids; absent from a traced graph).
-        module_class: the module, built as ``module_class(channels, init=0.7,
-            device=..., dtype=..., **mode)``.
+        module_class: the module (or a function making one), built as
+            ``module_class(channels, init=0.7, device=..., dtype=..., **mode)``.
         functional: its functional form, bound to a module's state: the
             eager route under test.
         composite: its reference composite in plain PyTorch ops, bound the
@@ -68,7 +70,7 @@ class Layer:
     """
 
     name: str
-    module_class: type[nn.Module]
+    module_class: Callable[..., nn.Module]
     functional: Bind
     composite: Bind
     vectors: tuple[str, ...]
@@ -154,20 +156,35 @@ def _batch_norm_args(module):
     return (module.running_mean, module.running_var), (module.training, momentum, module.eps)
 
 
-def _batch_norm(module):
-    def fused(x, weight, bias, alpha):
-        running, flags = _batch_norm_args(module)
-        return batch_norm_learnable_elu(x, *running, weight, bias, alpha, *flags)
+def _batch_norm(functional):
+    """Bind: the fused functional (F.batch_norm's arguments, then the activation's parameter)."""
 
-    return fused
+    def bind(module):
+        def fused(x, weight, bias, param):
+            running, flags = _batch_norm_args(module)
+            return functional(x, *running, weight, bias, param, *flags)
+
+        return fused
+
+    return bind
 
 
-def _batch_norm_composite(module):
-    def composite(x, weight, bias, alpha):
-        running, flags = _batch_norm_args(module)
-        return reference.learnable_elu(F.batch_norm(x, *running, weight, bias, *flags), alpha)
+def _batch_norm_composite(activation):
+    """Bind: F.batch_norm, then the activation's reference y = activation(z, param)."""
 
-    return composite
+    def bind(module):
+        def composite(x, weight, bias, param):
+            running, flags = _batch_norm_args(module)
+            return activation(F.batch_norm(x, *running, weight, bias, *flags), param)
+
+        return composite
+
+    return bind
+
+
+def _per_channel_prelu(channels: int, **kwargs) -> BatchNormPReLU:
+    """BatchNormPReLU with one slope per channel (its default, as nn.PReLU's, is one for all)."""
+    return BatchNormPReLU(channels, num_parameters=channels, **kwargs)
 
 
 def _spy_batch_norm_backward(backend, ran):
@@ -208,12 +225,25 @@ LAYERS = (
     Layer(
         name="BatchNormLearnableELU",
         module_class=BatchNormLearnableELU,
-        functional=_batch_norm,
-        composite=_batch_norm_composite,
+        functional=_batch_norm(batch_norm_learnable_elu),
+        composite=_batch_norm_composite(reference.learnable_elu),
         vectors=("weight", "bias", "alpha"),
         shareable=("alpha",),
         modes={"train": {"training": True}, "eval": {"training": False}},
         composite_ops=("batch_norm", "expm1"),
+        spy_backward=_spy_batch_norm_backward,
+    ),
+    Layer(
+        name="BatchNormPReLU",
+        module_class=_per_channel_prelu,
+        functional=_batch_norm(batch_norm_prelu),
+        # F.prelu with the weight in z's dtype: F.prelu itself refuses bf16 z
+        # with an fp32 weight (autocast's pairing), which the fused layer takes.
+        composite=_batch_norm_composite(lambda z, w: F.prelu(z, w.to(z.dtype))),
+        vectors=("weight", "bias", "prelu_weight"),
+        shareable=("prelu_weight",),
+        modes={"train": {"training": True}, "eval": {"training": False}},
+        composite_ops=("batch_norm", "prelu"),
         spy_backward=_spy_batch_norm_backward,
     ),
 )

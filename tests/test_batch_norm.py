@@ -3,7 +3,12 @@
 Every backend (the ``device`` fixture: the kernels in the interpreter, the
 PyTorch backend, CUDA where present) is compared with the float64 composite
 on the same inputs: values, the four gradients, the running statistics.
+Tests about the fused layer rather than the ELU run for every fused layer
+(the ``act`` fixture: BatchNormLearnableELU and BatchNormPReLU, each
+against its own pair).
 """
+
+from dataclasses import dataclass
 
 import pytest
 import torch
@@ -12,9 +17,11 @@ from torch import nn
 
 from elu_triton import (
     BatchNormLearnableELU,
+    BatchNormPReLU,
     LearnableELU,
     backends,
     batch_norm_learnable_elu,
+    batch_norm_prelu,
     reference,
 )
 from elu_triton.demo.memory import activation_bytes
@@ -38,6 +45,43 @@ TOLERANCES = {
 SUM_RTOL = {torch.float64: 1e-12, torch.float32: 2e-5, torch.bfloat16: 2e-5}
 
 
+@dataclass(frozen=True)
+class FusedLayer:
+    """A fused layer and its unfused pair's activation, for the tests they share."""
+
+    functional: object  # F.batch_norm's arguments, then the parameter, training, momentum, eps
+    reference: object  # y = f(z, param), the pair's activation in pure PyTorch
+    module: type
+    activation: object  # (channels, init, device, dtype) -> the pair's activation module
+    parameter: str  # the fused module's name for the activation's parameter
+    unfused_parameter: str  # the activation module's
+
+
+LAYERS = {
+    "learnable_elu": FusedLayer(
+        batch_norm_learnable_elu, reference.learnable_elu, BatchNormLearnableELU,
+        lambda c, init, **kw: LearnableELU(c, init, **kw), "alpha", "alpha",
+    ),
+    "prelu": FusedLayer(
+        batch_norm_prelu, F.prelu, BatchNormPReLU,
+        lambda c, init, **kw: nn.PReLU(c, init, **kw), "prelu_weight", "weight",
+    ),
+}  # fmt: skip
+
+
+# (Named act: ``layer`` is the contract suite's, which conftest parametrizes.)
+@pytest.fixture(params=list(LAYERS))
+def act(request) -> FusedLayer:
+    return LAYERS[request.param]
+
+
+def _fused_module(layer, channels, **kwargs):
+    """layer's module with one parameter per channel (PReLU's default is one in all)."""
+    if layer.module is BatchNormPReLU:
+        kwargs["num_parameters"] = channels
+    return layer.module(channels, **kwargs)
+
+
 def _draw(shape, dtype, device, memory_format=torch.contiguous_format, mean=0.5, std=1.5):
     x = torch.randn(shape, dtype=torch.float64) * std + mean
     return x.to(device=device, dtype=dtype).contiguous(memory_format=memory_format)
@@ -50,26 +94,32 @@ def _parameters(channels, device, dtype=torch.float32):
     return weight, bias, alpha
 
 
-def _composite64(x, running_mean, running_var, weight, bias, alpha, training, momentum, eps, dy):
+def _composite64(
+    x, running_mean, running_var, weight, bias, alpha, training, momentum, eps, dy,
+    layer=LAYERS["learnable_elu"],
+):  # fmt: skip
     """(y, [dx, dweight, dbias, dalpha], running_mean, running_var) of the float64 composite."""
     leaves = [t.detach().double().requires_grad_() for t in (x, weight, bias, alpha)]
     rm = None if running_mean is None else running_mean.double()
     rv = None if running_var is None else running_var.double()
     z = F.batch_norm(leaves[0], rm, rv, leaves[1], leaves[2], training, momentum, eps)
-    y = reference.learnable_elu(z, leaves[3])
+    y = layer.reference(z, leaves[3])
     return y.detach(), list(torch.autograd.grad(y, leaves, dy.double())), rm, rv
 
 
-def _check(x, running, weight, bias, alpha, training, momentum=0.1, eps=1e-5):
+def _check(
+    x, running, weight, bias, alpha, training, momentum=0.1, eps=1e-5,
+    layer=LAYERS["learnable_elu"],
+):  # fmt: skip
     """Run the fused functional and the float64 composite; compare everything."""
     rm64, rv64 = (None, None) if running is None else (t.clone() for t in running)
     rm, rv = (None, None) if running is None else running
     leaves = [t.detach().requires_grad_() for t in (x, weight, bias, alpha)]
-    y = batch_norm_learnable_elu(leaves[0], rm, rv, *leaves[1:], training, momentum, eps)
+    y = layer.functional(leaves[0], rm, rv, *leaves[1:], training, momentum, eps)
     dy = torch.randn_like(y)
     grads = torch.autograd.grad(y, leaves, dy)
     y64, grads64, rm64, rv64 = _composite64(
-        x, rm64, rv64, weight, bias, alpha, training, momentum, eps, dy
+        x, rm64, rv64, weight, bias, alpha, training, momentum, eps, dy, layer
     )
     rtol, atol = TOLERANCES[x.dtype]
     assert y.dtype == x.dtype and y.stride() == x.stride()
@@ -98,7 +148,7 @@ def _check(x, running, weight, bias, alpha, training, momentum=0.1, eps=1e-5):
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
 @pytest.mark.parametrize("training", [True, False])
 @pytest.mark.parametrize("memory_format", [torch.contiguous_format, torch.channels_last])
-def test_matches_composite(dtype, training, memory_format, device):
+def test_matches_composite(dtype, training, memory_format, device, act):
     x = _draw((4, 3, 5, 6), dtype, device, memory_format)
     param_dtype = torch.float64 if dtype == torch.float64 else torch.float32
     weight, bias, alpha = _parameters(3, device, param_dtype)
@@ -106,7 +156,7 @@ def test_matches_composite(dtype, training, memory_format, device):
         torch.randn(3, dtype=param_dtype, device=device),
         torch.rand(3, dtype=param_dtype, device=device) + 0.5,
     )
-    _check(x, running, weight, bias, alpha, training)
+    _check(x, running, weight, bias, alpha, training, act=act)
 
 
 @pytest.mark.parametrize(
@@ -121,11 +171,11 @@ def test_matches_composite(dtype, training, memory_format, device):
     ],
 )
 @pytest.mark.parametrize("training", [True, False])
-def test_shapes_and_layouts(shape, memory_format, training, device):
+def test_shapes_and_layouts(shape, memory_format, training, device, act):
     x = _draw(shape, torch.float32, device, memory_format)
     channels = shape[1]
     running = (torch.randn(channels, device=device), torch.rand(channels, device=device) + 0.5)
-    _check(x, running, *_parameters(channels, device), training)
+    _check(x, running, *_parameters(channels, device), training, act=act)
 
 
 def test_without_affine_or_running_statistics(device):
@@ -138,11 +188,11 @@ def test_without_affine_or_running_statistics(device):
     torch.testing.assert_close(y, expected, rtol=0, atol=0)  # weight 1, bias 0 exactly
 
 
-def test_shared_alpha(device):
+def test_shared_alpha(device, act):
     x = _draw((4, 3, 5), torch.float64, device)
     weight, bias, _ = _parameters(3, device, torch.float64)
     alpha = torch.tensor([0.7], dtype=torch.float64, device=device)
-    _check(x, None, weight, bias, alpha, True)
+    _check(x, None, weight, bias, alpha, True, act=act)
 
 
 def test_non_dense_input(device):
@@ -271,50 +321,50 @@ def test_a_million_elements_per_channel_keep_batch_norms_accuracy(shape, device,
 
 
 @pytest.mark.parametrize("training", [True, False])
-def test_gradcheck(training, device):
+def test_gradcheck(training, device, act):
     x = _draw((3, 2, 2, 2), torch.float64, device).requires_grad_()
     weight, bias, alpha = (t.requires_grad_() for t in _parameters(2, device, torch.float64))
     rm = torch.randn(2, dtype=torch.float64, device=device)
     rv = torch.rand(2, dtype=torch.float64, device=device) + 0.5
 
     def fn(x, weight, bias, alpha):  # running statistics refreshed: momentum 0
-        return batch_norm_learnable_elu(x, rm, rv, weight, bias, alpha, training, 0.0, 1e-5)
+        return act.functional(x, rm, rv, weight, bias, alpha, training, 0.0, 1e-5)
 
     assert torch.autograd.gradcheck(fn, (x, weight, bias, alpha))
     assert torch.autograd.gradgradcheck(fn, (x, weight, bias, alpha))
 
 
-def test_parameter_gradients_are_reproducible(device):
+def test_parameter_gradients_are_reproducible(device, act):
     x = _draw((4, 3, 9, 7), torch.float32, device, torch.channels_last)
     params = [t.requires_grad_() for t in _parameters(3, device)]
     dy = torch.randn_like(x)
     runs = []
     for _ in range(2):
-        y = batch_norm_learnable_elu(x.requires_grad_(), None, None, *params, True)
+        y = act.functional(x.requires_grad_(), None, None, *params, True)
         runs.append(torch.autograd.grad(y, [x, *params], dy))
     for first, second in zip(*runs):
         assert torch.equal(first, second)
 
 
-def test_keeps_x_and_per_channel_vectors_only(device):
-    layer = BatchNormLearnableELU(8, device=device)
+def test_keeps_x_and_per_channel_vectors_only(device, act):
+    module = _fused_module(act, 8, device=device)
     x = torch.randn(4, 8, 16, 16, device=device, requires_grad=True)
-    fused = activation_bytes(layer, x)  # (saved-tensor hooks)
+    fused = activation_bytes(module, x)  # (saved-tensor hooks)
     # x; mean, var and bias's (C,) copy (parameters themselves are not counted)
     assert fused == x.numel() * 4 + 3 * 8 * 4
-    pair = nn.Sequential(nn.BatchNorm2d(8, device=device), LearnableELU(8, device=device))
+    pair = nn.Sequential(nn.BatchNorm2d(8, device=device), act.activation(8, 1.0, device=device))
     assert fused < 0.55 * activation_bytes(pair, x)
 
 
-def _pair_and_fused(channels, device, **kwargs):
+def _pair_and_fused(channels, device, layer=LAYERS["learnable_elu"], **kwargs):
     bn_class = {2: nn.BatchNorm1d, 3: nn.BatchNorm1d, 4: nn.BatchNorm2d, 5: nn.BatchNorm3d}
     init = kwargs.pop("init", 1.0)
     dims = kwargs.pop("dims")
     pair = nn.Sequential(
         bn_class[dims](channels, **kwargs, device=device, dtype=torch.float64),
-        LearnableELU(channels, init, device=device, dtype=torch.float64),
+        layer.activation(channels, init, device=device, dtype=torch.float64),
     )
-    fused = BatchNormLearnableELU(channels, **kwargs, init=init, device=device, dtype=torch.float64)
+    fused = _fused_module(layer, channels, **kwargs, init=init, device=device, dtype=torch.float64)
     return pair, fused
 
 
@@ -330,14 +380,15 @@ MODULE_FLAGS = [
 
 @pytest.mark.parametrize("flags", MODULE_FLAGS, ids=lambda f: ",".join(f) or "defaults")
 @pytest.mark.parametrize("dims", [2, 4, 5])
-def test_module_trains_like_the_pair(flags, dims, device):
-    """Several steps of SGD, then eval: same outputs, parameters and buffers as BN -> ELU."""
+def test_module_trains_like_the_pair(flags, dims, device, act):
+    """Several steps of SGD, then eval: same outputs, parameters and buffers as BN -> activation."""
     # Seeded, so that the result does not depend on which tests ran before.
     torch.manual_seed(0)
     channels = 3
-    pair, fused = _pair_and_fused(channels, device, dims=dims, init=0.8, **flags)
-    assert set(fused.state_dict()) == set(pair[0].state_dict()) | {"alpha"}
-    fused.load_state_dict({**pair[0].state_dict(), "alpha": pair[1].alpha.detach()})
+    pair, fused = _pair_and_fused(channels, device, act, dims=dims, init=0.8, **flags)
+    name, unfused = act.parameter, getattr(pair[1], act.unfused_parameter)
+    assert set(fused.state_dict()) == set(pair[0].state_dict()) | {name}
+    fused.load_state_dict({**pair[0].state_dict(), name: unfused.detach()})
     optimizers = [torch.optim.SGD(m.parameters(), lr=0.1) for m in (pair, fused)]
     shape = {2: (6, channels), 4: (3, channels, 4, 3), 5: (2, channels, 2, 3, 2)}[dims]
     for step in range(3):
@@ -350,7 +401,7 @@ def test_module_trains_like_the_pair(flags, dims, device):
             weights = torch.arange(x.numel(), device=device).reshape(shape) / x.numel()
             (model(x) * weights).sum().backward()
             optimizer.step()
-        _assert_same_state(pair, fused)
+        _assert_same_state(pair, fused, act)
     for model in (pair, fused):
         model.eval()
     if fused.track_running_stats:
@@ -358,8 +409,8 @@ def test_module_trains_like_the_pair(flags, dims, device):
         torch.testing.assert_close(fused(x), pair(x), rtol=1e-12, atol=1e-12)
 
 
-def _assert_same_state(pair, fused):
-    expected = {**pair[0].state_dict(), "alpha": pair[1].alpha}
+def _assert_same_state(pair, fused, layer=LAYERS["learnable_elu"]):
+    expected = {**pair[0].state_dict(), layer.parameter: getattr(pair[1], layer.unfused_parameter)}
     for name, value in fused.state_dict().items():
         torch.testing.assert_close(value, expected[name], rtol=1e-11, atol=1e-11, msg=name)
 
@@ -537,3 +588,38 @@ def test_weight_or_alpha_changed_in_place_before_the_backward_raises(name, devic
         getattr(layer, name).mul_(2)
     with pytest.raises(RuntimeError, match="modified by an inplace operation"):
         y.sum().backward()
+
+
+def test_prelu_edges_match_f_prelu(device):
+    """z = 0, +-inf and NaN, with negative, zero and positive slopes: F.prelu's values and
+    aten's gradients, exactly (eval with unit statistics: z = x)."""
+    edges = torch.tensor([0.0, -0.0, 1.5, -2.0, float("inf"), float("-inf"), float("nan"), 3e-39])
+    x = edges.repeat(3, 1).reshape(1, 3, 8).to(device)
+    slope = torch.tensor([-0.5, 0.0, 0.25], device=device)
+    rm, rv = torch.zeros(3, device=device), torch.full((3,), 1.0 - 1e-5, device=device)
+    ones, zeros = torch.ones(3, device=device), torch.zeros(3, device=device)
+    dy = torch.tensor([1.0, -2.0, float("inf"), 0.5, 2.0, 1.0, 1.0, -1.0], device=device)
+    dy = dy.repeat(3, 1).reshape(1, 3, 8)
+    leaves = [t.clone().requires_grad_() for t in (x, slope)]
+    y = batch_norm_prelu(leaves[0], rm, rv, ones, zeros, leaves[1], False, 0.1, 1e-5)
+    grads = torch.autograd.grad(y, leaves, dy)
+    ref_leaves = [t.clone().requires_grad_() for t in (x, slope)]
+    ref = F.prelu(*ref_leaves)
+    ref_grads = torch.autograd.grad(ref, ref_leaves, dy)
+    torch.testing.assert_close(y, ref, equal_nan=True, rtol=0, atol=0)
+    for got, want in zip(grads, ref_grads):
+        torch.testing.assert_close(got, want, equal_nan=True, rtol=0, atol=0)
+
+
+def test_prelu_module_maps_an_nn_prelu_checkpoint():
+    """BatchNormPReLU(C, num_parameters=P, init) is BN -> nn.PReLU(P, init): act.weight
+    -> prelu_weight; a shared slope (P = 1, nn.PReLU's default) stays one."""
+    bn, act = nn.BatchNorm2d(4), nn.PReLU()
+    fused = BatchNormPReLU(4)
+    assert fused.prelu_weight.shape == act.weight.shape == (1,)
+    assert fused.prelu_weight.item() == act.weight.item() == 0.25
+    state = {**bn.state_dict(), "prelu_weight": act.weight.detach() * 2}
+    fused.load_state_dict(state)
+    assert "num_parameters=1" in repr(fused) and "init=0.25" in repr(fused)
+    with pytest.raises(ValueError, match="num_parameters must be 1 or num_features=4, got 3"):
+        BatchNormPReLU(4, num_parameters=3)

@@ -3,10 +3,12 @@
 Eager plain tensors run the passes directly; subclass tensors and dispatch
 modes meet the custom ops; torch.compile, torch.export, torch.func
 transforms and forward AD get the composite (F.batch_norm then the
-reference), as ``learnable_elu`` does.
+reference), as ``learnable_elu`` does. Tests of the routes run for every
+fused layer (the ``act`` fixture).
 """
 
 import copy
+from dataclasses import dataclass
 
 import pytest
 import torch
@@ -14,7 +16,43 @@ import torch.nn.functional as F
 from torch._subclasses.fake_tensor import FakeTensorMode
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from elu_triton import BatchNormLearnableELU, LearnableELU, batch_norm_learnable_elu, reference
+from elu_triton import (
+    BatchNormLearnableELU,
+    BatchNormPReLU,
+    LearnableELU,
+    batch_norm_learnable_elu,
+    batch_norm_prelu,
+    reference,
+)
+
+
+@dataclass(frozen=True)
+class Act:
+    """A fused layer: its ops' activation name, functional, reference, module and parameter."""
+
+    name: str
+    functional: object
+    reference: object
+    module: object  # (channels, init, device) -> the fused module
+    parameter: str
+
+
+ACTS = {
+    "learnable_elu": Act(
+        "learnable_elu", batch_norm_learnable_elu, reference.learnable_elu,
+        lambda c, init, device: BatchNormLearnableELU(c, init=init, device=device), "alpha",
+    ),
+    "prelu": Act(
+        "prelu", batch_norm_prelu, F.prelu,
+        lambda c, init, device: BatchNormPReLU(c, num_parameters=c, init=init, device=device),
+        "prelu_weight",
+    ),
+}  # fmt: skip
+
+
+@pytest.fixture(params=list(ACTS))
+def act(request) -> Act:
+    return ACTS[request.param]
 
 
 def _sample(device, shape=(4, 3, 5, 5), dtype=torch.float32, memory_format=None, affine=True):
@@ -44,17 +82,17 @@ SAMPLES = {
 
 @pytest.mark.parametrize("training", [True, False])
 @pytest.mark.parametrize("name", list(SAMPLES))
-def test_opcheck_forward(name, training, device):
+def test_opcheck_forward(name, training, device, act):
     x, rm, rv, weight, bias, alpha = _sample(device, **SAMPLES[name])
     grads = [t.requires_grad_() for t in (weight, bias, alpha) if t is not None]
     assert grads
     torch.library.opcheck(
         torch.ops.elu_triton.batch_norm_elu_forward,
-        (x, rm, rv, weight, bias, alpha, training, 1e-5),
+        (x, rm, rv, weight, bias, alpha, training, 1e-5, act.name),
     )
     torch.library.opcheck(
         torch.ops.elu_triton.batch_norm_elu_forward,
-        (x.requires_grad_(), None, None, weight, bias, alpha, True, 1e-5),
+        (x.requires_grad_(), None, None, weight, bias, alpha, True, 1e-5, act.name),
     )
 
 
@@ -62,12 +100,13 @@ def test_opcheck_forward(name, training, device):
     "needs", [(True, True, True, True), (True, False, False, False), (False, True, True, True)]
 )
 @pytest.mark.parametrize("training", [True, False])
-def test_opcheck_backward(training, needs, device):
+def test_opcheck_backward(training, needs, device, act):
     x, rm, rv, weight, bias, alpha = _sample(device, memory_format=torch.channels_last)
     _, mean, var = torch.ops.elu_triton.batch_norm_elu_forward(
-        x, rm, rv, weight, bias, alpha, training, 1e-5
+        x, rm, rv, weight, bias, alpha, training, 1e-5, act.name
     )
     args = (torch.randn_like(x), x, mean, var, weight, bias, alpha, training, 1e-5, list(needs))
+    args = (*args, act.name)
     torch.library.opcheck(torch.ops.elu_triton.batch_norm_elu_backward, args)
     dx, dweight, dbias, dalpha = torch.ops.elu_triton.batch_norm_elu_backward(*args)
     assert [g.numel() > 0 for g in (dx, dweight, dbias, dalpha)] == list(needs)
@@ -83,9 +122,9 @@ class _OpsSeen(TorchDispatchMode):
         return func(*args, **(kwargs or {}))
 
 
-def test_dispatch_mode_meets_the_ops_and_matches_eager(device):
+def test_dispatch_mode_meets_the_ops_and_matches_eager(device, act):
     torch.manual_seed(0)
-    layer = BatchNormLearnableELU(3, init=0.7, device=device)
+    layer = act.module(3, 0.7, device)
     twin = copy.deepcopy(layer)
     x = torch.randn(4, 3, 5, 5, device=device, requires_grad=True)
     dy = torch.randn_like(x)
@@ -102,25 +141,23 @@ def test_dispatch_mode_meets_the_ops_and_matches_eager(device):
     torch.testing.assert_close(layer.running_var, twin.running_var, rtol=0, atol=0)
 
 
-def _functional(x, weight, bias, alpha, running=None, training=False):
+def _functional(x, weight, bias, alpha, running=None, training=False, act=ACTS["learnable_elu"]):
     rm, rv = running if running is not None else (None, None)
-    return batch_norm_learnable_elu(x, rm, rv, weight, bias, alpha, training, 0.1, 1e-5)
+    return act.functional(x, rm, rv, weight, bias, alpha, training, 0.1, 1e-5)
 
 
-def _composite(x, weight, bias, alpha, running=None, training=False):
+def _composite(x, weight, bias, alpha, running=None, training=False, act=ACTS["learnable_elu"]):
     rm, rv = running if running is not None else (None, None)
-    return reference.learnable_elu(
-        F.batch_norm(x, rm, rv, weight, bias, training, 0.1, 1e-5), alpha
-    )
+    return act.reference(F.batch_norm(x, rm, rv, weight, bias, training, 0.1, 1e-5), alpha)
 
 
 @pytest.mark.parametrize("training", [True, False])
-def test_func_grad_and_jvp(training, device):
+def test_func_grad_and_jvp(training, device, act):
     x, rm, rv, weight, bias, alpha = (t.double() for t in _sample(device, shape=(4, 2, 3)))
     running = None if training else (rm, rv)
 
     def loss(params, fn):
-        return fn(x, *params, running, training).square().sum()
+        return fn(x, *params, running, training, act).square().sum()
 
     params = (weight, bias, alpha)
     got = torch.func.grad(loss)(params, _functional)
@@ -129,10 +166,10 @@ def test_func_grad_and_jvp(training, device):
         torch.testing.assert_close(g, w, rtol=1e-12, atol=1e-12)
     tangent = torch.randn_like(x)
     _, jvp_got = torch.func.jvp(
-        lambda x: _functional(x, *params, running, training), (x,), (tangent,)
+        lambda x: _functional(x, *params, running, training, act), (x,), (tangent,)
     )
     _, jvp_want = torch.func.jvp(
-        lambda x: _composite(x, *params, running, training), (x,), (tangent,)
+        lambda x: _composite(x, *params, running, training, act), (x,), (tangent,)
     )
     torch.testing.assert_close(jvp_got, jvp_want, rtol=1e-12, atol=1e-12)
 
@@ -156,16 +193,16 @@ def test_vmap_over_training_running_statistics_is_refused_as_batchnorm_refuses(d
     )
 
 
-def test_forward_ad_dual_input(device):
+def test_forward_ad_dual_input(device, act):
     import torch.autograd.forward_ad as fwAD
 
     x, rm, rv, weight, bias, alpha = (t.double() for t in _sample(device))
     tangent = torch.randn_like(x)
     with fwAD.dual_level():
-        y = _functional(fwAD.make_dual(x, tangent), weight, bias, alpha, None, True)
+        y = _functional(fwAD.make_dual(x, tangent), weight, bias, alpha, None, True, act)
         jvp = fwAD.unpack_dual(y).tangent
     _, expected = torch.func.jvp(
-        lambda x: _composite(x, weight, bias, alpha, None, True), (x,), (tangent,)
+        lambda x: _composite(x, weight, bias, alpha, None, True, act), (x,), (tangent,)
     )
     torch.testing.assert_close(jvp, expected, rtol=1e-12, atol=1e-12)
 

@@ -29,7 +29,7 @@ import pytest
 import torch
 
 from elu_triton import assembly, codegen
-from elu_triton.kernels import elu_math
+from elu_triton.kernels import exp_math
 
 CASES = codegen.all_cases()
 PTX_CASES = [c for c in CASES if c.isa == "ptx"]
@@ -40,7 +40,8 @@ VECTOR_BYTES = 16
 
 def _case_id(case: codegen.CodegenCase) -> str:
     dalpha = "" if case.compute_dalpha else "-no_dalpha"
-    return f"{case.target}-{case.kernel}{dalpha}-{case.dtype}-{case.layout}"
+    activation = "" if case.activation == "learnable_elu" else f"-{case.activation}"
+    return f"{case.target}-{case.kernel}{activation}{dalpha}-{case.dtype}-{case.layout}"
 
 
 @pytest.fixture(scope="module")
@@ -209,7 +210,7 @@ def _significant_bits(value: float) -> int:
     return bits
 
 
-# The forward needs expm1 alone (elu_math.negative_expm1), the backward exp
+# The forward needs expm1 alone (exp_math.negative_expm1), the backward exp
 # too (negative_branch), each with its own clamp; the backward also unbiases 2^k.
 _FP64_CONSTANTS = {
     "forward": ("LOG2E", "LN2_HI_F64", "LN2_LO_F64", "CLAMP_EXPM1"),
@@ -224,7 +225,7 @@ def test_fp64_constants_are_not_rounded_to_fp32(compiled, kernel, target):
         compiled[codegen.CodegenCase(kernel, "float64", "channel_per_row", target=target)].asm
     )
     for name in _FP64_CONSTANTS[kernel]:
-        value = getattr(elu_math, name)
+        value = getattr(exp_math, name)
         value = getattr(value, "value", value)  # tl.constexpr
         # The compiler may fold a sign in: x - k*c becomes fma(k, -c, x).
         assert {value, -value} & literals, f"{name} = {value!r} missing from the fp64 PTX"

@@ -18,6 +18,7 @@ from torch.nn import functional as F
 
 from elu_triton import (
     BatchNormLearnableELU,
+    BatchNormPReLU,
     LazyLearnableELU,
     LearnableELU,
     batchnorm_fusion_plan,
@@ -306,7 +307,6 @@ UNFUSED = {
     "BatchNorm is called at several places (2)": CalledTwice,
     "forward reads the activation's act.alpha outside its call": ReadsWeight,
     "activation registered at several places (2)": _aliased_activation,
-    "no fused layer for nn.PReLU yet": lambda: IBasicBlock(4),
     "nn.PReLU subclass TimmPReLU overrides forward": lambda: IBasicBlock(4, TimmPReLU(4)),
     "BatchNorm subclass ClampedBatchNorm overrides forward": lambda: Pair(ClampedBatchNorm(4)),
     "SyncBatchNorm": lambda: Pair(nn.SyncBatchNorm(4)),
@@ -469,3 +469,23 @@ def test_the_key_map_survives_copies_and_pickling(how):
 def test_a_model_with_nothing_fused_gives_its_own_state_dict():
     model = _model()
     assert list(unfused_state_dict(model)) == list(model.state_dict())
+
+
+@pytest.mark.parametrize("train", [False, True])
+def test_an_iresnet_block_fuses_its_prelu_pair(train):
+    """BatchNorm -> nn.PReLU fuses into BatchNormPReLU holding the pair's own tensors;
+    its checkpoint keys map back (act.weight <-> bn.prelu_weight)."""
+    torch.manual_seed(0)
+    model = IBasicBlock(4).train(train)
+    with torch.no_grad():
+        model.prelu.weight.uniform_(-0.5, 0.5)
+    twin = copy.deepcopy(model)
+    unfused_keys = set(model.state_dict())
+    slope = model.prelu.weight
+    fuse_batchnorm(model)
+    assert type(model.bn2) is BatchNormPReLU and isinstance(model.prelu, nn.Identity)
+    assert model.bn2.prelu_weight is slope and model.bn2.num_parameters == 4
+    assert "bn2.prelu_weight" in model.state_dict()
+    assert set(unfused_state_dict(model)) == unfused_keys
+    x = torch.randn(2, 4, 5, 5)
+    torch.testing.assert_close(model(x), twin(x), rtol=1e-5, atol=1e-5)

@@ -75,7 +75,7 @@ class LaunchConfig:
     num_warps: int
     index_64: bool  # 64-bit offsets, only for tensors of 2^31+ elements
     grid: tuple
-    dalpha_partials_shape: tuple  # (C, sums per channel): see kernels/backward.py
+    dalpha_partials_shape: tuple  # (C, sums per channel): see kernels/learnable_elu_backward.py
 
 
 class KernelArgs(NamedTuple):

@@ -46,8 +46,9 @@ def check_batch_norm_inputs(
     alpha: torch.Tensor,
     training: bool,
     eps: float,
+    param_name: str = "alpha",
 ) -> None:
-    """Validate the functional's arguments.
+    """Validate the functional's arguments; alpha is the activation's parameter, param_name its name.
 
     Raises:
         TypeError: a tensor is not a strided floating-point tensor.
@@ -57,7 +58,7 @@ def check_batch_norm_inputs(
             per channel in training; eps as ``check_eps``.
     """
     check_eps(eps, training)
-    check_inputs(x, alpha)  # x and alpha as the activation takes them
+    check_inputs(x, alpha, name=param_name)  # x and alpha as the activation takes them
     if x.dim() < 2:
         raise ValueError(f"x must be (N, C, *) with at least 2 dims, got shape {tuple(x.shape)}")
     for name, t in (
@@ -81,8 +82,9 @@ def check_backward_inputs(
     weight: torch.Tensor | None,
     bias: torch.Tensor | None,
     alpha: torch.Tensor,
+    param_name: str = "alpha",
 ) -> None:
-    """Validate the backward's arguments before anything reads them.
+    """Validate the backward's arguments before anything reads them (param_name: alpha's name).
 
     autograd hands over a dy of y's shape, but ``grad_fn.apply(dy)`` need
     not; and weight.data, bias.data or alpha.data may have been resized
@@ -93,6 +95,6 @@ def check_backward_inputs(
             ``check_batch_norm_inputs`` for the per-channel vectors.
     """
     check_grad_output(dy, x)
-    check_inputs(x, alpha)
+    check_inputs(x, alpha, name=param_name)
     _check_vector("weight", weight, x)
     _check_vector("bias", bias, x)

@@ -8,9 +8,13 @@ op is functional and can carry an autograd formula): the caller updates the
 running statistics (``statistics.update_running``).
 
 Backward: a reduction pass for the per-channel sums (dbias = sum dz,
-dweight = sum dz*xhat, dalpha, and dx's mean terms in training), then a dx
+dweight = sum dz*xhat, dparam, and dx's mean terms in training), then a dx
 pass. Each pass recomputes z and the activation's slope from x (the PyTorch
 backend recomputes once for both).
+
+The activation is a row of ``activations.py`` (the learnable ELU unless
+given), carried to the passes on ``PerChannel``; its parameter is called
+param here (alpha for the learnable ELU), and its gradient dparam.
 
 Which passes run them is the activation's backend for x's device
 (``elu_triton.backends.backend_for``, ``use_backend`` included): its
@@ -32,6 +36,7 @@ from ..backends.base import dalpha_shape
 from ..backends.torch_ops import _autocast_off  # (the passes state their dtypes)
 from ..precision import compute_dtype
 from ..routes import is_batched_gradient, is_plain
+from .activations import LEARNABLE_ELU, FusedActivation
 from .checks import check_backward_inputs, check_batch_norm_inputs
 from .second_order import composite_grads
 from .statistics import PerChannel, invstd_of
@@ -62,23 +67,26 @@ def run_forward(
     running_var: torch.Tensor | None,
     weight: torch.Tensor | None,
     bias: torch.Tensor | None,
-    alpha: torch.Tensor,
+    param: torch.Tensor,
     training: bool,
     eps: float,
+    activation: FusedActivation = LEARNABLE_ELU,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(y, mean, var): mean and biased var (C,) in the compute dtype.
 
     The batch's statistics in training, the running ones in eval (copies:
     the backward must see what was used, whatever happens to the buffers).
     """
-    check_batch_norm_inputs(x, running_mean, running_var, weight, bias, alpha, training, eps)
+    check_batch_norm_inputs(
+        x, running_mean, running_var, weight, bias, param, training, eps, activation.parameter
+    )
     dtype = compute_dtype(x.dtype)
     if x.numel() == 0:  # nothing to normalize, and no statistics to update
         nan = x.new_full((x.shape[1],), float("nan"), dtype=dtype)
         return torch.empty_like(x), nan, nan.clone()
     passes = passes_for(x)
     with _autocast_off(x):
-        per_channel = PerChannel(x, weight, bias, alpha)
+        per_channel = PerChannel(x, weight, bias, param, activation)
         if training:
             mean, var = passes.statistics(x)
         else:
@@ -94,15 +102,16 @@ def run_backward(
     var: torch.Tensor,
     weight: torch.Tensor | None,
     bias: torch.Tensor | None,
-    alpha: torch.Tensor,
+    param: torch.Tensor,
     training: bool,
     eps: float,
     needs: tuple[bool, bool, bool, bool],
     passes: ModuleType | None = None,
+    activation: FusedActivation = LEARNABLE_ELU,
 ) -> Grads:
-    """(dx, dweight, dbias, dalpha), None where needs (same order) is False.
+    """(dx, dweight, dbias, dparam), None where needs (same order) is False.
 
-    dalpha is ``dalpha_shape(alpha)``, as the activation's backward returns it.
+    dparam is ``dalpha_shape(param)``, as the activation's backward returns dalpha.
 
     mean, var: the forward's (``run_forward``). passes: the module of passes
     that ran the forward (``passes_for``), so that a backward run after a
@@ -112,93 +121,95 @@ def run_backward(
     Raises:
         TypeError, ValueError: as ``checks.check_backward_inputs``.
     """
-    check_backward_inputs(dy, x, weight, bias, alpha)
-    needs_dx, needs_dweight, needs_dbias, needs_dalpha = needs
+    check_backward_inputs(dy, x, weight, bias, param, activation.parameter)
+    needs_dx, needs_dweight, needs_dbias, needs_dparam = needs
     needs_dweight, needs_dbias = (
         needs_dweight and weight is not None,
         needs_dbias and bias is not None,
     )
     if x.numel() == 0:
-        return _empty_grads(x, weight, bias, alpha, needs)
+        return _empty_grads(x, weight, bias, param, needs)
     passes = passes_for(x) if passes is None else passes
     with _autocast_off(x):
-        per_channel = PerChannel(x, weight, bias, alpha)
+        per_channel = PerChannel(x, weight, bias, param, activation)
         invstd = invstd_of(var, eps)  # bitwise the forward's
         # dx's mean terms need the sums in training; the parameters always.
-        compute_sums = (training and needs_dx) or needs_dweight or needs_dbias or needs_dalpha
+        compute_sums = (training and needs_dx) or needs_dweight or needs_dbias or needs_dparam
         sums, dx = passes.backward(
-            dy, x, mean, invstd, per_channel, training, compute_sums, needs_dalpha, needs_dx
+            dy, x, mean, invstd, per_channel, training, compute_sums, needs_dparam, needs_dx
         )
     return (
         dx,
         sums[1].to(weight.dtype) if needs_dweight else None,
         sums[0].to(bias.dtype) if needs_dbias else None,
-        _dalpha(sums[2], alpha) if needs_dalpha else None,
+        _dparam(sums[2], param) if needs_dparam else None,
     )
 
 
 def grads_for_inputs(ctx, dy: torch.Tensor) -> Grads:
-    """The autograd backward of the fused forward: (dx, dweight, dbias, dalpha), None where unneeded.
+    """The autograd backward of the fused forward: (dx, dweight, dbias, dparam), None where unneeded.
 
     For the Function and the forward op's formula alike. ctx holds what
-    ``save_for_backward`` saved, training and eps, and ``passes``: the passes
-    that ran a plain forward (the Function's), or None to go through the
-    backward op (subclass tensors, dispatch modes, the op's own formula).
+    ``save_for_backward`` saved, training, eps and the activation, and
+    ``passes``: the passes that ran a plain forward (the Function's), or None
+    to go through the backward op (subclass tensors, dispatch modes, the
+    op's own formula).
     """
-    x, mean, var, weight, bias, alpha = saved_for_backward(ctx, dy)
-    needs_dx, _, _, needs_dweight, needs_dbias, needs_dalpha = ctx.needs_input_grad[:6]
-    needs = (needs_dx, needs_dweight, needs_dbias, needs_dalpha)
-    args = (dy, x, mean, var, weight, bias, alpha, ctx.training, ctx.eps)
+    x, mean, var, weight, bias, param = saved_for_backward(ctx, dy)
+    needs_dx, _, _, needs_dweight, needs_dbias, needs_dparam = ctx.needs_input_grad[:6]
+    needs = (needs_dx, needs_dweight, needs_dbias, needs_dparam)
+    args = (dy, x, mean, var, weight, bias, param, ctx.training, ctx.eps)
+    activation = ctx.activation
     # create_graph=True (grad mode on), or autograd's batched gradients
     # (is_grads_batched=True, jacobian(vectorize=True): a dy the passes
     # cannot read): differentiate the composite, in plain ops.
     if torch.is_grad_enabled() or is_batched_gradient(dy):
         with torch.enable_grad():
-            return composite_grads(*args, needs, bias_input=ctx.bias)
+            return composite_grads(*args, needs, activation, bias_input=ctx.bias)
     if ctx.passes is not None and is_plain(dy):
-        return run_backward(*args, needs, ctx.passes)
-    grads = torch.ops.elu_triton.batch_norm_elu_backward(*args, list(needs))
+        return run_backward(*args, needs, ctx.passes, activation)
+    grads = torch.ops.elu_triton.batch_norm_elu_backward(*args, list(needs), activation.name)
     return tuple(g if need else None for g, need in zip(grads, needs))
 
 
-def save_for_backward(ctx, x, mean, var, weight, bias, alpha) -> None:
-    """Save what the backward reads (never z or y): x and (C,) vectors.
+def save_for_backward(ctx, x, mean, var, weight, bias, param, activation) -> None:
+    """Save what the backward reads (never z or y): x and (C,) vectors; and the activation.
 
     bias is saved as a copy of its values, which the backward needs to
     recompute z: BatchNorm's backward never reads bias, so the pair
     (BatchNorm, then the activation) lets bias change in place between the
     forward and the backward, and so does this layer. A copy (not a view)
-    has a version counter of its own; weight and alpha are saved as they
+    has a version counter of its own; weight and param are saved as they
     are, and changing them in place still raises autograd's error, as in
     the pair. ctx.bias keeps the bias the forward took, for the shape check
     and for the second-order graph, never for its values.
     """
     snapshot = None if bias is None else bias.detach().clone()
-    ctx.save_for_backward(x, mean, var, weight, snapshot, alpha)
-    ctx.bias = bias
+    ctx.save_for_backward(x, mean, var, weight, snapshot, param)
+    ctx.bias, ctx.activation = bias, activation
 
 
 def saved_for_backward(ctx, dy: torch.Tensor) -> tuple:
-    """(x, mean, var, weight, bias, alpha) as ``save_for_backward`` saved them.
+    """(x, mean, var, weight, bias, param) as ``save_for_backward`` saved them.
 
     Raises:
         ValueError: bias.data was resized since the forward (as a resized
-            weight or alpha does, in ``checks.check_backward_inputs``).
+            weight or param does, in ``checks.check_backward_inputs``).
     """
-    x, mean, var, weight, bias, alpha = ctx.saved_tensors
+    x, mean, var, weight, bias, param = ctx.saved_tensors
     if bias is not None and ctx.bias.shape != bias.shape:
-        check_backward_inputs(dy, x, weight, ctx.bias, alpha)
-    return x, mean, var, weight, bias, alpha
+        check_backward_inputs(dy, x, weight, ctx.bias, param, ctx.activation.parameter)
+    return x, mean, var, weight, bias, param
 
 
-def _dalpha(per_channel_sums: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
-    """alpha's gradient as ``dalpha_shape(alpha)``: the channel sums, or their total."""
-    if alpha.numel() == 1:
-        per_channel_sums = per_channel_sums.sum().reshape(dalpha_shape(alpha))
-    return per_channel_sums.to(alpha.dtype)
+def _dparam(per_channel_sums: torch.Tensor, param: torch.Tensor) -> torch.Tensor:
+    """The parameter's gradient as ``dalpha_shape(param)``: the channel sums, or their total."""
+    if param.numel() == 1:
+        per_channel_sums = per_channel_sums.sum().reshape(dalpha_shape(param))
+    return per_channel_sums.to(param.dtype)
 
 
-def _empty_grads(x, weight, bias, alpha, needs) -> Grads:
+def _empty_grads(x, weight, bias, param, needs) -> Grads:
     zeros = [torch.zeros_like(t) if t is not None else None for t in (weight, bias)]
-    grads = (torch.empty_like(x), *zeros, alpha.new_zeros(dalpha_shape(alpha)))
+    grads = (torch.empty_like(x), *zeros, param.new_zeros(dalpha_shape(param)))
     return tuple(g if need else None for g, need in zip(grads, needs))

@@ -1,7 +1,9 @@
-"""The autograd Function and the functional form of the fused layer.
+"""The autograd Function and the functional forms of the fused layers.
 
 ``batch_norm_learnable_elu`` takes ``F.batch_norm``'s arguments in its order,
-plus alpha. Eagerly it applies ``BatchNormLearnableELUFunction``, which
+plus alpha; ``batch_norm_activation`` is the same for any row of
+``activations.py``, which each functional form names. Eagerly it applies
+``BatchNormLearnableELUFunction`` (for every activation), which
 saves x, the per-channel (mean, var) and the parameters (bias as a copy, so
 that bias may change in place before the backward), never z or y,
 and runs the passes (``eager.py``) directly for plain tensors, or through
@@ -25,7 +27,6 @@ tests are the activation's (``elu_triton.routes``).
 import torch
 import torch.nn.functional as F
 
-from .. import reference
 from ..routes import (
     dual,
     export_tracing,
@@ -36,6 +37,7 @@ from ..routes import (
     transformed,
 )
 from . import ops as _ops  # noqa: F401  (registers torch.ops.elu_triton.batch_norm_elu_*)
+from .activations import LEARNABLE_ELU, PRELU, FusedActivation
 from .checks import check_eps
 from .eager import grads_for_inputs, passes_for, run_forward, save_for_backward
 from .statistics import elements_per_channel, update_running
@@ -52,46 +54,52 @@ def composite(
     running_var: torch.Tensor | None,
     weight: torch.Tensor | None,
     bias: torch.Tensor | None,
-    alpha: torch.Tensor,
+    param: torch.Tensor,
     training: bool,
     momentum: float,
     eps: float,
+    activation: FusedActivation = LEARNABLE_ELU,
 ) -> torch.Tensor:
     """F.batch_norm then the activation's reference: what traced code runs."""
     check_eps(eps, training)  # one rule on every torch: F.batch_norm's has changed
     z = F.batch_norm(x, running_mean, running_var, weight, bias, training, momentum, eps)
-    return reference.learnable_elu(z, alpha)
+    return activation.reference(z, param)
 
 
 class BatchNormLearnableELUFunction(torch.autograd.Function):
-    """learnable_elu(batch_norm(x)); see ``batch_norm_learnable_elu``."""
+    """activation(batch_norm(x)); see ``batch_norm_activation``.
+
+    activation: an ``activations`` row, the learnable ELU unless given (its
+    parameter is then alpha).
+    """
 
     @staticmethod
     def forward(
-        ctx, x, running_mean, running_var, weight, bias, alpha, training, momentum, eps, _plain=None
-    ):
-        # _plain: what batch_norm_learnable_elu found (routes.is_plain); None when not asked.
-        args = (x, running_mean, running_var, weight, bias, alpha, training, eps)
+        ctx, x, running_mean, running_var, weight, bias, param, training, momentum, eps,
+        _plain=None, activation=LEARNABLE_ELU,
+    ):  # fmt: skip
+        # _plain: what batch_norm_activation found (routes.is_plain); None when not asked.
+        args = (x, running_mean, running_var, weight, bias, param, training, eps)
         if _plain is None:
-            _plain = all_plain(x, running_mean, running_var, weight, bias, alpha)
+            _plain = all_plain(x, running_mean, running_var, weight, bias, param)
         if _plain:
-            y, mean, var = run_forward(*args)
+            y, mean, var = run_forward(*args, activation)
             # The backward runs on the forward's passes (this thread's choice,
             # use_backend included), whichever thread runs it and when.
             ctx.passes = passes_for(x)
         else:
-            y, mean, var = torch.ops.elu_triton.batch_norm_elu_forward(*args)
+            y, mean, var = torch.ops.elu_triton.batch_norm_elu_forward(*args, activation.name)
             ctx.passes = None
         if training and x.numel() > 0:  # (BatchNorm leaves them for an empty batch)
             update_running(running_mean, running_var, mean, var, momentum, elements_per_channel(x))
-        save_for_backward(ctx, x, mean, var, weight, bias, alpha)  # bias: a copy
+        save_for_backward(ctx, x, mean, var, weight, bias, param, activation)  # bias: a copy
         ctx.training, ctx.eps = training, eps
         return y
 
     @staticmethod
     def backward(ctx, dy):
-        dx, dweight, dbias, dalpha = grads_for_inputs(ctx, dy)
-        return dx, None, None, dweight, dbias, dalpha, None, None, None, None
+        dx, dweight, dbias, dparam = grads_for_inputs(ctx, dy)
+        return dx, None, None, dweight, dbias, dparam, None, None, None, None, None
 
 
 def batch_norm_learnable_elu(
@@ -127,8 +135,56 @@ def batch_norm_learnable_elu(
     """
     if alpha is None:
         raise TypeError("batch_norm_learnable_elu needs alpha, the activation's parameter")
-    args = (x, running_mean, running_var, weight, bias, alpha, training, momentum, eps)
-    tensors = (x, running_mean, running_var, weight, bias, alpha)
+    return batch_norm_activation(
+        x, running_mean, running_var, weight, bias, alpha, training, momentum, eps, LEARNABLE_ELU
+    )
+
+
+def batch_norm_prelu(
+    x: torch.Tensor,
+    running_mean: torch.Tensor | None,
+    running_var: torch.Tensor | None,
+    weight: torch.Tensor | None = None,
+    bias: torch.Tensor | None = None,
+    prelu_weight: torch.Tensor | None = None,
+    training: bool = False,
+    momentum: float = 0.1,
+    eps: float = 1e-5,
+) -> torch.Tensor:
+    """F.prelu(F.batch_norm(x, ...), prelu_weight), fused; F.batch_norm's argument order.
+
+    Args and Returns as ``batch_norm_learnable_elu``'s, with prelu_weight
+    (1,), (C,) or 0-D, ``F.prelu``'s weight (required), in alpha's place.
+
+    Raises:
+        TypeError, ValueError: as ``checks.check_batch_norm_inputs``.
+    """
+    if prelu_weight is None:
+        raise TypeError("batch_norm_prelu needs prelu_weight, the activation's parameter")
+    return batch_norm_activation(
+        x, running_mean, running_var, weight, bias, prelu_weight, training, momentum, eps, PRELU
+    )
+
+
+def batch_norm_activation(
+    x: torch.Tensor,
+    running_mean: torch.Tensor | None,
+    running_var: torch.Tensor | None,
+    weight: torch.Tensor | None,
+    bias: torch.Tensor | None,
+    param: torch.Tensor,
+    training: bool,
+    momentum: float,
+    eps: float,
+    activation: FusedActivation,
+) -> torch.Tensor:
+    """activation.reference(F.batch_norm(x, ...), param), fused: every functional form's body.
+
+    Args and Returns as ``batch_norm_learnable_elu``'s, with param the
+    activation's parameter and activation its ``activations`` row.
+    """
+    args = (x, running_mean, running_var, weight, bias, param, training, momentum, eps, activation)
+    tensors = (x, running_mean, running_var, weight, bias, param)
     # The route table above, in the activation's order (``elu_triton.routes``).
     if traced() or transformed() or dual(*tensors):
         return composite(*args)
@@ -138,4 +194,4 @@ def batch_norm_learnable_elu(
     plain = all_plain(*tensors)
     if not plain and export_tracing():
         return composite(*args)
-    return BatchNormLearnableELUFunction.apply(*args, plain)
+    return BatchNormLearnableELUFunction.apply(*args[:-1], plain, activation)

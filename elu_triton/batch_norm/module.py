@@ -1,11 +1,17 @@
-"""BatchNormLearnableELU: BatchNorm{1,2,3}d followed by LearnableELU, as one module."""
+"""The fused layers: BatchNorm{1,2,3}d followed by an activation, as one module.
+
+``BatchNormActivation`` holds everything the layers share (BatchNorm's
+state, the FX-wrapped forward); a layer is a subclass naming its row of
+``activations.py`` and its constructor's arguments.
+"""
 
 import torch
 from torch import nn
 from torch.nn.modules.batchnorm import _NormBase
 
 from ..routes import jit_tracing, jit_warnings_off, traced
-from .function import batch_norm_learnable_elu
+from .activations import ACTIVATIONS, LEARNABLE_ELU, PRELU
+from .function import batch_norm_activation
 
 
 def check_input_dim(x: torch.Tensor, num_features: int) -> None:
@@ -30,13 +36,17 @@ def batch_norm_forward(
     num_batches_tracked: torch.Tensor | None,
     weight: torch.Tensor | None,
     bias: torch.Tensor | None,
-    alpha: torch.Tensor,
+    param: torch.Tensor,
     training: bool,
     track_running_stats: bool,
     momentum: float | None,
     eps: float,
+    activation: str = "learnable_elu",
 ) -> torch.Tensor:
-    """``BatchNormLearnableELU.forward`` on the module's state: y, x's shape and memory format.
+    """``BatchNormActivation.forward`` on the module's state: y, x's shape and memory format.
+
+    param: the activation's parameter; activation: the name of its
+    ``activations`` row (a name, which an FX graph can print).
 
     BatchNorm's forward (torch/nn/modules/batchnorm.py, _BatchNorm), word for
     word where it can be: the same momentum, counter and training choices.
@@ -61,16 +71,17 @@ def batch_norm_forward(
             factor = 1.0 / float(num_batches_tracked)
     bn_training = training or (running_mean is None and running_var is None)
     use_running = not training or track_running_stats
-    return batch_norm_learnable_elu(
+    return batch_norm_activation(
         x,
         running_mean if use_running else None,
         running_var if use_running else None,
         weight,
         bias,
-        alpha,
+        param,
         bn_training,
         factor,
         eps,
+        ACTIVATIONS[activation],
     )
 
 
@@ -98,7 +109,65 @@ def _fx_module_call(layer: nn.Module, x: torch.fx.Proxy) -> torch.fx.Proxy | Non
     return tracer.create_proxy("call_module", path, (x,), {}) if path else None
 
 
-class BatchNormLearnableELU(_NormBase):
+class BatchNormActivation(_NormBase):
+    """BatchNorm's semantics with an activation fused into the normalize pass.
+
+    A subclass sets ``activation`` (an ``activations`` row); its parameter is
+    registered at top level under the row's ``parameter`` name. It derives
+    from torch's ``_NormBase`` (BatchNorm's parameters, buffers, resets and
+    checkpoint versioning), not from ``_BatchNorm``, so that
+    ``nn.SyncBatchNorm.convert_sync_batchnorm`` does not mistake it for a
+    plain BatchNorm and drop the activation's parameter.
+    """
+
+    activation = LEARNABLE_ELU
+
+    def __init__(
+        self,
+        num_features: int,
+        eps: float,
+        momentum: float | None,
+        affine: bool,
+        track_running_stats: bool,
+        *,
+        num_parameters: int,
+        init: float,
+        device: torch.device | str | None,
+        dtype: torch.dtype | None,
+    ):
+        super().__init__(
+            num_features, eps, momentum, affine, track_running_stats, device=device, dtype=dtype
+        )
+        self.init = float(init)
+        param = nn.Parameter(torch.empty(num_parameters, device=device, dtype=dtype))
+        self.register_parameter(self.activation.parameter, param)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """BatchNorm's reset (running statistics, weight 1, bias 0), and the
+        activation's parameter to ``init``."""
+        super().reset_parameters()
+        param = self._parameters.get(self.activation.parameter)
+        if param is not None:  # (_NormBase's __init__ calls this first)
+            nn.init.constant_(param, self.init)
+
+    def _check_input_dim(self, x: torch.Tensor) -> None:
+        check_input_dim(x, self.num_features)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if type(x) is _Proxy and (call := _fx_module_call(self, x)) is not None:
+            return call
+        return batch_norm_forward(
+            x, self.num_features, self.running_mean, self.running_var, self.num_batches_tracked,
+            self.weight, self.bias, self._parameters[self.activation.parameter], self.training,
+            self.track_running_stats, self.momentum, self.eps, self.activation.name,
+        )  # fmt: skip
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, init={self.init}"
+
+
+class BatchNormLearnableELU(BatchNormActivation):
     """``nn.BatchNorm{1,2,3}d(num_features, ...)`` then ``LearnableELU(num_features, init)``.
 
     BatchNorm's semantics, all of them (batch statistics in training, the
@@ -108,8 +177,8 @@ class BatchNormLearnableELU(_NormBase):
     never the normalized tensor or y. Its ``state_dict`` holds BatchNorm's
     keys plus ``alpha``.
 
-    It derives from torch's ``_NormBase`` (BatchNorm's parameters, buffers,
-    resets and checkpoint versioning), not from ``_BatchNorm``, so that
+    It derives from torch's ``_NormBase`` (through ``BatchNormActivation``),
+    not from ``_BatchNorm``, so that
     ``nn.SyncBatchNorm.convert_sync_batchnorm`` does not mistake it for a
     plain BatchNorm and drop alpha.
 
@@ -129,6 +198,8 @@ class BatchNormLearnableELU(_NormBase):
         running_mean, running_var, num_batches_tracked: BatchNorm's buffers.
     """
 
+    activation = LEARNABLE_ELU
+
     def __init__(
         self,
         num_features: int,
@@ -137,34 +208,79 @@ class BatchNormLearnableELU(_NormBase):
         affine: bool = True,
         track_running_stats: bool = True,
         *,
-        init: float = 1.0,
+        init: float = LEARNABLE_ELU.init,
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
     ):
         super().__init__(
-            num_features, eps, momentum, affine, track_running_stats, device=device, dtype=dtype
-        )
-        self.init = float(init)
-        self.alpha = nn.Parameter(torch.empty(num_features, device=device, dtype=dtype))
-        self.reset_parameters()
+            num_features, eps, momentum, affine, track_running_stats,
+            num_parameters=num_features, init=init, device=device, dtype=dtype,
+        )  # fmt: skip
 
-    def reset_parameters(self) -> None:
-        """BatchNorm's reset (running statistics, weight 1, bias 0), and alpha to ``init``."""
-        super().reset_parameters()
-        if getattr(self, "alpha", None) is not None:  # (_NormBase's __init__ calls this first)
-            nn.init.constant_(self.alpha, self.init)
 
-    def _check_input_dim(self, x: torch.Tensor) -> None:
-        check_input_dim(x, self.num_features)
+class BatchNormPReLU(BatchNormActivation):
+    """``nn.BatchNorm{1,2,3}d(num_features, ...)`` then ``nn.PReLU(num_parameters, init)``.
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if type(x) is _Proxy and (call := _fx_module_call(self, x)) is not None:
-            return call
-        return batch_norm_forward(
-            x, self.num_features, self.running_mean, self.running_var, self.num_batches_tracked,
-            self.weight, self.bias, self.alpha, self.training, self.track_running_stats,
-            self.momentum, self.eps,
+    y = z if z > 0 else prelu_weight[c] * z, with z the normalized and
+    affined x: BatchNorm's semantics, all of them, with PReLU fused into the
+    normalize pass, as ``BatchNormLearnableELU`` does for the learnable ELU
+    (the same routes, custom ops, backends and promises: autograd keeps x
+    and per-channel vectors; the parameters' gradients are fixed-order,
+    atomic-free sums).
+
+    PReLU's parameter is ``prelu_weight``: BatchNorm's affine weight is
+    already ``weight``. Its ``state_dict`` holds BatchNorm's keys plus
+    ``prelu_weight``; a checkpoint of the pair ``bn`` -> ``act``
+    (``nn.PReLU``) maps as ``bn.weight``, ``bn.bias``, ``bn.running_mean``,
+    ``bn.running_var``, ``bn.num_batches_tracked`` -> the same names, and
+    ``act.weight`` -> ``prelu_weight`` (``fuse_batchnorm`` and
+    ``fuse.checkpoints`` do it).
+
+    Args:
+        num_features: C, the channel count (dim 1 of the input).
+        eps, momentum, affine, track_running_stats: as nn.BatchNorm2d's.
+        num_parameters: 1 (one slope for every channel, nn.PReLU's default)
+            or num_features.
+        init: initial value of every slope (nn.PReLU's 0.25).
+        device, dtype: of the parameters and buffers.
+
+    Shape:
+        input (N, C), (N, C, L), (N, C, H, W) or (N, C, D, H, W), any
+        memory format; output the same, in the input's memory format.
+
+    Attributes:
+        weight, bias: (C,) affine parameters (None without affine).
+        prelu_weight: (num_parameters,) Parameter, nn.PReLU's weight.
+        running_mean, running_var, num_batches_tracked: BatchNorm's buffers.
+
+    Raises:
+        ValueError: num_parameters is neither 1 nor num_features.
+    """
+
+    activation = PRELU
+
+    def __init__(
+        self,
+        num_features: int,
+        eps: float = 1e-5,
+        momentum: float | None = 0.1,
+        affine: bool = True,
+        track_running_stats: bool = True,
+        *,
+        num_parameters: int = 1,
+        init: float = PRELU.init,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ):
+        if num_parameters not in (1, num_features):
+            raise ValueError(
+                f"num_parameters must be 1 or num_features={num_features}, got {num_parameters}"
+            )
+        self.num_parameters = num_parameters
+        super().__init__(
+            num_features, eps, momentum, affine, track_running_stats,
+            num_parameters=num_parameters, init=init, device=device, dtype=dtype,
         )  # fmt: skip
 
     def extra_repr(self) -> str:
-        return f"{super().extra_repr()}, init={self.init}"
+        return f"{super().extra_repr()}, num_parameters={self.num_parameters}"

@@ -3,6 +3,11 @@
 The autograd Function calls them for subclass tensors and under dispatch
 modes (a FlopCounterMode, make_fx); their bodies are ``eager.py``'s, and
 their fake implementations give shapes and dtypes without touching data.
+Every activation goes through the same two ops: their last argument names
+its row of ``activations.ACTIVATIONS`` (the learnable ELU by default, so
+the ops' names and their ELU calls stay as they were), and nothing in a
+fake depends on it: the activation's parameter is (C,), (1,) or 0-D and
+its gradient ``dalpha_shape`` of it, whichever the activation.
 Both are functional: the caller updates the running statistics from the
 forward's (mean, var). The forward's autograd formula (for callers of the op itself; the Function has
 its own) saves x, the statistics and the parameters (bias as a copy, as the
@@ -14,6 +19,7 @@ import torch
 
 from ..backends.base import dalpha_shape
 from ..precision import compute_dtype
+from .activations import activation_named
 from .checks import check_backward_inputs, check_batch_norm_inputs
 from .eager import grads_for_inputs, run_backward, run_forward, save_for_backward
 
@@ -28,18 +34,26 @@ def batch_norm_elu_forward(
     alpha: torch.Tensor,
     training: bool,
     eps: float,
+    activation: str = "learnable_elu",
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(y, mean, var): y in x's dtype and memory format, (C,) statistics in the compute dtype.
 
-    Reads the running statistics in eval, and never writes them.
+    alpha: the activation's parameter. Reads the running statistics in
+    eval, and never writes them.
     """
-    y, mean, var = run_forward(x, running_mean, running_var, weight, bias, alpha, training, eps)
+    args = (x, running_mean, running_var, weight, bias, alpha, training, eps)
+    y, mean, var = run_forward(*args, activation_named(activation))
     return y, mean, var  # (copies in eval: an op's outputs must not alias its inputs)
 
 
 @batch_norm_elu_forward.register_fake
-def _forward_fake(x, running_mean, running_var, weight, bias, alpha, training, eps):
-    check_batch_norm_inputs(x, running_mean, running_var, weight, bias, alpha, training, eps)
+def _forward_fake(
+    x, running_mean, running_var, weight, bias, alpha, training, eps, activation="learnable_elu"
+):
+    parameter = activation_named(activation).parameter
+    check_batch_norm_inputs(
+        x, running_mean, running_var, weight, bias, alpha, training, eps, parameter
+    )
     statistics = x.new_empty((x.shape[1],), dtype=compute_dtype(x.dtype))
     return torch.empty_like(x), statistics, torch.empty_like(statistics)
 
@@ -56,18 +70,23 @@ def batch_norm_elu_backward(
     training: bool,
     eps: float,
     needs: list[bool],
+    activation: str = "learnable_elu",
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """(dx, dweight, dbias, dalpha); each an empty (0,) tensor where needs says no.
 
-    dalpha is ``dalpha_shape(alpha)``, as the activation's backward op returns it.
+    dalpha, the activation parameter's gradient, is ``dalpha_shape(alpha)``,
+    as the activation's backward op returns it.
     """
-    grads = run_backward(dy, x, mean, var, weight, bias, alpha, training, eps, tuple(needs))
+    args = (dy, x, mean, var, weight, bias, alpha, training, eps, tuple(needs))
+    grads = run_backward(*args, activation=activation_named(activation))
     return tuple(g if g is not None else x.new_empty(0) for g in grads)
 
 
 @batch_norm_elu_backward.register_fake
-def _backward_fake(dy, x, mean, var, weight, bias, alpha, training, eps, needs):
-    check_backward_inputs(dy, x, weight, bias, alpha)
+def _backward_fake(
+    dy, x, mean, var, weight, bias, alpha, training, eps, needs, activation="learnable_elu"
+):
+    check_backward_inputs(dy, x, weight, bias, alpha, activation_named(activation).parameter)
     likes = (x, weight, bias, alpha.reshape(dalpha_shape(alpha)))
     return tuple(
         torch.empty_like(t) if need and t is not None else x.new_empty(0)
@@ -76,16 +95,17 @@ def _backward_fake(dy, x, mean, var, weight, bias, alpha, training, eps, needs):
 
 
 def _save(ctx, inputs, output) -> None:
-    x, _, _, weight, bias, alpha, training, eps = inputs
+    x, _, _, weight, bias, alpha, training, eps, activation = inputs
     _, mean, var = output
     ctx.mark_non_differentiable(mean, var)
-    save_for_backward(ctx, x, mean, var, weight, bias, alpha)  # bias: a copy
+    # bias: a copy
+    save_for_backward(ctx, x, mean, var, weight, bias, alpha, activation_named(activation))
     ctx.training, ctx.eps, ctx.passes = training, eps, None  # (the backward op selects again)
 
 
 def _backward_formula(ctx, dy, _dmean, _dvar):
     dx, dweight, dbias, dalpha = grads_for_inputs(ctx, dy)
-    return dx, None, None, dweight, dbias, dalpha, None, None
+    return dx, None, None, dweight, dbias, dalpha, None, None, None
 
 
 batch_norm_elu_forward.register_autograd(_backward_formula, setup_context=_save)

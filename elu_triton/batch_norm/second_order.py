@@ -6,7 +6,8 @@ statistics included, in training: they depend on x), applies the
 activation, and lets autograd differentiate that with create_graph=True.
 Only second-order use pays for it.
 
-The activation is the package's ``learnable_elu``, not the reference
+The activation is its row's ``differentiable`` (``activations.py``): for
+the learnable ELU the package's ``learnable_elu``, not the reference
 composite: its first-order backward then records the activation's own
 second-order formula (``elu_triton/second_order.py``), so that both layers
 have one second-order strategy for the activation, the cheaper one
@@ -17,7 +18,6 @@ activation's batched route in the same way.
 import torch
 import torch.nn.functional as F
 
-from ..function import learnable_elu
 from .checks import check_backward_inputs
 
 
@@ -35,11 +35,14 @@ def _normalized(x, mean, var, weight, bias, training, eps):
     return z
 
 
-def composite_grads(dy, x, mean, var, weight, bias, alpha, training, eps, needs, bias_input=None):
-    """(dx, dweight, dbias, dalpha) of the composite at the forward's point, recorded.
+def composite_grads(
+    dy, x, mean, var, weight, bias, param, training, eps, needs, activation, bias_input=None
+):
+    """(dx, dweight, dbias, dparam) of the composite at the forward's point, recorded.
 
     For a backward under create_graph=True: the graph of these gradients
     reaches dy, x and the parameters, so a further backward works.
+    activation: the ``activations`` row.
 
     bias: the forward's values of bias (the saved copy); bias_input: the
     bias the forward took, which the graph reaches and dbias is taken
@@ -48,15 +51,15 @@ def composite_grads(dy, x, mean, var, weight, bias, alpha, training, eps, needs,
     Raises:
         TypeError, ValueError: as ``checks.check_backward_inputs``.
     """
-    check_backward_inputs(dy, x, weight, bias, alpha)
+    check_backward_inputs(dy, x, weight, bias, param)
     if bias_input is not None:
         # The copy's values on bias_input's graph: b - b is exactly 0 for any
         # finite b, and its derivative the identity.
         bias, bias_wrt = bias + (bias_input - bias_input.detach()), bias_input
     else:
         bias_wrt = bias
-    inputs = [t for t, need in zip((x, weight, bias_wrt, alpha), needs) if need]
+    inputs = [t for t, need in zip((x, weight, bias_wrt, param), needs) if need]
     z = _normalized(x, mean, var, weight, bias, training, eps)
-    y = learnable_elu(z, alpha)
+    y = activation.differentiable(z, param)
     found = iter(torch.autograd.grad(y, inputs, dy, create_graph=True, allow_unused=True))
     return tuple(next(found) if need else None for need in needs)

@@ -14,19 +14,22 @@ from ..precision import compute_dtype
 
 
 class PerChannel:
-    """weight, bias and alpha as (C,) contiguous vectors in x's compute dtype.
+    """weight, bias and the activation's parameter as (C,) contiguous vectors
+    in x's compute dtype, with the activation (an ``activations`` row).
 
-    Without affine, weight is ones and bias zeros; a single (1,) or 0-D alpha is
-    expanded to C (its gradient is then the sum of the C channels'). Lazily
-    negated views are resolved: kernels read raw memory, not the sign bit.
+    Without affine, weight is ones and bias zeros; a single (1,) or 0-D
+    parameter is expanded to C (its gradient is then the sum of the C
+    channels'). Lazily negated views are resolved: kernels read raw memory,
+    not the sign bit.
     """
 
-    def __init__(self, x: torch.Tensor, weight, bias, alpha: torch.Tensor):
+    def __init__(self, x: torch.Tensor, weight, bias, param: torch.Tensor, activation):
         dtype = compute_dtype(x.dtype)
         channels = channel_count(x)
         self.weight = _vector(weight, channels, dtype, x, 1.0)
         self.bias = _vector(bias, channels, dtype, x, 0.0)
-        self.alpha = alpha.resolve_neg().to(dtype).expand(channels).contiguous()
+        self.param = param.resolve_neg().to(dtype).expand(channels).contiguous()
+        self.activation = activation
 
 
 def _vector(t, channels, dtype, x, fill):

@@ -10,9 +10,8 @@ contiguous copy).
 """
 
 import torch
-import torch.nn.functional as F
 
-from ..backends.torch_ops import activation_grads, sum_per_channel
+from ..backends.torch_ops import sum_per_channel
 from ..checks import channel_count
 from ..layout import dense, with_layout_of
 from ..precision import compute_dtype
@@ -61,12 +60,10 @@ def _recompute(x, mean, invstd, per_channel: PerChannel, keep_xhat: bool = True)
 def normalize_activate(
     x: torch.Tensor, mean: torch.Tensor, invstd: torch.Tensor, per_channel: PerChannel
 ) -> torch.Tensor:
-    """y = learnable_elu(batch norm of x), in x's dtype and memory format."""
+    """y = the activation of batch norm of x, in x's dtype and memory format."""
     x = dense(x)
     _, z = _recompute(x, mean, invstd, per_channel, keep_xhat=False)
-    # elu(z) > 0 exactly when z > 0, so prelu scales exactly the z <= 0
-    # elements by alpha (vectorized selects: torch.where is slow on the CPU).
-    y = F.prelu(F.elu(z, inplace=True), per_channel.alpha)
+    y = per_channel.activation.torch_value(z, per_channel.param)  # (z's buffer is its own)
     return with_layout_of(y.to(x.dtype), x)
 
 
@@ -78,10 +75,10 @@ def backward(
     per_channel: PerChannel,
     training: bool,
     compute_sums: bool,
-    compute_dalpha: bool,
+    compute_dparam: bool,
     compute_dx: bool,
 ) -> tuple[tuple | None, torch.Tensor | None]:
-    """((sum dz, sum dz*xhat, sum dalpha terms or None) fp64 (C,) or None, dx or None).
+    """((sum dz, sum dz*xhat, sum dparam terms or None) fp64 (C,) or None, dx or None).
 
     One pass of eager ops over what both of the kernels' passes compute:
     the temporaries live only during the backward, so this keeps the
@@ -91,15 +88,15 @@ def backward(
     dyc = with_layout_of(dy, x).to(compute_dtype(x.dtype))
     xhat, z = _recompute(x, mean, invstd, per_channel)
     channels = channel_count(x)
-    # The activation's backward at z (dalpha per channel: a single alpha is
-    # expanded to C in per_channel); z's buffer is free after it.
-    dz, sum_dalpha = activation_grads(
-        z, dyc, per_channel.alpha, channels if compute_dalpha else None
+    # The activation's backward at z (dparam per channel: a single parameter
+    # is expanded to C in per_channel); z's buffer is free after it.
+    dz, sum_dparam = per_channel.activation.torch_grads(
+        z, dyc, per_channel.param, channels if compute_dparam else None
     )
     sums = None
     if compute_sums:
         dz_xhat = torch.mul(dz, xhat, out=z)
-        sums = (sum_per_channel(dz, channels), sum_per_channel(dz_xhat, channels), sum_dalpha)
+        sums = (sum_per_channel(dz, channels), sum_per_channel(dz_xhat, channels), sum_dparam)
     if not compute_dx:
         return sums, None
     scale, mean_dz, mean_dz_xhat = dx_coefficients(

@@ -4,10 +4,12 @@ Launch constants come from ``backends/triton_config.kernel_args`` (the activatio
 (R, K) view, tiles, grid and partials' shape, per channel); per-
 channel partial sums are summed, and the statistics' per-segment partials
 combined, on the host in a fixed order (fp64), so the statistics and
-dweight, dbias and dalpha are reproducible run to run. Each
+dweight, dbias and dparam are reproducible run to run. Each
 entry point goes through the activation's ``backends/device_guard``: the
 launch on x's device, every negated view resolved (``PerChannel``'s vectors
-are resolved where they are built).
+are resolved where they are built). The kernels take the activation's
+device helpers (``activations.FusedActivation.kernel_value``, ``kernel_grads``) as
+constexpr arguments: one compiled kernel per activation.
 """
 
 import functools
@@ -17,15 +19,34 @@ import torch
 from ..backends.device_guard import guard_needed, run_guarded
 from ..backends.triton_config import kernel_args
 from ..checks import channel_count
-from ..kernels.batch_norm_backward import batch_norm_elu_dx_kernel, batch_norm_elu_reduce_kernel
-from ..kernels.batch_norm_forward import batch_norm_elu_forward_kernel
+from ..kernels import activation as activation_kernels
+from ..kernels.batch_norm_backward import (
+    batch_norm_activation_dx_kernel,
+    batch_norm_activation_reduce_kernel,
+)
+from ..kernels.batch_norm_forward import batch_norm_activation_forward_kernel
 from ..kernels.batch_norm_statistics import batch_norm_statistics_kernel
 from ..layout import dense, with_layout_of
 from .statistics import PerChannel, combine_segments, dx_coefficients, elements_per_channel
 
 
+def kernel_helpers(activation) -> tuple:
+    """(value helper, grads helper): the activation's @triton.jit functions, by their names."""
+    helpers = _HELPERS.get(activation.name)
+    if helpers is None:
+        helpers = (
+            getattr(activation_kernels, activation.kernel_value),
+            getattr(activation_kernels, activation.kernel_grads),
+        )
+        _HELPERS[activation.name] = helpers
+    return helpers
+
+
+_HELPERS: dict[str, tuple] = {}
+
+
 def _dense_with_kernel_args(x: torch.Tensor):
-    """(dense x, its kernel arguments): x's channels are the view's, whatever alpha's size."""
+    """(dense x, its kernel arguments): x's channels are the view's, whatever the parameter's size."""
     x = dense(x)
     return x, kernel_args(x, channel_count(x))
 
@@ -84,14 +105,15 @@ _cached_lengths = functools.lru_cache(maxsize=256)(_lengths)
 def normalize_activate(
     x: torch.Tensor, mean: torch.Tensor, invstd: torch.Tensor, per_channel: PerChannel
 ) -> torch.Tensor:
-    """y = learnable_elu(batch norm of x), in x's dtype and memory format."""
+    """y = the activation of batch norm of x, in x's dtype and memory format."""
     if guard_needed(x, mean, invstd):
         return run_guarded(normalize_activate, 3, x, mean, invstd, per_channel)
     x, args = _dense_with_kernel_args(x)
     y = torch.empty_like(x)
-    batch_norm_elu_forward_kernel[args.config.grid](
-        x, mean, invstd, per_channel.weight, per_channel.bias, per_channel.alpha, y,
-        *args.sizes, **args.constants,
+    value, _ = kernel_helpers(per_channel.activation)
+    batch_norm_activation_forward_kernel[args.config.grid](
+        x, mean, invstd, per_channel.weight, per_channel.bias, per_channel.param, y,
+        *args.sizes, ACTIVATION=value, **args.constants,
     )  # fmt: skip
     return y
 
@@ -102,20 +124,21 @@ def _reduce(
     mean: torch.Tensor,
     invstd: torch.Tensor,
     per_channel: PerChannel,
-    compute_dalpha: bool,
+    compute_dparam: bool,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-    """(sum dz, sum dz*xhat, sum dalpha terms or None) per channel, fp64 (C,)."""
+    """(sum dz, sum dz*xhat, sum dparam terms or None) per channel, fp64 (C,)."""
     x, args = _dense_with_kernel_args(x)
     dy = with_layout_of(dy, x)  # read at x's offsets
     dz_partials, dz_xhat_partials = _partials(x, args), _partials(x, args)
-    dalpha_partials = _partials(x, args) if compute_dalpha else dz_partials  # never written
-    batch_norm_elu_reduce_kernel[args.config.grid](
-        x, dy, mean, invstd, per_channel.weight, per_channel.bias, per_channel.alpha,
-        dz_partials, dz_xhat_partials, dalpha_partials, *args.sizes,
-        COMPUTE_DALPHA=compute_dalpha, **args.constants,
+    dparam_partials = _partials(x, args) if compute_dparam else dz_partials  # never written
+    _, grads = kernel_helpers(per_channel.activation)
+    batch_norm_activation_reduce_kernel[args.config.grid](
+        x, dy, mean, invstd, per_channel.weight, per_channel.bias, per_channel.param,
+        dz_partials, dz_xhat_partials, dparam_partials, *args.sizes,
+        ACTIVATION_GRADS=grads, COMPUTE_DPARAM=compute_dparam, **args.constants,
     )  # fmt: skip
     sums = [p.sum(1, dtype=torch.float64) for p in (dz_partials, dz_xhat_partials)]
-    return sums[0], sums[1], dalpha_partials.sum(1, dtype=torch.float64) if compute_dalpha else None
+    return sums[0], sums[1], dparam_partials.sum(1, dtype=torch.float64) if compute_dparam else None
 
 
 def _dx(
@@ -132,10 +155,11 @@ def _dx(
     dy = with_layout_of(dy, x)
     dx = torch.empty_like(x)
     scale, mean_dz, mean_dz_xhat = coefficients
-    batch_norm_elu_dx_kernel[args.config.grid](
-        x, dy, mean, invstd, per_channel.weight, per_channel.bias, per_channel.alpha,
-        scale, mean_dz, mean_dz_xhat, dx, *args.sizes, TRAINING=training,
-        **args.constants,
+    _, grads = kernel_helpers(per_channel.activation)
+    batch_norm_activation_dx_kernel[args.config.grid](
+        x, dy, mean, invstd, per_channel.weight, per_channel.bias, per_channel.param,
+        scale, mean_dz, mean_dz_xhat, dx, *args.sizes, ACTIVATION_GRADS=grads,
+        TRAINING=training, **args.constants,
     )  # fmt: skip
     return dx
 
@@ -148,17 +172,17 @@ def backward(
     per_channel: PerChannel,
     training: bool,
     compute_sums: bool,
-    compute_dalpha: bool,
+    compute_dparam: bool,
     compute_dx: bool,
 ) -> tuple[tuple | None, torch.Tensor | None]:
-    """((sum dz, sum dz*xhat, sum dalpha terms or None) fp64 (C,) or None, dx or None).
+    """((sum dz, sum dz*xhat, sum dparam terms or None) fp64 (C,) or None, dx or None).
 
     The reduction pass (when sums are due), then the dx pass (when dx is).
     """
     if guard_needed(dy, x, mean):  # (invstd is made fresh from var for each backward)
-        args = (invstd, per_channel, training, compute_sums, compute_dalpha, compute_dx)
+        args = (invstd, per_channel, training, compute_sums, compute_dparam, compute_dx)
         return run_guarded(backward, 3, dy, x, mean, *args)
-    sums = _reduce(dy, x, mean, invstd, per_channel, compute_dalpha) if compute_sums else None
+    sums = _reduce(dy, x, mean, invstd, per_channel, compute_dparam) if compute_sums else None
     if not compute_dx:
         return sums, None
     count = elements_per_channel(x)

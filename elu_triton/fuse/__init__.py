@@ -1,4 +1,5 @@
-"""fuse_batchnorm: each BatchNorm followed by a LearnableELU becomes one BatchNormLearnableELU.
+"""fuse_batchnorm: each BatchNorm followed by a LearnableELU (nn.PReLU) becomes one
+BatchNormLearnableELU (BatchNormPReLU).
 
 The fused layer keeps one activation-sized tensor for the backward instead
 of two (``elu_triton.batch_norm``). "Followed" means wherever the pair sits:
@@ -42,9 +43,10 @@ __all__ = [
 
 
 def fuse_batchnorm(model: nn.Module) -> nn.Module:
-    """Fuse each BatchNorm{1,2,3}d that feeds a LearnableELU, wherever the pair sits.
+    """Fuse each BatchNorm{1,2,3}d that feeds a LearnableELU or nn.PReLU, wherever the pair sits.
 
-    The BatchNorm's attribute takes a ``BatchNormLearnableELU`` that reuses
+    The BatchNorm's attribute takes a ``BatchNormLearnableELU`` (a
+    ``BatchNormPReLU`` for nn.PReLU, its weight as ``prelu_weight``) that reuses
     both modules' Parameter and buffer objects (an optimizer built before
     keeps working; a shared ``LearnableELU(1)`` alpha stays shared) and the
     BatchNorm's training flag, eps and momentum; the activation's attribute

@@ -1,9 +1,9 @@
 """What fuses with a BatchNorm: one row per activation class, and the norm-act modules.
 
 ``FUSED_KINDS`` maps an activation class to its fused layer: adding a fused
-layer for another activation (BatchNorm + PReLU) is one row. An activation
-of ``CANDIDATE_ACTIVATIONS`` without a row is still found, and reported
-unfused ("no fused layer for nn.PReLU yet").
+layer for another activation is one row (BatchNorm + PReLU was). An
+activation of ``CANDIDATE_ACTIVATIONS`` without a row is still found, and
+reported unfused ("no fused layer for nn.X yet").
 """
 
 from collections.abc import Callable, Mapping
@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from ..batch_norm import BatchNormLearnableELU
+from ..batch_norm import BatchNormLearnableELU, BatchNormPReLU
 from ..module import LearnableELU
 
 _NORM_PARAMETERS = ("weight", "bias")
@@ -57,6 +57,16 @@ def _batch_norm_learnable_elu(norm: _BatchNorm, activation: LearnableELU) -> nn.
     return fused
 
 
+def _batch_norm_prelu(norm: _BatchNorm, activation: nn.PReLU) -> nn.Module:
+    fused = BatchNormPReLU(
+        norm.num_features, norm.eps, norm.momentum, norm.affine, norm.track_running_stats,
+        num_parameters=activation.num_parameters, init=activation.init, device="meta",
+    )  # fmt: skip
+    take_norm_state(fused, norm)
+    fused._parameters["prelu_weight"] = activation.weight
+    return fused
+
+
 FUSED_KINDS: dict[type[nn.Module], FusedKind] = {
     LearnableELU: FusedKind(
         BatchNormLearnableELU,
@@ -64,7 +74,10 @@ FUSED_KINDS: dict[type[nn.Module], FusedKind] = {
         {"alpha": "alpha"},
         channel_dim=lambda activation: activation.channel_dim,
     ),
-    # nn.PReLU: FusedKind(BatchNormPReLU, ..., {"weight": ...}, channel_dim=lambda a: 1),
+    # nn.PReLU's weight is on dim 1 (its only channel dim); BatchNorm's weight keeps its name.
+    nn.PReLU: FusedKind(
+        BatchNormPReLU, _batch_norm_prelu, {"weight": "prelu_weight"}, channel_dim=lambda a: 1
+    ),
 }
 
 # Activation classes whose pairs are looked for (subclasses included), with

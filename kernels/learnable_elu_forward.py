@@ -14,7 +14,7 @@ import triton
 import triton.language as tl
 
 from .activation import learnable_elu
-from .tiles import load_for_compute, load_per_channel, tile_channels, tile_offsets
+from .tiles import load_for_compute, load_per_channel, tile_of, with_channels
 
 
 @triton.jit
@@ -31,9 +31,9 @@ def learnable_elu_forward_kernel(
     K_MULTIPLE: tl.constexpr,  # a power of two dividing K, for aligned vector access
     INDEX_64: tl.constexpr,
 ):
-    _, _, rows, cols, offsets, mask = tile_offsets(R, K, BLOCK_R, BLOCK_K, K_MULTIPLE, INDEX_64)
-    x = load_for_compute(x_ptr + offsets, mask)
-    channels, _ = tile_channels(rows, cols, C, CHANNEL_IS_COLUMN)
-    alpha = load_per_channel(alpha_ptr, channels, rows, cols, R, K, x.dtype, CHANNEL_IS_COLUMN)
+    tile = tile_of(R, K, C, CHANNEL_IS_COLUMN, BLOCK_R, BLOCK_K, K_MULTIPLE, INDEX_64)
+    x = load_for_compute(x_ptr + tile.offsets, tile.mask)
+    tile = with_channels(tile, CHANNEL_IS_COLUMN)
+    alpha = load_per_channel(alpha_ptr, tile, x.dtype, CHANNEL_IS_COLUMN)
     y = learnable_elu(x, alpha)
-    tl.store(y_ptr + offsets, y.to(y_ptr.dtype.element_ty), mask=mask)
+    tl.store(y_ptr + tile.offsets, y.to(y_ptr.dtype.element_ty), mask=tile.mask)

@@ -20,13 +20,7 @@ import triton
 import triton.language as tl
 
 from .activation import learnable_elu_grads
-from .tiles import (
-    load_for_compute,
-    load_per_channel,
-    store_channel_sums,
-    tile_channels,
-    tile_offsets,
-)
+from .tiles import load_for_compute, load_per_channel, store_channel_sums, tile_of, with_channels
 
 
 @triton.jit
@@ -46,19 +40,14 @@ def learnable_elu_backward_kernel(
     K_MULTIPLE: tl.constexpr,  # a power of two dividing K, for aligned vector access
     INDEX_64: tl.constexpr,
 ):
-    pid_r, pid_k, rows, cols, offsets, mask = tile_offsets(
-        R, K, BLOCK_R, BLOCK_K, K_MULTIPLE, INDEX_64
-    )
-    x = load_for_compute(x_ptr + offsets, mask)
-    dy = load_for_compute(dy_ptr + offsets, mask)
-    channels, index_in_channel = tile_channels(rows, cols, C, CHANNEL_IS_COLUMN)
-    alpha = load_per_channel(alpha_ptr, channels, rows, cols, R, K, x.dtype, CHANNEL_IS_COLUMN)
+    tile = tile_of(R, K, C, CHANNEL_IS_COLUMN, BLOCK_R, BLOCK_K, K_MULTIPLE, INDEX_64)
+    x = load_for_compute(x_ptr + tile.offsets, tile.mask)
+    dy = load_for_compute(dy_ptr + tile.offsets, tile.mask)
+    tile = with_channels(tile, CHANNEL_IS_COLUMN)
+    alpha = load_per_channel(alpha_ptr, tile, x.dtype, CHANNEL_IS_COLUMN)
 
     dx, dalpha_terms = learnable_elu_grads(x, dy, alpha)
-    tl.store(dx_ptr + offsets, dx.to(dx_ptr.dtype.element_ty), mask=mask)
+    tl.store(dx_ptr + tile.offsets, dx.to(dx_ptr.dtype.element_ty), mask=tile.mask)
     if COMPUTE_DALPHA:
         # Masked lanes loaded x = dy = 0: their terms are 0.
-        store_channel_sums(
-            dalpha_partials_ptr, dalpha_terms, pid_r, pid_k, rows, cols, channels,
-            index_in_channel, R, K, C, BLOCK_R, BLOCK_K, CHANNEL_IS_COLUMN,
-        )  # fmt: skip
+        store_channel_sums(dalpha_partials_ptr, dalpha_terms, tile, CHANNEL_IS_COLUMN)
