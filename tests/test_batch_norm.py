@@ -156,7 +156,7 @@ def test_matches_composite(dtype, training, memory_format, device, act):
         torch.randn(3, dtype=param_dtype, device=device),
         torch.rand(3, dtype=param_dtype, device=device) + 0.5,
     )
-    _check(x, running, weight, bias, alpha, training, act=act)
+    _check(x, running, weight, bias, alpha, training, layer=act)
 
 
 @pytest.mark.parametrize(
@@ -175,7 +175,7 @@ def test_shapes_and_layouts(shape, memory_format, training, device, act):
     x = _draw(shape, torch.float32, device, memory_format)
     channels = shape[1]
     running = (torch.randn(channels, device=device), torch.rand(channels, device=device) + 0.5)
-    _check(x, running, *_parameters(channels, device), training, act=act)
+    _check(x, running, *_parameters(channels, device), training, layer=act)
 
 
 def test_without_affine_or_running_statistics(device):
@@ -192,7 +192,7 @@ def test_shared_alpha(device, act):
     x = _draw((4, 3, 5), torch.float64, device)
     weight, bias, _ = _parameters(3, device, torch.float64)
     alpha = torch.tensor([0.7], dtype=torch.float64, device=device)
-    _check(x, None, weight, bias, alpha, True, act=act)
+    _check(x, None, weight, bias, alpha, True, layer=act)
 
 
 def test_non_dense_input(device):
