@@ -496,24 +496,29 @@ def test_empty_batch_leaves_running_statistics(device):
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
-def test_autocast_gives_the_pairs_dtypes(dtype, device):
+def test_autocast_gives_the_pairs_dtypes(dtype, device, act):
     """Under autocast, bf16 activations with fp32 parameters, as BatchNorm takes them."""
-    pair, fused = _pair_and_fused(3, device, dims=4, init=0.7)
+    pair, fused = _pair_and_fused(3, device, act, dims=4, init=0.7)
     pair, fused = pair.float(), fused.float()
     x = _draw((4, 3, 5, 6), dtype, device).requires_grad_()
     device_type = torch.device(device).type
     with torch.autocast(device_type, dtype=torch.bfloat16):
         expected, got = pair(x), fused(x)
-    assert got.dtype == expected.dtype == dtype
-    torch.testing.assert_close(got.float(), expected.float(), **_autocast_tolerance(dtype))
+    # x's dtype through BatchNorm and the ELU; autocast's for PReLU, an op on
+    # autocast's lower-precision list.
+    assert (
+        got.dtype == expected.dtype == (torch.bfloat16 if act.module is BatchNormPReLU else dtype)
+    )
+    torch.testing.assert_close(got.float(), expected.float(), **_autocast_tolerance(got.dtype))
     (dx,) = torch.autograd.grad(got.float().square().sum(), x)
     (dx_expected,) = torch.autograd.grad(expected.float().square().sum(), x)
     assert dx.dtype == dtype
-    torch.testing.assert_close(dx.float(), dx_expected.float(), **_autocast_tolerance(dtype))
+    torch.testing.assert_close(dx.float(), dx_expected.float(), **_autocast_tolerance(got.dtype))
 
 
 def _autocast_tolerance(dtype):
-    # bf16: the two round z (the pair) or y (fused) to bf16 at different points.
+    # By y's dtype. bf16: the two round z (the pair) or y (fused) to bf16 at
+    # different points.
     return dict(rtol=2e-5, atol=2e-5) if dtype == torch.float32 else dict(rtol=2**-6, atol=2**-5)
 
 

@@ -43,6 +43,9 @@ class FusedActivation:
         kernel_value: the name of the @triton.jit (z, param) -> y helper.
         kernel_grads: the name of the @triton.jit (z, dy, param) ->
             (dz, dparam term) helper.
+        autocast_output: the activation is on autocast's lower-precision
+            list (aten's prelu is, on CPU and CUDA), so under autocast the
+            pair's output comes in the autocast dtype, whatever x's.
     """
 
     name: str
@@ -54,6 +57,7 @@ class FusedActivation:
     torch_grads: Callable
     kernel_value: str
     kernel_grads: str
+    autocast_output: bool = False
 
 
 def _learnable_elu_value(z: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
@@ -104,6 +108,7 @@ PRELU = FusedActivation(
     torch_grads=_prelu_grads,
     kernel_value="prelu",
     kernel_grads="prelu_grads",
+    autocast_output=True,
 )
 
 ACTIVATIONS: dict[str, FusedActivation] = {row.name: row for row in (LEARNABLE_ELU, PRELU)}

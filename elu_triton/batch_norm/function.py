@@ -194,4 +194,17 @@ def batch_norm_activation(
     plain = all_plain(*tensors)
     if not plain and export_tracing():
         return composite(*args)
-    return BatchNormLearnableELUFunction.apply(*args[:-1], plain, activation)
+    y = BatchNormLearnableELUFunction.apply(*args[:-1], plain, activation)
+    return _autocast_output(y) if activation.autocast_output else y
+
+
+def _autocast_output(y: torch.Tensor) -> torch.Tensor:
+    """y in autocast's dtype where autocast is on for its device, as the pair's activation gives.
+
+    (A cast of fp32 y under bf16 autocast: one more pass, which the pair's
+    activation op makes too, as it casts its input.)
+    """
+    device_type = y.device.type
+    if torch.is_autocast_enabled(device_type):
+        return y.to(torch.get_autocast_dtype(device_type))
+    return y
