@@ -234,7 +234,13 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--only", default="", help="the networks whose name starts with this")
     parser.add_argument("--compiled", action="store_true", help="also torch.compile the unfused")
     parser.add_argument("--json", default="", help="also write the rows here")
+    parser.add_argument(
+        "--threads", type=int, default=0,
+        help="CPU threads for torch (default: torch's); 1 on a machine other jobs share",
+    )  # fmt: skip
     args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     device = matrix.resolve_device(args.device)
     networks = [n for n in NETWORKS if n.name.startswith(args.only)]
     # On the CPU the PyTorch backend, never Triton's interpreter; on a GPU the kernels.
