@@ -4,15 +4,10 @@
     python -m bench.gpu_check --out DIR                # the first GPU; about 7 minutes
     python -m bench.gpu_check --smoke --out DIR        # the same steps on the CPU, tiny sizes
 
-Steps, in order, each a child process under its own time limit (a step that
-fails, crashes or runs out of time leaves the others running): the layer's
-CUDA tests, ``bench.report`` (fp32, bf16, fp16), ``bench.training_cuda``,
-``bench.profile_step``, ``bench.host_overhead``, the demo (30 epochs),
-``bench.batch_norm``, ``bench.second_order`` and ``bench.fusion`` (IResNet-50's
-peak memory and step time, fused against unfused eager and compiled), each
-run from the repository root. The full
-run's limits sum to ``sum(FULL_LIMITS_S) <= 420`` s, so that a run, a short
-confirmation and the machine's start-up fit in 15 minutes.
+Steps (``STEPS``), in order, each a child process from the repository root
+under its own time limit (a step that fails, crashes or runs out of time
+leaves the others running). The full run's limits sum to at most 420 s, so
+that a run, a short confirmation and the machine's start-up fit in 15 minutes.
 
 DIR receives at most 8 files, no folders, so that the result copies back in
 one step: ``tests.txt``, ``report-<dev>.json``, ``training-<dev>.json``,
@@ -24,7 +19,6 @@ minutes on a 2-core machine.
 """
 
 import argparse
-import json
 import os
 import shutil
 import signal
@@ -37,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import targets
+from .gpu_summary import load, summary
 
 # The children run as python -m bench.<script>: from the root, where bench is importable.
 ROOT = Path(__file__).resolve().parents[1]
@@ -73,8 +68,7 @@ STEPS = (
     Step("profile", 20, 30, "profile.txt"),
     Step("host overhead", 20, 30, "host-overhead-{dev}.json"),
     Step("demo", 45, 40, "demo.tar.gz"),  # 30 epochs: 2.9 s on an H200 (NOTES.md)
-    # Its JSON is read into the summary's targets; its table goes to log.txt.
-    Step("batch norm", 25, 20, ""),
+    Step("batch norm", 25, 20, ""),  # (JUDGED_IN_SCRATCH; its table in log.txt)
     Step("second order", 15, 20, ""),  # bench/second_order.py's table, in log.txt
     # IResNet-50 fused against unfused eager and compiled (one compile: ~40 s guessed).
     Step("fusion", 60, 60, ""),
@@ -106,6 +100,18 @@ SIZES = {
 }
 
 
+# Steps whose JSON stays in the scratch folder, read into the summary's
+# targets: the module that writes it, the targets.py function that judges it.
+JUDGED_IN_SCRATCH = {
+    "batch norm": ("bench.batch_norm", targets.batch_norm),
+    "fusion": ("bench.fusion", targets.fusion),
+}
+
+
+def _scratch_json(step: str, work: Path) -> Path:
+    return work / f"{step.replace(' ', '-')}.json"
+
+
 def command(step: str, args, work: Path) -> list[str]:
     """The child command of a step, on args.device, writing into DIR or the scratch folder."""
     if step == "tests":
@@ -124,12 +130,9 @@ def command(step: str, args, work: Path) -> list[str]:
     if step == "host overhead":
         json_path = str(args.out / f"host-overhead-{args.kind}.json")
         return [PY, "-m", "bench.host_overhead", *on, "--json", json_path, *sizes]
-    if step == "batch norm":
-        json_path = str(work / "batch-norm.json")
-        return [PY, "-m", "bench.batch_norm", *on, "--json", json_path, *sizes]
-    if step == "fusion":
-        json_path = str(work / "fusion.json")
-        return [PY, "-m", "bench.fusion", *on, "--json", json_path, *sizes]
+    if step in JUDGED_IN_SCRATCH:
+        module = JUDGED_IN_SCRATCH[step][0]
+        return [PY, "-m", module, *on, "--json", str(_scratch_json(step, work)), *sizes]
     if step == "second order":
         return [PY, "-m", "bench.second_order", *on, *sizes]
     return [PY, "-m", "elu_triton.demo", *on, "--out", str(work / "demo"), *sizes]
@@ -165,10 +168,8 @@ def collect(step: Step, args, work: Path) -> list:
             for path in sorted((work / "demo").iterdir()):
                 if path.suffix in (".json", ".png"):  # not the weights
                     tar.add(path, arcname=f"demo/{path.name}")
-    if step.name == "batch norm":  # no file of its own: DIR holds 8 at most
-        return targets.batch_norm(_load(work / "batch-norm.json"))
-    if step.name == "fusion":
-        return targets.fusion(_load(work / "fusion.json"))
+    if step.name in JUDGED_IN_SCRATCH:  # no file of its own: DIR holds 8 at most
+        return JUDGED_IN_SCRATCH[step.name][1](load(_scratch_json(step.name, work)))
     return []
 
 
@@ -194,72 +195,6 @@ def run_steps(args) -> list[dict]:
                              "output": written, "targets": measured})  # fmt: skip
             print(f"[{step.name}] {status} in {seconds:.0f} s", flush=True)
     return outcomes
-
-
-def _load(path: Path) -> dict | None:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-
-
-def _tests_line(path: Path) -> str:
-    """pytest's last line ('12 passed, 3 skipped in 4.0s'), or why there is none."""
-    try:
-        lines = [line for line in path.read_text().splitlines() if line.strip()]
-    except OSError:
-        return "no tests.txt"
-    return lines[-1].strip("= ") if lines else "tests.txt is empty"
-
-
-def _demo_line(path: Path) -> str:
-    """The demo's test accuracy and training time, from the summary.json in demo.tar.gz."""
-    try:
-        with tarfile.open(path) as tar:
-            demo = json.load(tar.extractfile("demo/summary.json"))
-    except (OSError, KeyError, ValueError, tarfile.TarError):
-        return "no demo summary"
-    return (
-        f"test accuracy {demo['test_accuracy']:.4f} after {demo['epochs']} epochs; training "
-        f"{demo['train_seconds']:.2f} s ({1e3 * demo['seconds_per_iteration']:.2f} ms per "
-        f"iteration), warm-up {demo['warmup_seconds']:.2f} s, on {demo['device_name']}"
-    )
-
-
-def summary(args, outcomes: list[dict], total_s: float) -> str:
-    """One screen: each step's outcome, then each target of targets.py."""
-    report = _load(args.out / f"report-{args.kind}.json")
-    found = targets.evaluate(report) if report and "results" in report else []
-    found += targets.training(_load(args.out / f"training-{args.kind}.json"))
-    found += targets.host_overhead(_load(args.out / f"host-overhead-{args.kind}.json"))
-    found += [target for outcome in outcomes for target in outcome["targets"]]
-    lines = [
-        f"# gpu_check{' --smoke' if args.smoke else ''}: {args.device_name}",
-        "",
-        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; {args.versions}; "
-        f"{total_s:.0f} s in all",
-        "",
-        "| step | outcome | seconds | file |",
-        "| --- | --- | --- | --- |",
-        *(
-            f"| {o['step']} | {o['status']} | {o['seconds']:.0f} | {o['output']} |"
-            for o in outcomes
-        ),
-        "",
-        f"tests: {_tests_line(args.out / 'tests.txt')}",
-        "",
-        f"demo: {_demo_line(args.out / 'demo.tar.gz')}",
-        "",
-        "| target | status | detail |",
-        "| --- | --- | --- |",
-        *(f"| {t.name} | {t.status} | {t.detail} |" for t in found),
-    ]
-    if args.smoke:
-        lines += [
-            "",
-            "Smoke run: CPU, tiny sizes; CUDA-graph rows skipped (no GPU); timings mean nothing.",
-        ]
-    return "\n".join(lines) + "\n"
 
 
 def _describe_machine(args) -> None:
