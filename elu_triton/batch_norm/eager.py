@@ -71,11 +71,13 @@ def run_forward(
     training: bool,
     eps: float,
     activation: FusedActivation = LEARNABLE_ELU,
+    passes: ModuleType | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(y, mean, var): mean and biased var (C,) in the compute dtype.
 
     The batch's statistics in training, the running ones in eval (copies:
     the backward must see what was used, whatever happens to the buffers).
+    passes: ``passes_for(x)``, when the caller has it already; None to select.
     """
     check_batch_norm_inputs(
         x, running_mean, running_var, weight, bias, param, training, eps, activation.parameter
@@ -84,7 +86,7 @@ def run_forward(
     if x.numel() == 0:  # nothing to normalize, and no statistics to update
         nan = x.new_full((x.shape[1],), float("nan"), dtype=dtype)
         return torch.empty_like(x), nan, nan.clone()
-    passes = passes_for(x)
+    passes = passes_for(x) if passes is None else passes
     with _autocast_off(x):
         per_channel = PerChannel(x, weight, bias, param, activation)
         if training:

@@ -83,10 +83,10 @@ class BatchNormLearnableELUFunction(torch.autograd.Function):
         if _plain is None:
             _plain = all_plain(x, running_mean, running_var, weight, bias, param)
         if _plain:
-            y, mean, var = run_forward(*args, activation)
             # The backward runs on the forward's passes (this thread's choice,
             # use_backend included), whichever thread runs it and when.
             ctx.passes = passes_for(x)
+            y, mean, var = run_forward(*args, activation, ctx.passes)
         else:
             y, mean, var = torch.ops.elu_triton.batch_norm_elu_forward(*args, activation.name)
             ctx.passes = None
