@@ -111,6 +111,16 @@ def cubin_resources(cubin: bytes, kernel_name: str, cuobjdump: str) -> tuple[int
     return regs, stack + local
 
 
+def sass_of(cubin: bytes, cuobjdump: str) -> str:
+    """The SASS (machine code) of a cubin, as text; cuobjdump: the tool's path."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "kernel.cubin")
+        with open(path, "wb") as f:
+            f.write(cubin)
+        return subprocess.run([cuobjdump, "-sass", path], capture_output=True, text=True,
+                              check=True).stdout  # fmt: skip
+
+
 def global_accesses(ptx: str, param_names: tuple, pointer_names: tuple) -> list[GlobalAccess]:
     """Every global load, store, atomic and reduction in the PTX, with its pointer.
 

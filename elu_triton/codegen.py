@@ -35,7 +35,7 @@ import triton
 from triton.backends.compiler import GPUTarget
 from triton.compiler import ASTSource
 
-from .assembly import amdgcn_resources, cubin_resources
+from .assembly import amdgcn_resources, cubin_resources, sass_of
 from .backends.triton_config import COMPILE_OPTIONS, TUNING, LaunchConfig, launch_config_for
 from .codegen_cases import (
     ACTIVATION_KERNELS,
@@ -102,6 +102,9 @@ class CompiledCase:
     warp_size: int
     param_names: tuple  # kernel arguments in parameter order (constants left out)
     pointer_names: tuple  # those of param_names that are pointers
+    grid: tuple = ()  # the launch's grid
+    shared_bytes: int = 0  # shared memory per program
+    sass: str = ""  # the cubin's SASS (NVIDIA, when asked for)
 
     @property
     def elements_per_thread(self) -> int:
@@ -152,10 +155,13 @@ def _specialize(fn, values: dict) -> tuple[dict, dict, dict]:
     return signature, constexprs, attrs
 
 
-def compile_case(case: CodegenCase, options: Mapping | None = None) -> CompiledCase:
+def compile_case(
+    case: CodegenCase, options: Mapping | None = None, sass: bool = False
+) -> CompiledCase:
     """Compile one case for its target in this process, with the launches' options.
 
     options: compile options instead of ``COMPILE_OPTIONS`` (num_warps aside).
+    sass: also disassemble the cubin (NVIDIA targets; cuobjdump, tens of ms).
 
     Raises:
         RuntimeError: the kernels were imported under TRITON_INTERPRET=1 (use
@@ -165,7 +171,7 @@ def compile_case(case: CodegenCase, options: Mapping | None = None) -> CompiledC
     if not isinstance(fn, triton.runtime.JITFunction):
         raise RuntimeError("kernels imported under TRITON_INTERPRET=1; use compile_cases()")
     backend, arch, warp_size = TARGETS[case.target]
-    view = example_view(case.layout)
+    view = example_view(case.layout, case.shape)
     tuning = TUNING[_TUNING_KIND[backend]]
     cfg = launch_config_for(view, getattr(torch, case.dtype).itemsize, tuning)
     signature, constexprs, attrs = _specialize(fn, _kernel_arguments(case, view, cfg))
@@ -178,19 +184,24 @@ def compile_case(case: CodegenCase, options: Mapping | None = None) -> CompiledC
     else:
         n_regs, local_bytes = amdgcn_resources(compiled.asm["amdgcn"])
     params = tuple(name for name in fn.arg_names if signature[name] != "constexpr")
+    disassembly = ""
+    if sass and case.isa == "ptx":
+        disassembly = sass_of(compiled.asm["cubin"], triton.knobs.nvidia.cuobjdump.path)
     return CompiledCase(
         case, compiled.asm[case.isa], compiled.asm["ttir"].count("math.fma"), n_regs,
         local_bytes, cfg.block_r, cfg.block_k, cfg.num_warps, warp_size, params,
-        tuple(name for name in params if signature[name].startswith("*")),
+        tuple(name for name in params if signature[name].startswith("*")), cfg.grid,
+        compiled.metadata.shared, disassembly,
     )  # fmt: skip
 
 
 def compile_cases(
-    cases: Sequence[CodegenCase], jobs: int = 2, env: Mapping | None = None
+    cases: Sequence[CodegenCase], jobs: int = 2, env: Mapping | None = None, sass: bool = False
 ) -> list[CompiledCase]:
     """Compile cases in ``jobs`` child processes without TRITON_INTERPRET.
 
     env: variables to set in the children (Triton's knobs, say).
+    sass: also disassemble each cubin (``compile_case``).
     Returns the results in the order of ``cases``. Raises RuntimeError with the
     child's stderr when a compilation fails.
     """
@@ -199,7 +210,8 @@ def compile_cases(
     chunks = [list(cases[i::jobs]) for i in range(jobs) if cases[i::jobs]]
     children = [
         subprocess.Popen(
-            [sys.executable, "-m", "elu_triton.codegen", "--json", json.dumps([asdict(c) for c in chunk])],
+            [sys.executable, "-m", "elu_triton.codegen", "--sass" if sass else "--json",
+             json.dumps([asdict(c) for c in chunk])],
             env=child_env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         )
         for chunk in chunks
@@ -217,15 +229,20 @@ def compile_cases(
     return [results[case] for case in cases]
 
 
+def _case_from_json(item: dict) -> CodegenCase:
+    return CodegenCase(**dict(item, shape=tuple(item["shape"])))
+
+
 def _compiled_from_json(item: dict) -> CompiledCase:
-    item = dict(item, case=CodegenCase(**item["case"]))
+    item = dict(item, case=_case_from_json(item["case"]))
     return CompiledCase(**{k: tuple(v) if isinstance(v, list) else v for k, v in item.items()})
 
 
 def _main(argv: list[str]) -> None:
-    if argv[:1] == ["--json"]:  # child of compile_cases
-        cases = [CodegenCase(**c) for c in json.loads(argv[1])]
-        json.dump([asdict(compile_case(c)) for c in cases], sys.stdout)
+    if argv[:1] in (["--json"], ["--sass"]):  # child of compile_cases
+        cases = [_case_from_json(c) for c in json.loads(argv[1])]
+        sass = argv[0] == "--sass"
+        json.dump([asdict(compile_case(c, sass=sass)) for c in cases], sys.stdout)
         return
     targets = argv or ["sm_90"]
     print(f"x of shape {EXAMPLE_SHAPE}, alpha {_ALPHA_DTYPE}")

@@ -67,6 +67,7 @@ class CodegenCase:
     compute_dalpha: bool = True  # backward only (the batch norm's: COMPUTE_DPARAM)
     target: str = "sm_90"  # one of TARGETS
     activation: str = "learnable_elu"  # the fused batch norm's: a key of batch_norm.ACTIVATIONS
+    shape: tuple = EXAMPLE_SHAPE  # of x, (N, C, ...) or (N, C); the launch is specialized to it
 
     @property
     def isa(self) -> str:
@@ -74,13 +75,18 @@ class CodegenCase:
         return "ptx" if TARGETS[self.target][0] == "cuda" else "amdgcn"
 
 
-def example_view(layout: str) -> MemoryView:
-    """The (R, K) view the host builds for ``EXAMPLE_SHAPE`` in the given layout."""
-    x = torch.empty(EXAMPLE_SHAPE, device="meta")
+def example_view(layout: str, shape: tuple = EXAMPLE_SHAPE) -> MemoryView:
+    """The (R, K) view the host builds for x of ``shape`` in the given layout.
+
+    channel_per_column: channels_last for 4-d shapes; a 2-d (N, C) is one already.
+    """
+    x = torch.empty(shape, device="meta")
     if layout == "channel_per_row":
-        return memory_view(x, EXAMPLE_SHAPE[1])
+        return memory_view(x, shape[1])
     if layout == "channel_per_column":
-        return memory_view(x.to(memory_format=torch.channels_last), EXAMPLE_SHAPE[1])
+        if x.dim() == 4:
+            x = x.to(memory_format=torch.channels_last)
+        return memory_view(x, shape[1])
     if layout == "shared_alpha":
         return memory_view(x, 1)
     raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")

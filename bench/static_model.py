@@ -1,0 +1,305 @@
+"""A static model of the kernels on a named GPU: predicted share of the copy bandwidth, no GPU needed.
+
+Every figure it prints is a PREDICTION. Its calibration against the one real
+GPU run (an H200, commit fac9bf6) is ``results/static-model-calibration.md``
+(``python -m bench.static_model_calibration`` refits it); the GPU check
+(``bench.gpu_check``) prints each prediction beside its measurement.
+
+Each kernel is compiled ahead of time for sm_90 with the installed Triton
+(``elu_triton.codegen``), specialized for the real shape and launch
+configuration of each case, and its SASS read (``sass.py``). The model then
+bounds the kernel's time by three limits of the whole GPU (``gpus.py``):
+
+- bandwidth: the bytes the kernel moves at the measured copy bandwidth;
+- issue: instructions per thread on the busiest pipe (each scheduler issues
+  one warp instruction per clock; the integer ALU runs at half that rate,
+  conversions at an eighth), over every warp of the grid;
+- latency: global-load round trips per program (``sass.load_round_trips``),
+  each of LATENCY; the programs resident at once (occupancy: registers,
+  shared memory, warps) overlap theirs, so the grid pays waves x trips x
+  LATENCY.
+
+The three combine as (bw^p + issue^p + latency^p)^(1/p): the largest binds,
+the others cost a little where they are close. LATENCY (a loaded memory
+round trip) and p are the two fitted constants. A case's prediction adds
+what runs after the kernel on the GPU: each per-channel partial-sum
+reduction (its bytes at copy bandwidth plus LAUNCH_GAP, a guess).
+
+    python -m bench.static_model                     # H200, the large cases
+    python -m bench.static_model --gpu H100 --all    # every case
+    python -m bench.static_model --json out.json
+"""
+
+import argparse
+import json
+import math
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+import triton
+
+from elu_triton.codegen import CodegenCase, CompiledCase, compile_cases
+
+from . import sass
+from .cases import GPU_CASES
+from .gpus import GPUS, Gpu
+
+CALIBRATION = Path(__file__).parent / "results" / "static-model-calibration.json"
+
+
+@dataclass(frozen=True)
+class Constants:
+    latency_ns: float  # a loaded global-memory round trip (fitted)
+    smoothing: float  # p, the exponent that combines the three limits (fitted)
+    launch_gap_us: float = 2.0  # per small follow-up kernel (guess)
+
+
+def calibrated() -> Constants:
+    """The constants fitted by ``static_model_calibration.py``."""
+    return Constants(**json.loads(CALIBRATION.read_text())["constants"])
+
+
+@dataclass(frozen=True)
+class KernelCode:
+    """What the model reads from one compiled kernel."""
+
+    n_regs: int  # per thread
+    shared_bytes: int  # per program
+    num_warps: int
+    programs: int  # the grid
+    block_r: int  # the tile
+    block_k: int
+    counts: dict  # instructions per thread by pipe (sass.pipe_counts)
+    conversions: int  # per thread
+    trips: int  # global load round trips per thread
+    bytes_per_trip: tuple  # per thread
+
+    @classmethod
+    def of(cls, compiled: CompiledCase) -> "KernelCode":
+        code = sass.executed(compiled.sass)
+        trips = sass.load_round_trips(code)
+        return cls(
+            compiled.n_regs, compiled.shared_bytes, compiled.num_warps, math.prod(compiled.grid),
+            compiled.block_r, compiled.block_k, dict(sass.pipe_counts(code)),
+            sass.conversions(code), trips.count, trips.bytes_per_trip,
+        )  # fmt: skip
+
+    @property
+    def elements_per_thread(self) -> float:
+        return self.block_r * self.block_k / (self.num_warps * 32)
+
+
+def blocks_per_sm(code: KernelCode, gpu: Gpu) -> int:
+    """Programs resident on one SM at once: the tightest of warps, registers, shared memory."""
+    per_warp = -(-code.n_regs * 32 // gpu.register_granule) * gpu.register_granule
+    by_registers = gpu.registers // (per_warp * code.num_warps)
+    shared = code.shared_bytes + gpu.shared_reserved_per_block
+    by_shared = gpu.shared_bytes // shared
+    return max(min(gpu.max_blocks, gpu.max_warps // code.num_warps, by_registers, by_shared), 1)
+
+
+@dataclass(frozen=True)
+class KernelPrediction:
+    us: float  # predicted time of the kernel
+    limit: str  # the largest of the three: "bandwidth", "issue" or "latency"
+    n_regs: int
+    bandwidth_us: float
+    issue_us: float
+    latency_us: float
+    blocks_per_sm: int
+    waves: float  # programs / (blocks_per_sm x SMs)
+    instructions_per_element: float
+    conversions_per_element: float
+    busiest_pipe: str
+    trips: int
+    bytes_in_flight_per_sm: float  # per trip, every resident thread asking at once
+
+
+def predict_kernel(
+    code: KernelCode, bytes_moved: int, gpu: Gpu, constants: Constants
+) -> KernelPrediction:
+    """The kernel's time on gpu, moving bytes_moved in all."""
+    blocks = blocks_per_sm(code, gpu)
+    waves = code.programs / (blocks * gpu.sms)
+    # Clocks a scheduler spends per warp: each pipe's instructions at its rate.
+    per_pipe = {p: code.counts.get(p, 0) * 128 / rate for p, rate in sass.PIPE_RATE.items()}
+    busiest = max(per_pipe, key=per_pipe.get)
+    warps = code.programs * code.num_warps
+    limits = {
+        "bandwidth": bytes_moved / (gpu.copy_gbps * 1e3),
+        "issue": warps * per_pipe[busiest] / (gpu.sms * gpu.schedulers * gpu.clock_ghz * 1e3),
+        "latency": max(waves, 1.0) * code.trips * constants.latency_ns / 1e3,
+    }
+    p = constants.smoothing
+    us = sum(t**p for t in limits.values()) ** (1 / p)
+    per_element = code.elements_per_thread
+    resident_threads = min(code.programs / gpu.sms, blocks) * code.num_warps * 32
+    mean_trip = sum(code.bytes_per_trip) / max(code.trips, 1)
+    return KernelPrediction(
+        us, max(limits, key=limits.get), code.n_regs, limits["bandwidth"], limits["issue"], limits["latency"],
+        blocks, waves, code.counts["issue"] / per_element, code.conversions / per_element, busiest,
+        code.trips, resident_threads * mean_trip,
+    )  # fmt: skip
+
+
+# Big tensors each kernel reads or writes once (x, y, dy, dx), and the
+# per-channel partial-sum matrices it writes (the host reduces each after).
+TENSORS = {"forward": 2, "backward": 3, "bn_statistics": 1, "bn_forward": 2, "bn_reduce": 2,
+           "bn_dx": 3}  # fmt: skip
+PARTIALS = {"backward": 1, "bn_statistics": 3, "bn_reduce": 3}
+
+
+@dataclass(frozen=True)
+class ModelCase:
+    """One kernel launch the model predicts: a case of bench/cases.py or of the fused layer."""
+
+    name: str  # the bench case's name
+    kernel: str  # a key of codegen's KERNELS
+    dtype: str
+    layout: str  # codegen's LAYOUTS
+    shape: tuple
+    activation: str = "learnable_elu"
+
+    @property
+    def codegen_case(self) -> CodegenCase:
+        return CodegenCase(self.kernel, self.dtype, self.layout, True, "sm_90", self.activation,
+                           self.shape)  # fmt: skip
+
+    @property
+    def min_bytes(self) -> int:
+        """The bytes the kernel must move: its big tensors, once each."""
+        return TENSORS[self.kernel] * math.prod(self.shape) * getattr(torch, self.dtype).itemsize
+
+    @property
+    def large(self) -> bool:
+        """256 MB and up in every dtype: the cases the targets are judged on."""
+        return math.prod(self.shape) * 2 * 2 >= 256e6
+
+    def partial_bytes(self, block_r: int, block_k: int) -> int:
+        """Bytes of one fp32 partials matrix: a sum per tile column (channel per column) or row."""
+        rows, cols = _view_sizes(self)
+        if self.layout == "channel_per_column":
+            return 4 * triton.cdiv(rows, block_r) * cols
+        return 4 * rows * triton.cdiv(cols, block_k)
+
+
+def _view_sizes(case: ModelCase) -> tuple[int, int]:
+    """(R, K) of the kernels' memory view (elu_triton/layout.py)."""
+    numel = math.prod(case.shape)
+    if case.layout == "channel_per_column":
+        return numel // case.shape[1], case.shape[1]
+    if case.layout == "shared_alpha":
+        return 1, numel
+    return numel // math.prod(case.shape[2:] or (1,)), math.prod(case.shape[2:] or (1,))
+
+
+@dataclass(frozen=True)
+class CasePrediction:
+    case: ModelCase
+    kernel: KernelPrediction
+    us: float  # the kernel and its partial sums
+    share_of_copy: float  # min_bytes / us, over the copy bandwidth
+
+
+def predict_case(
+    case: ModelCase, compiled: CompiledCase, gpu: Gpu, constants: Constants
+) -> CasePrediction:
+    code = KernelCode.of(compiled)
+    partials = case.partial_bytes(code.block_r, code.block_k)
+    count = PARTIALS.get(case.kernel, 0)
+    kernel = predict_kernel(code, case.min_bytes + count * partials, gpu, constants)
+    sums_us = count * (partials / (gpu.copy_gbps * 1e3) + constants.launch_gap_us)
+    us = kernel.us + sums_us
+    return CasePrediction(case, kernel, us, case.min_bytes / (us * 1e3) / gpu.copy_gbps)
+
+
+def _layout_of(case) -> str:
+    if case.shared_alpha:
+        return "shared_alpha"
+    return "channel_per_column" if case.channels_last or len(case.shape) == 2 else "channel_per_row"
+
+
+ACTIVATION_DTYPES = ("float32", "bfloat16", "float16")
+BATCH_NORM_SHAPES = {"bn": (32, 64, 56, 56), "bn_large": (32, 256, 128, 128)}
+BATCH_NORM_KERNELS = ("bn_statistics", "bn_forward", "bn_reduce", "bn_dx")
+
+
+def model_cases() -> list[ModelCase]:
+    """Every case: the activation's (bench/cases.py's GPU cases, 3 dtypes, forward and
+    backward) and the fused layer's (bench/batch_norm.py's shape and a 537 MB one, fp32
+    and bf16, both layouts, its four passes, each fused activation)."""
+    cases = [
+        ModelCase(c.name, kernel, dtype, _layout_of(c), c.shape)
+        for c in GPU_CASES
+        for dtype in ACTIVATION_DTYPES
+        for kernel in ("forward", "backward")
+    ]
+    for name, shape in BATCH_NORM_SHAPES.items():
+        for dtype in ("float32", "bfloat16"):
+            for layout in ("channel_per_row", "channel_per_column"):
+                for kernel in BATCH_NORM_KERNELS:
+                    activations = ("learnable_elu",) if kernel == "bn_statistics" else (
+                        "learnable_elu", "prelu")  # fmt: skip
+                    cases += [ModelCase(name, kernel, dtype, layout, shape, a) for a in activations]
+    return cases
+
+
+def predict_all(
+    cases: list[ModelCase], gpu: Gpu, constants: Constants, jobs: int = 2
+) -> list[CasePrediction]:
+    """Compile each case with the installed Triton and predict it."""
+    compiled = compile_cases([c.codegen_case for c in cases], jobs=jobs, sass=True)
+    return [predict_case(c, k, gpu, constants) for c, k in zip(cases, compiled)]
+
+
+def key(case: ModelCase) -> str:
+    """A case's name in tables and JSON, e.g. 'large/backward/bfloat16/channel_per_row'."""
+    extra = "" if case.activation == "learnable_elu" else f"/{case.activation}"
+    return f"{case.name}/{case.kernel}/{case.dtype}/{case.layout}{extra}"
+
+
+def as_record(p: CasePrediction) -> dict:
+    return {"case": key(p.case), "large": p.case.large, "us": p.us,
+            "share_of_copy": p.share_of_copy, **asdict(p.kernel)}  # fmt: skip
+
+
+def table(predictions: list[CasePrediction]) -> str:
+    lines = [
+        f"{'case (PREDICTED)':<58}{'us':>8}{'%copy':>7}{'limit':>10}{'regs':>5}{'blk/SM':>7}"
+        f"{'ins/el':>7}{'cvt/el':>7}{'pipe':>6}{'trips':>6}{'KB/SM':>7}"
+    ]
+    for p in predictions:
+        k = p.kernel
+        lines.append(
+            f"{key(p.case):<58}{p.us:>8.1f}{100 * p.share_of_copy:>7.1f}{k.limit:>10}"
+            f"{k.n_regs:>5}{k.blocks_per_sm:>7}{k.instructions_per_element:>7.1f}"
+            f"{k.conversions_per_element:>7.2f}{k.busiest_pipe:>6}{k.trips:>6}"
+            f"{k.bytes_in_flight_per_sm / 1024:>7.1f}"
+        )
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(
+        prog=f"python -m {__spec__.name}", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument("--gpu", choices=sorted(GPUS), default="H200")
+    parser.add_argument("--all", action="store_true", help="every case, not only the large ones")
+    parser.add_argument("--json", type=Path, help="write every prediction here")
+    args = parser.parse_args(argv)
+    cases = [c for c in model_cases() if args.all or c.large]
+    predictions = predict_all(cases, GPUS[args.gpu], calibrated())
+    print(f"PREDICTIONS for {GPUS[args.gpu].name}, kernels compiled by Triton "
+          f"{triton.__version__}; calibration: {CALIBRATION.name}")  # fmt: skip
+    print(table(predictions))
+    if args.json:
+        records = [as_record(p) for p in predictions]
+        args.json.write_text(json.dumps({"gpu": args.gpu, "triton": triton.__version__,
+                                         "predictions": records}, indent=1) + "\n")  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
