@@ -234,8 +234,17 @@ def log_uniform():
 
 
 ROOT = Path(__file__).resolve().parents[1]
-# What a build of the package reads from the checkout.
-BUILD_INPUTS = ("pyproject.toml", "README.md", "LICENSE", "elu_triton", "kernels")
+# What a build of the package reads from the checkout (build_backend/: the
+# in-tree backend that pyproject.toml's backend-path names).
+BUILD_INPUTS = (
+    "pyproject.toml",
+    "MANIFEST.in",
+    "README.md",
+    "LICENSE",
+    "build_backend",
+    "elu_triton",
+    "kernels",
+)
 
 
 @pytest.fixture(scope="session")
