@@ -4,6 +4,9 @@
     python -m bench.gpu_check --out DIR                # the first GPU; about 7 minutes
     python -m bench.gpu_check --smoke --out DIR        # the same steps on the CPU, tiny sizes
 
+The install builds with the environment's setuptools: 77 to 81 beside torch
+2.11 (bench/README.md); an older one stops with a message naming both.
+
 Steps (``STEPS``), in order, each a child process from the repository root
 under its own time limit (a step that fails, crashes or runs out of time
 leaves the others running). The full run's limits sum to at most 420 s, so

@@ -234,8 +234,39 @@ def log_uniform():
 
 
 ROOT = Path(__file__).resolve().parents[1]
-# What a build of the package reads from the checkout.
-BUILD_INPUTS = ("pyproject.toml", "README.md", "LICENSE", "elu_triton", "kernels")
+# What a build of the package reads from the checkout (build_backend/: the
+# in-tree backend that pyproject.toml's backend-path names).
+BUILD_INPUTS = (
+    "pyproject.toml",
+    "MANIFEST.in",
+    "README.md",
+    "LICENSE",
+    "build_backend",
+    "elu_triton",
+    "kernels",
+)
+
+
+def _copy_build_inputs(folder: Path) -> Path:
+    """Copy the build's inputs into the empty folder; returns folder.
+
+    Builds start from a fresh copy: setuptools reuses the build/ and
+    *.egg-info folders of earlier builds, which would hide a missing package.
+    """
+    for name in BUILD_INPUTS:
+        if (ROOT / name).is_dir():
+            shutil.copytree(
+                ROOT / name, folder / name, ignore=shutil.ignore_patterns("__pycache__")
+            )
+        else:
+            shutil.copy2(ROOT / name, folder / name)
+    return folder
+
+
+@pytest.fixture
+def checkout_copy(tmp_path_factory) -> Path:
+    """A fresh copy of what a build reads from the checkout, for one test to build or install."""
+    return _copy_build_inputs(tmp_path_factory.mktemp("checkout"))
 
 
 @pytest.fixture(scope="session")
@@ -247,16 +278,7 @@ def built_distributions(tmp_path_factory) -> dict[str, Path]:
     sdist's own files. No build isolation: the build uses this environment's
     setuptools, so the test needs no network.
     """
-    # A fresh copy of the build's inputs: setuptools reuses the build/ and
-    # *.egg-info folders of earlier builds, which would hide a missing package.
-    source = tmp_path_factory.mktemp("checkout")
-    for name in BUILD_INPUTS:
-        if (ROOT / name).is_dir():
-            shutil.copytree(
-                ROOT / name, source / name, ignore=shutil.ignore_patterns("__pycache__")
-            )
-        else:
-            shutil.copy2(ROOT / name, source / name)
+    source = _copy_build_inputs(tmp_path_factory.mktemp("checkout"))
     from_checkout = tmp_path_factory.mktemp("wheel")
     from_sdist = tmp_path_factory.mktemp("sdist")
     subprocess.run(

@@ -6,6 +6,7 @@ would break users who have both installed. Installing and running the wheel
 is ``test_install.py``'s job.
 """
 
+import importlib.util
 import tarfile
 import zipfile
 from pathlib import Path
@@ -44,6 +45,24 @@ def _pyproject() -> dict:
     return tomllib.loads((ROOT / "pyproject.toml").read_text())
 
 
+def _build_backend_file() -> str:
+    """The in-tree build backend's file, relative to the root (pyproject's backend-path)."""
+    build_system = _pyproject()["build-system"]
+    (folder,) = build_system["backend-path"]
+    return f"{folder}/{build_system['build-backend']}.py"
+
+
+def test_the_build_backend_checks_the_setuptools_that_pyproject_requires():
+    # pip --no-build-isolation ignores `requires`; the backend's check enforces
+    # it, so the two must name one minimum.
+    spec = importlib.util.spec_from_file_location("build_backend", ROOT / _build_backend_file())
+    backend = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(backend)
+    minimum = f"setuptools>={backend.MINIMUM_SETUPTOOLS}"
+    assert _pyproject()["build-system"]["requires"] == [minimum]
+    assert minimum in _pyproject()["project"]["optional-dependencies"]["test"]
+
+
 def test_every_package_folder_is_listed():
     # The package list is written by hand (discovery cannot map kernels/ to
     # elu_triton.kernels): a new subpackage must fail here, not in a user's import.
@@ -78,7 +97,8 @@ def test_sdist_carries_every_source_file(built_distributions):
     }
     missing = sources - names
     assert not missing, f"the sdist lacks {sorted(missing)}"
-    assert {"LICENSE", "README.md", "pyproject.toml"} <= names
+    # The in-tree backend too: without it, the sdist's wheel cannot build.
+    assert {"LICENSE", "README.md", "pyproject.toml", _build_backend_file()} <= names
 
 
 def test_the_version_is_written_once():
