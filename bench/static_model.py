@@ -42,11 +42,16 @@ import triton
 
 from elu_triton.codegen import CodegenCase, CompiledCase, compile_cases
 
-from . import sass
+from . import sass, targets
 from .cases import GPU_CASES
 from .gpus import GPUS, Gpu
 
-CALIBRATION = Path(__file__).parent / "results" / "static-model-calibration.json"
+RESULTS = Path(__file__).parent / "results"
+CALIBRATION = RESULTS / "static-model-calibration.json"
+# Predictions of the code at the start of issue 29 (Triton 3.6): the "no lower" targets.
+START = RESULTS / "static-model-start.json"
+# Predictions when the code last landed, per Triton release: the CI's regression guard.
+LANDED = RESULTS / "static-model-landed.json"
 
 
 @dataclass(frozen=True)
@@ -173,6 +178,12 @@ class ModelCase:
         return TENSORS[self.kernel] * math.prod(self.shape) * getattr(torch, self.dtype).itemsize
 
     @property
+    def calibrated(self) -> bool:
+        """Of a kind the H200 run measured: the activation's kernels in fp32 or bf16. fp16
+        and the fused batch norm's passes never ran on a GPU: uncalibrated predictions."""
+        return self.kernel in ("forward", "backward") and self.dtype != "float16"
+
+    @property
     def large(self) -> bool:
         """256 MB and up in every dtype: the cases the targets are judged on."""
         return math.prod(self.shape) * 2 * 2 >= 256e6
@@ -204,9 +215,9 @@ class CasePrediction:
 
 
 def predict_case(
-    case: ModelCase, compiled: CompiledCase, gpu: Gpu, constants: Constants
+    case: ModelCase, code: KernelCode, gpu: Gpu, constants: Constants
 ) -> CasePrediction:
-    code = KernelCode.of(compiled)
+    """The case's kernel and the reductions of the partial sums it writes."""
     partials = case.partial_bytes(code.block_r, code.block_k)
     count = PARTIALS.get(case.kernel, 0)
     kernel = predict_kernel(code, case.min_bytes + count * partials, gpu, constants)
@@ -215,7 +226,7 @@ def predict_case(
     return CasePrediction(case, kernel, us, case.min_bytes / (us * 1e3) / gpu.copy_gbps)
 
 
-def _layout_of(case) -> str:
+def layout_of(case) -> str:
     if case.shared_alpha:
         return "shared_alpha"
     return "channel_per_column" if case.channels_last or len(case.shape) == 2 else "channel_per_row"
@@ -231,7 +242,7 @@ def model_cases() -> list[ModelCase]:
     backward) and the fused layer's (bench/batch_norm.py's shape and a 537 MB one, fp32
     and bf16, both layouts, its four passes, each fused activation)."""
     cases = [
-        ModelCase(c.name, kernel, dtype, _layout_of(c), c.shape)
+        ModelCase(c.name, kernel, dtype, layout_of(c), c.shape)
         for c in GPU_CASES
         for dtype in ACTIVATION_DTYPES
         for kernel in ("forward", "backward")
@@ -246,12 +257,18 @@ def model_cases() -> list[ModelCase]:
     return cases
 
 
+def compile_codes(cases: list[ModelCase], jobs: int = 2) -> dict[ModelCase, KernelCode]:
+    """Each case's kernel compiled for sm_90 by the installed Triton, read for the model."""
+    compiled = compile_cases([c.codegen_case for c in cases], jobs=jobs, sass=True)
+    return {case: KernelCode.of(k) for case, k in zip(cases, compiled)}
+
+
 def predict_all(
     cases: list[ModelCase], gpu: Gpu, constants: Constants, jobs: int = 2
 ) -> list[CasePrediction]:
     """Compile each case with the installed Triton and predict it."""
-    compiled = compile_cases([c.codegen_case for c in cases], jobs=jobs, sass=True)
-    return [predict_case(c, k, gpu, constants) for c, k in zip(cases, compiled)]
+    codes = compile_codes(cases, jobs)
+    return [predict_case(c, codes[c], gpu, constants) for c in cases]
 
 
 def key(case: ModelCase) -> str:
@@ -261,7 +278,7 @@ def key(case: ModelCase) -> str:
 
 
 def as_record(p: CasePrediction) -> dict:
-    return {"case": key(p.case), "large": p.case.large, "us": p.us,
+    return {"case": key(p.case), "large": p.case.large, "calibrated": p.case.calibrated, "us": p.us,
             "share_of_copy": p.share_of_copy, **asdict(p.kernel)}  # fmt: skip
 
 
@@ -273,11 +290,12 @@ def table(predictions: list[CasePrediction]) -> str:
     for p in predictions:
         k = p.kernel
         lines.append(
-            f"{key(p.case):<58}{p.us:>8.1f}{100 * p.share_of_copy:>7.1f}{k.limit:>10}"
+            f"{key(p.case) + ('' if p.case.calibrated else ' *'):<58}{p.us:>8.1f}{100 * p.share_of_copy:>7.1f}{k.limit:>10}"
             f"{k.n_regs:>5}{k.blocks_per_sm:>7}{k.instructions_per_element:>7.1f}"
             f"{k.conversions_per_element:>7.2f}{k.busiest_pipe:>6}{k.trips:>6}"
             f"{k.bytes_in_flight_per_sm / 1024:>7.1f}"
         )
+    lines.append("* uncalibrated: the H200 run measured neither fp16 nor the fused batch norm")
     return "\n".join(lines)
 
 
@@ -288,17 +306,61 @@ def main(argv=None) -> int:
     parser.add_argument("--gpu", choices=sorted(GPUS), default="H200")
     parser.add_argument("--all", action="store_true", help="every case, not only the large ones")
     parser.add_argument("--json", type=Path, help="write every prediction here")
+    parser.add_argument(
+        "--targets",
+        action="store_true",
+        help="judge issue 29's targets (Triton 3.6, H200; every case)",
+    )
+    parser.add_argument(
+        "--landed",
+        action="store_true",
+        help=f"record every case's H200 share under this Triton in {LANDED.name}",
+    )
     args = parser.parse_args(argv)
-    cases = [c for c in model_cases() if args.all or c.large]
-    predictions = predict_all(cases, GPUS[args.gpu], calibrated())
-    print(f"PREDICTIONS for {GPUS[args.gpu].name}, kernels compiled by Triton "
+    everything = args.all or args.targets or args.landed
+    cases = [c for c in model_cases() if everything or c.large]
+    gpu = "H200" if args.targets or args.landed else args.gpu
+    predictions = predict_all(cases, GPUS[gpu], calibrated())
+    print(f"PREDICTIONS for {GPUS[gpu].name}, kernels compiled by Triton "
           f"{triton.__version__}; calibration: {CALIBRATION.name}")  # fmt: skip
     print(table(predictions))
     if args.json:
         records = [as_record(p) for p in predictions]
-        args.json.write_text(json.dumps({"gpu": args.gpu, "triton": triton.__version__,
+        args.json.write_text(json.dumps({"gpu": gpu, "triton": triton.__version__,
                                          "predictions": records}, indent=1) + "\n")  # fmt: skip
+    if args.landed:
+        landed = json.loads(LANDED.read_text()) if LANDED.exists() else {}
+        landed[triton_release()] = shares(predictions)
+        LANDED.write_text(json.dumps(landed, indent=1, sort_keys=True) + "\n")
+    if args.targets:
+        return judge_targets(predictions)
     return 0
+
+
+def triton_release() -> str:
+    """The installed Triton's major.minor, the key of LANDED."""
+    return ".".join(triton.__version__.split(".")[:2])
+
+
+def shares(predictions: list[CasePrediction]) -> dict[str, float]:
+    return {key(p.case): round(p.share_of_copy, 4) for p in predictions}
+
+
+def judge_targets(predictions: list[CasePrediction]) -> int:
+    if triton_release() != "3.6":
+        print(f"the targets are judged with Triton 3.6 (the GPU image's); this is "
+              f"{triton.__version__}: see bench/README.md")  # fmt: skip
+        return 2
+    start = shares_of_file(START)
+    results = targets.static_model(shares(predictions), start)
+    for t in results:
+        print(f"{t.status}: {t.name} ({t.detail})")
+    return 0 if all(t.status == "PASS" for t in results) else 1
+
+
+def shares_of_file(path: Path) -> dict[str, float]:
+    """{case key: share of copy} of a --json file."""
+    return {r["case"]: r["share_of_copy"] for r in json.loads(path.read_text())["predictions"]}
 
 
 if __name__ == "__main__":

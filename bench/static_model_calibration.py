@@ -25,16 +25,18 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+from dataclasses import replace
 from io import BytesIO
 from pathlib import Path
 
 import triton
 
 from elu_triton.assembly import sass_of
+from elu_triton.codegen import CompiledCase
 
 from . import static_model
-from .gpus import GPUS
-from .static_model import Constants, KernelCode, ModelCase, predict_kernel
+from .gpus import GPUS, Gpu
+from .static_model import Constants, KernelCode, ModelCase, predict_case
 
 ROOT = Path(__file__).resolve().parents[1]
 COMMIT = "fac9bf6"
@@ -46,7 +48,7 @@ OUT_MD = static_model.CALIBRATION.with_suffix(".md")
 FIT = {("large", "fwd"), ("large", "bwd"), ("large_c1", "fwd"), ("large_c1", "bwd"),
        ("large_cl", "fwd"), ("large_c4096", "fwd")}  # fmt: skip
 HOST_FLOOR_CASE = "demo"
-DTYPES = {"fp32": "float32", "bf16": "bfloat16"}
+DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
 KERNELS = {"fwd": ("forward",), "bwd": ("backward",), "fwd+bwd": ("forward", "backward")}
 # Beyond this error a case is "not explained" (the model's other cases sit well inside it).
 EXPLAINED = 0.15
@@ -88,7 +90,7 @@ def compile_history(cases: list[ModelCase], jobs: int = 2) -> dict[ModelCase, Ke
 
 def _code(item: dict) -> KernelCode:
     tool = triton.knobs.nvidia.cuobjdump.path
-    compiled = static_model.CompiledCase(
+    compiled = CompiledCase(
         None, "", 0, item["n_regs"], item["local_bytes"], item["block_r"], item["block_k"],
         item["num_warps"], 32, (), (), tuple(item["grid"]), item["shared_bytes"],
         sass_of(base64.b64decode(item["cubin"]), tool),
@@ -97,37 +99,45 @@ def _code(item: dict) -> KernelCode:
 
 
 def measured_rows(report: dict) -> list[dict]:
-    """The elu_triton provider's records, fp32 and bf16."""
+    """The elu_triton provider's records in the dtypes the model knows."""
     return [r for r in report["results"] if r["provider"] == "elu_triton" and r["dtype"] in DTYPES]
 
 
-def _model_case(row: dict, kernel: str) -> ModelCase:
+def model_case(row: dict, kernel: str) -> ModelCase:
     case = next(c for c in static_model.GPU_CASES if c.name == row["case"])
-    return ModelCase(case.name, kernel, DTYPES[row["dtype"]], static_model._layout_of(case),
+    return ModelCase(case.name, kernel, DTYPES[row["dtype"]], static_model.layout_of(case),
                      case.shape)  # fmt: skip
 
 
-def device_us(row: dict, codes: dict, constants: Constants) -> float:
-    """The mode's kernels and partial sums on the H200, as the model predicts them."""
+def gpu_of(report: dict) -> Gpu:
+    """The run's GPU: its row of gpus.GPUS, with the SM count and copy bandwidth it measured."""
+    device = report["environment"]["device"]
+    name = next((k for k in GPUS if k in device), None)
+    if name is None:
+        raise ValueError(f"the model knows {sorted(GPUS)}; the report's GPU is {device!r}")
+    return replace(GPUS[name], sms=report["environment"]["multiprocessors"],
+                   copy_gbps=report["copy_bandwidth"]["GBps"], copy_source="measured")  # fmt: skip
+
+
+def device_us(row: dict, codes: dict, gpu: Gpu, constants: Constants) -> float:
+    """The mode's kernels and their partial sums, as the model predicts them."""
     total = 0.0
     for kernel in KERNELS[row["mode"]]:
-        case = _model_case(row, kernel)
-        code = codes[case]
-        count = static_model.PARTIALS.get(kernel, 0)
-        partials = case.partial_bytes(code.block_r, code.block_k)
-        gpu = GPUS["H200"]
-        total += predict_kernel(code, case.min_bytes + count * partials, gpu, constants).us
-        total += count * (partials / (gpu.copy_gbps * 1e3) + constants.launch_gap_us)
+        case = model_case(row, kernel)
+        total += predict_case(case, codes[case], gpu, constants).us
     return total
 
 
-def predictions(rows, codes, constants, floors) -> list[dict]:
+def predictions(rows: list[dict], codes: dict, gpu: Gpu, constants: Constants) -> list[dict]:
+    """Each measured case (the host-floor case aside) predicted beside its measurement."""
+    floors = {(r["dtype"], r["mode"]): r["min_ms"] * 1e3 for r in rows
+              if r["case"] == HOST_FLOOR_CASE}  # fmt: skip
     out = []
     for row in rows:
         if row["case"] == HOST_FLOOR_CASE:
             continue
-        device = device_us(row, codes, constants)
-        floor = floors[(row["dtype"], row["mode"])]
+        device = device_us(row, codes, gpu, constants)
+        floor = floors.get((row["dtype"], row["mode"]), 0.0)
         predicted = max(device, floor)
         measured = row["min_ms"] * 1e3
         out.append({
@@ -139,23 +149,23 @@ def predictions(rows, codes, constants, floors) -> list[dict]:
     return out
 
 
-def fit(rows, codes, floors) -> Constants:
+def rms_log_error(table: list[dict], in_fit: bool = True) -> float:
+    errors = [math.log1p(r["error"]) for r in table if r["fit"] == in_fit]
+    return math.sqrt(sum(e * e for e in errors) / max(len(errors), 1))
+
+
+def fit(rows: list[dict], codes: dict, gpu: Gpu) -> Constants:
     """LATENCY and p minimizing the RMS log error over the FIT cases (a grid search)."""
-    best = None
-    for latency, p in itertools.product(range(300, 2001, 20), [x / 4 for x in range(6, 49)]):
-        constants = Constants(float(latency), p)
-        errors = [r["error"] for r in predictions(rows, codes, constants, floors) if r["fit"]]
-        score = math.sqrt(sum(math.log1p(e) ** 2 for e in errors) / len(errors))
-        if best is None or score < best[0]:
-            best = (score, constants)
-    return best[1]
+    grid = itertools.product(range(300, 2001, 20), [x / 4 for x in range(6, 49)])
+    candidates = (Constants(float(latency), p) for latency, p in grid)
+    return min(candidates, key=lambda c: rms_log_error(predictions(rows, codes, gpu, c)))
 
 
-def markdown(table: list[dict], constants: Constants) -> str:
+def markdown(table: list[dict], constants: Constants, kernels: str) -> str:
     lines = [
-        f"# The static model against the H200 run (commit {COMMIT}, Triton {triton.__version__})",
+        f"# The static model against a GPU run ({kernels}, Triton {triton.__version__})",
         "",
-        f"Fitted: LATENCY = {constants.latency_ns:.0f} ns, p = {constants.smoothing}; "
+        f"Constants: LATENCY = {constants.latency_ns:.0f} ns, p = {constants.smoothing}; "
         f"LAUNCH_GAP = {constants.launch_gap_us} us (a guess). Measured: each case's fastest call "
         "(`min_ms`). Made by `python -m bench.static_model_calibration`.",
         "",
@@ -172,33 +182,64 @@ def markdown(table: list[dict], constants: Constants) -> str:
         )
     for name, selected in (("fit", True), ("held out", False)):
         errors = [abs(r["error"]) for r in table if r["fit"] == selected]
+        if not errors:
+            continue
         lines.append(f"\n{name}: {len(errors)} cases, mean |error| "
                      f"{100 * sum(errors) / len(errors):.1f}%, max {100 * max(errors):.1f}%")  # fmt: skip
     return "\n".join(lines) + "\n"
+
+
+def calibrate_on_history() -> int:
+    """Fit the constants on fac9bf6's kernels and the H200 run; write the calibration files."""
+    if not triton.__version__.startswith("3.6"):
+        print(f"Triton {triton.__version__}: the H200 run used 3.6; see bench/README.md")
+        return 2
+    report = json.loads(REPORT.read_text())
+    rows = measured_rows(report)
+    cases = sorted({model_case(r, k) for r in rows for k in KERNELS[r["mode"]]}, key=str)
+    codes = compile_history(cases)
+    gpu = gpu_of(report)
+    constants = fit(rows, codes, gpu)
+    table = predictions(rows, codes, gpu, constants)
+    static_model.CALIBRATION.write_text(json.dumps(
+        {"commit": COMMIT, "triton": triton.__version__, "constants": constants.__dict__,
+         "cases": table}, indent=1) + "\n")  # fmt: skip
+    OUT_MD.write_text(markdown(table, constants, f"commit {COMMIT}"))
+    print(OUT_MD.read_text())
+    return 0
+
+
+def judge_run(path: Path) -> int:
+    """Today's kernels against a new run's report: predicted (landed constants) beside
+    measured, then refitted; the result is added to the report as "static_model"."""
+    report = json.loads(path.read_text())
+    rows = measured_rows(report)
+    cases = sorted({model_case(r, k) for r in rows for k in KERNELS[r["mode"]]}, key=str)
+    codes = static_model.compile_codes(cases)
+    gpu = gpu_of(report)
+    landed = static_model.calibrated()
+    table = predictions(rows, codes, gpu, landed)
+    refit = fit(rows, codes, gpu)
+    refit_table = predictions(rows, codes, gpu, refit)
+    report["static_model"] = {
+        "triton": triton.__version__, "constants": landed.__dict__, "cases": table,
+        "refit": {"constants": refit.__dict__, "cases": refit_table},
+    }  # fmt: skip
+    path.write_text(json.dumps(report, indent=1) + "\n")
+    print(markdown(table, landed, "today's kernels, the landed constants"))
+    print(markdown(refit_table, refit, "today's kernels, refitted on this run"))
+    return 0
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(
         prog=f"python -m {__spec__.name}", description=__doc__.splitlines()[0]
     )
-    parser.parse_args(argv)
-    if not triton.__version__.startswith("3.6"):
-        print(f"Triton {triton.__version__}: the H200 run used 3.6; see bench/README.md")
-        return 2
-    report = json.loads(REPORT.read_text())
-    rows = measured_rows(report)
-    cases = sorted({_model_case(r, k) for r in rows for k in KERNELS[r["mode"]]}, key=str)
-    codes = compile_history(cases)
-    floors = {(r["dtype"], r["mode"]): r["min_ms"] * 1e3 for r in rows
-              if r["case"] == HOST_FLOOR_CASE}  # fmt: skip
-    constants = fit(rows, codes, floors)
-    table = predictions(rows, codes, constants, floors)
-    static_model.CALIBRATION.write_text(json.dumps(
-        {"commit": COMMIT, "triton": triton.__version__, "constants": constants.__dict__,
-         "cases": table}, indent=1) + "\n")  # fmt: skip
-    OUT_MD.write_text(markdown(table, constants))
-    print(OUT_MD.read_text())
-    return 0
+    parser.add_argument("--report", type=Path,
+                        help="judge today's kernels on this new run's report-<dev>.json instead "
+                             "(bench.gpu_check does), and add the result to it")  # fmt: skip
+    args = parser.parse_args(argv)
+    return judge_run(args.report) if args.report else calibrate_on_history()
 
 
 if __name__ == "__main__":

@@ -41,6 +41,15 @@ BATCH_NORM_SPEEDUP_GPU = {"eager pair": 1.5, "compiled pair": 1.0}
 FUSION_SAVED_BYTES = 0.80
 FUSION_GPU_PEAK = 0.85
 FUSION_GPU_STEP = 1.05
+# The static model's PREDICTIONS (python -m bench.static_model --targets, Triton 3.6,
+# H200), shares of copy on the large (256 MB+) cases: 16-bit forward and
+# backward, each fused batch norm pass by dtype; fp32 kernels, and every case,
+# no lower than the code at the start of issue 29 predicts (the start file),
+# less PREDICTION_SLACK (rounding across recompiles).
+MODEL_FORWARD_16BIT = 0.90
+MODEL_BACKWARD_16BIT = 0.85
+MODEL_BATCH_NORM_PASS = {"float32": 0.85, "bfloat16": 0.70}
+PREDICTION_SLACK = 0.005
 
 
 @dataclass
@@ -232,3 +241,32 @@ def fusion(result: dict | None) -> list[Target]:
                 detail = f"{ratio:.3f}x, {row['fused']} of {row['pairs']} pairs fused"
                 found.append(Target(name, "PASS" if ratio <= most else "FAIL", detail))
     return found
+
+
+def static_model(predicted: dict, start: dict) -> list[Target]:
+    """The model's targets from {case key: share of copy} now and at the start (static_model.py).
+
+    Keys read "name/kernel/dtype/layout[/activation]"; large cases start with "large" or
+    "bn_large".
+    """
+    large = {
+        k: v for k, v in predicted.items() if k.split("/")[0].startswith(("large", "bn_large"))
+    }
+
+    def shares(kernel: str, dtypes: tuple) -> list[tuple[str, float]]:
+        return [(k, v) for k, v in large.items()
+                if k.split("/")[1] == kernel and k.split("/")[2] in dtypes]  # fmt: skip
+
+    targets = [
+        _judge("model: 16-bit forward, large cases", shares("forward", ("bfloat16", "float16")),
+               MODEL_FORWARD_16BIT, ""),
+        _judge("model: 16-bit backward, large cases", shares("backward", ("bfloat16", "float16")),
+               MODEL_BACKWARD_16BIT, ""),
+    ]  # fmt: skip
+    for dtype, need in MODEL_BATCH_NORM_PASS.items():
+        values = [kv for kernel in ("bn_statistics", "bn_forward", "bn_reduce", "bn_dx")
+                  for kv in shares(kernel, (dtype,))]  # fmt: skip
+        targets.append(_judge(f"model: fused batch norm passes, {dtype}, large", values, need, ""))
+    margins = [(k, v - start[k] + PREDICTION_SLACK) for k, v in predicted.items() if k in start]
+    targets.append(_judge("model: no case lower than at the start", margins, 0.0, " above"))
+    return targets
