@@ -209,25 +209,37 @@ def calibrate_on_history() -> int:
     return 0
 
 
-def judge_run(path: Path) -> int:
+def judge_run(path: Path, gpu_name: str | None = None) -> int:
     """Today's kernels against a new run's report: predicted (landed constants) beside
-    measured, then refitted; the result is added to the report as "static_model"."""
+    measured, then refitted; the result is added to the report as "static_model".
+
+    gpu_name: a GPUS key to predict for instead of the report's GPU (the CPU smoke run).
+    """
     report = json.loads(path.read_text())
-    rows = measured_rows(report)
+    rows = [
+        r for r in measured_rows(report) if r["case"] in {c.name for c in static_model.GPU_CASES}
+    ]
+    if not any(r["case"] != HOST_FLOOR_CASE for r in rows):
+        print(f"static model: {path.name} has no case of bench/cases.py's GPU cases to judge")
+        return 0
+    try:
+        gpu = GPUS[gpu_name] if gpu_name else gpu_of(report)
+    except ValueError as error:
+        print(f"static model: not judged: {error}")
+        return 0
     cases = sorted({model_case(r, k) for r in rows for k in KERNELS[r["mode"]]}, key=str)
-    codes = static_model.compile_codes(cases)
-    gpu = gpu_of(report)
+    codes = static_model.compile_codes(cases, jobs=max(os.cpu_count() or 1, 1))
     landed = static_model.calibrated()
     table = predictions(rows, codes, gpu, landed)
     refit = fit(rows, codes, gpu)
     refit_table = predictions(rows, codes, gpu, refit)
     report["static_model"] = {
-        "triton": triton.__version__, "constants": landed.__dict__, "cases": table,
-        "refit": {"constants": refit.__dict__, "cases": refit_table},
+        "gpu": gpu.name, "triton": triton.__version__, "constants": landed.__dict__,
+        "cases": table, "refit": {"constants": refit.__dict__, "cases": refit_table},
     }  # fmt: skip
     path.write_text(json.dumps(report, indent=1) + "\n")
-    print(markdown(table, landed, "today's kernels, the landed constants"))
-    print(markdown(refit_table, refit, "today's kernels, refitted on this run"))
+    print(markdown(table, landed, f"today's kernels on {gpu.name}, the landed constants"))
+    print(markdown(refit_table, refit, f"today's kernels on {gpu.name}, refitted on this run"))
     return 0
 
 
@@ -238,8 +250,10 @@ def main(argv=None) -> int:
     parser.add_argument("--report", type=Path,
                         help="judge today's kernels on this new run's report-<dev>.json instead "
                              "(bench.gpu_check does), and add the result to it")  # fmt: skip
+    parser.add_argument("--gpu", choices=sorted(GPUS),
+                        help="with --report: predict for this GPU, not the report's (a CPU smoke run)")  # fmt: skip
     args = parser.parse_args(argv)
-    return judge_run(args.report) if args.report else calibrate_on_history()
+    return judge_run(args.report, args.gpu) if args.report else calibrate_on_history()
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from . import sass, static_model, targets
+from . import sass, static_model, static_model_calibration, targets
 from .gpus import GPUS
 from .static_model import Constants, KernelCode, predict_kernel
 
@@ -104,3 +104,30 @@ def test_no_case_is_predicted_2_points_below_its_landed_value():
     lower = {k: (v, landed[release][k]) for k, v in predicted.items()
              if v < landed[release][k] - 0.02}  # fmt: skip
     assert not lower, f"predicted 2+ points below landed (now, landed): {lower}"
+
+
+def test_a_new_runs_report_gets_todays_predictions_beside_its_measurements(tmp_path):
+    """What the GPU check does after its report step: predict, compare, refit, store."""
+    report = json.loads(static_model_calibration.REPORT.read_text())
+    keep = {("large", "fp32", "fwd"), ("demo", "fp32", "fwd")}
+    report["results"] = [r for r in report["results"]
+                         if (r["case"], r["dtype"], r["mode"]) in keep]  # fmt: skip
+    path = tmp_path / "report-cuda.json"
+    path.write_text(json.dumps(report))
+    assert static_model_calibration.judge_run(path) == 0
+    judged = json.loads(path.read_text())["static_model"]
+    assert judged["gpu"] == "NVIDIA H200"
+    [row] = judged["cases"]  # demo is the host floor, not a case
+    assert (row["case"], row["measured_us"]) == ("large", pytest.approx(254.464, abs=0.01))
+    assert row["predicted_us"] == pytest.approx(row["measured_us"], rel=0.15)
+    assert judged["refit"]["cases"][0]["error"] == pytest.approx(0.0, abs=0.05)
+
+
+def test_the_report_names_the_gpu_whose_facts_the_model_takes():
+    report = {"environment": {"device": "NVIDIA H100 80GB HBM3", "multiprocessors": 132},
+              "copy_bandwidth": {"GBps": 3000.0}}  # fmt: skip
+    gpu = static_model_calibration.gpu_of(report)
+    assert (gpu.name, gpu.copy_gbps) == ("NVIDIA H100 SXM", 3000.0)
+    report["environment"]["device"] = "NVIDIA A100-SXM4-80GB"
+    with pytest.raises(ValueError, match="A100"):
+        static_model_calibration.gpu_of(report)
