@@ -57,6 +57,7 @@ def test_unset_switches_leave_todays_rows_finish_and_route():
         for size in switches.ELEMENT_SIZES:
             assert triton_config.tuning_for(kind, size) is triton_config.TUNING[kind]
     assert GPU.column_min_rows == 32 and GPU.whole_row_max == 0
+    assert triton_kernels._FINISH_BY_SUM
 
 
 @pytest.fixture
@@ -203,25 +204,49 @@ def test_batch_norm_takes_the_same_tiles(tuned, candidate):
         torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
 
 
+FINISH_INPUTS = {**INPUTS, "shared alpha": INPUTS["14x14"], "fp64": INPUTS["7x7"]}
+
+
+@pytest.mark.kernels
+@pytest.mark.parametrize("inputs", ["channels_last", "(N, C)", "14x14", "shared alpha", "fp64"])
+def test_dalpha_finish_by_mv(
+    monkeypatch, fresh_caches, check_against_reference, make_alpha, inputs
+):
+    # (d): ELU_TRITON_DALPHA_FINISH=mv sums the partials with torch.mv, reproducibly.
+    monkeypatch.setattr(triton_kernels, "_FINISH_BY_SUM", False)
+    summed = []
+    mv = torch.mv
+    monkeypatch.setattr(torch, "mv", lambda m, v: summed.append(m.shape) or mv(m, v))
+    x = FINISH_INPUTS[inputs]().to(torch.float64 if inputs == "fp64" else torch.float32)
+    alpha = make_alpha(1 if inputs == "shared alpha" else x.shape[1])
+    dy = torch.randn_like(x)
+    first = check_against_reference(x, alpha, dy)[2]
+    assert torch.equal(first, check_against_reference(x, alpha, dy)[2])  # bitwise, run to run
+    partials = triton_config.kernel_args_for(x.shape, x.stride(), x.dtype, "cpu", alpha.numel())
+    assert summed == [partials.config.dalpha_partials_shape] * 2
+
+
 def test_switches_are_read_at_import():
     env = {
         **{k: v for k, v in os.environ.items() if k not in switches.VARIABLES},
         "ELU_TRITON_TUNING": "2:num_warps=4;column_min_rows=64",
+        "ELU_TRITON_DALPHA_FINISH": "mv",
     }
     probe = (
         "import json, elu_triton\n"
         "from elu_triton import switches\n"
-        "from elu_triton.backends import triton_config\n"
+        "from elu_triton.backends import triton_config, triton_kernels\n"
         "print(json.dumps({'set': switches.SET,\n"
         "  'warps': [triton_config.tuning_for('cuda', s).num_warps for s in (2, 4)],\n"
-        "  'rows': triton_config.tuning_for('cuda', 4).column_min_rows}))\n"
+        "  'rows': triton_config.tuning_for('cuda', 4).column_min_rows,\n"
+        "  'sum': triton_kernels._FINISH_BY_SUM}))\n"
     )
     done = subprocess.run(
         [sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True
     )
     seen = json.loads(done.stdout.splitlines()[-1])
-    assert seen["set"] == {"ELU_TRITON_TUNING": env["ELU_TRITON_TUNING"]}
-    assert seen["warps"] == [4, 8] and seen["rows"] == 64
+    assert seen["set"] == {k: env[k] for k in ("ELU_TRITON_TUNING", "ELU_TRITON_DALPHA_FINISH")}
+    assert seen["warps"] == [4, 8] and seen["rows"] == 64 and seen["sum"] is False
     env["ELU_TRITON_TUNING"] = "num_warps=3"
     failed = subprocess.run([sys.executable, "-c", "import elu_triton.backends.triton_config"],
                             env=env, capture_output=True, text=True)  # fmt: skip
