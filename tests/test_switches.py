@@ -15,7 +15,7 @@ import sys
 import pytest
 import torch
 
-from elu_triton import backends, switches
+from elu_triton import backends, function, reference, switches
 from elu_triton.layout import MemoryView
 
 triton_config = pytest.importorskip("elu_triton.backends.triton_config")
@@ -58,6 +58,7 @@ def test_unset_switches_leave_todays_rows_finish_and_route():
             assert triton_config.tuning_for(kind, size) is triton_config.TUNING[kind]
     assert GPU.column_min_rows == 32 and GPU.whole_row_max == 0
     assert triton_kernels._FINISH_BY_SUM
+    assert function._traced is reference.learnable_elu
 
 
 @pytest.fixture
@@ -231,23 +232,25 @@ def test_switches_are_read_at_import():
         **{k: v for k, v in os.environ.items() if k not in switches.VARIABLES},
         "ELU_TRITON_TUNING": "2:num_warps=4;column_min_rows=64",
         "ELU_TRITON_DALPHA_FINISH": "mv",
+        "ELU_TRITON_COMPILED_BACKWARD": "triton_op",
     }
     probe = (
         "import json, elu_triton\n"
-        "from elu_triton import switches\n"
+        "from elu_triton import function, switches\n"
         "from elu_triton.backends import triton_config, triton_kernels\n"
         "print(json.dumps({'set': switches.SET,\n"
         "  'warps': [triton_config.tuning_for('cuda', s).num_warps for s in (2, 4)],\n"
         "  'rows': triton_config.tuning_for('cuda', 4).column_min_rows,\n"
-        "  'sum': triton_kernels._FINISH_BY_SUM}))\n"
+        "  'sum': triton_kernels._FINISH_BY_SUM, 'traced': function._traced.__module__}))\n"
     )
     done = subprocess.run(
         [sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True
     )
     seen = json.loads(done.stdout.splitlines()[-1])
-    assert seen["set"] == {k: env[k] for k in ("ELU_TRITON_TUNING", "ELU_TRITON_DALPHA_FINISH")}
+    assert seen["set"] == {k: env[k] for k in switches.VARIABLES}
     assert seen["warps"] == [4, 8] and seen["rows"] == 64 and seen["sum"] is False
-    env["ELU_TRITON_TUNING"] = "num_warps=3"
-    failed = subprocess.run([sys.executable, "-c", "import elu_triton.backends.triton_config"],
-                            env=env, capture_output=True, text=True)  # fmt: skip
-    assert failed.returncode != 0 and "num_warps=3 must be a power of two" in failed.stderr
+    assert seen["traced"] == "elu_triton.compiled_backward"
+    env["ELU_TRITON_DALPHA_FINISH"] = "atomic"  # read when elu_triton is imported
+    failed = subprocess.run([sys.executable, "-c", "import elu_triton"], env=env,
+                            capture_output=True, text=True)  # fmt: skip
+    assert failed.returncode != 0 and "ELU_TRITON_DALPHA_FINISH='atomic'" in failed.stderr
