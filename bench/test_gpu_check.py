@@ -53,6 +53,13 @@ def test_summary_lists_every_step_ok_and_every_target(smoke_dir):
     assert "passed" in (smoke_dir / "tests.txt").read_text()
 
 
+def test_summary_holds_the_per_kernel_table(smoke_dir):
+    text = (smoke_dir / "summary.md").read_text()
+    assert "### Per kernel, the model's gaps" in text
+    assert "| conv_cl | fp32 | bwd |" in text and "| mlp | bf16 | bwd |" in text
+    assert "## Per kernel: our kernel, the dalpha finish" in (smoke_dir / "profile.txt").read_text()
+
+
 def test_training_rows_trained_and_graphs_are_marked_skipped(smoke_dir):
     result = json.loads((smoke_dir / "training-cpu.json").read_text())
     assert {"date", "device", "torch", "triton"} <= result["environment"].keys()
