@@ -53,11 +53,22 @@ def test_summary_lists_every_step_ok_and_every_target(smoke_dir):
     assert "passed" in (smoke_dir / "tests.txt").read_text()
 
 
-def test_summary_holds_the_per_kernel_table(smoke_dir):
+def test_summary_holds_the_per_kernel_table_and_the_candidates_side_by_side(smoke_dir):
+    from . import candidates
+
     text = (smoke_dir / "summary.md").read_text()
     assert "### Per kernel, the model's gaps" in text
     assert "| conv_cl | fp32 | bwd |" in text and "| mlp | bf16 | bwd |" in text
     assert "## Per kernel: our kernel, the dalpha finish" in (smoke_dir / "profile.txt").read_text()
+    assert "### Tuning candidates against the defaults" in text
+    header = next(
+        line for line in text.splitlines() if line.startswith("| case | dtype | mode | provider |")
+    )
+    for setting in candidates.SETTINGS:
+        if not setting.compiled:  # measured under the interpreter: every setting ran
+            assert f"| {setting.name} |" in header + " |", header
+    assert "compiled, triton_op backward: not run, needs a GPU" in text
+    assert "error" not in text.split("### Tuning candidates")[1]
 
 
 def test_training_rows_trained_and_graphs_are_marked_skipped(smoke_dir):
