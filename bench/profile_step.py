@@ -212,44 +212,48 @@ def idle_us(row: dict) -> float:
     return max(0.0, row["span_us"] - row["busy_us"])
 
 
+def _markdown(rows: list[dict], columns: list[str], lines_of) -> list[str]:
+    """A table of rows by case, dtype and mode; lines_of(row) gives a row's lines of other cells."""
+    lines = [
+        "| case | dtype | mode | " + " | ".join(columns) + " |",
+        "|---" * (3 + len(columns)) + "|",
+    ]
+    for row in rows:
+        what = f"| {row['case']} | {row['dtype']} | {row['mode']} | "
+        error = [[row["error"][:100]] + [""] * (len(columns) - 1)] if "error" in row else None
+        lines += [what + " | ".join(cells) + " |" for cells in error or lines_of(row)]
+    return lines
+
+
 def render_kernel_table(rows: list[dict], device_type: str) -> list[str]:
     """Markdown: per case, dtype and mode, each kernel's us per call, then idle and host time."""
-    unit = "device us" if device_type == "cuda" else "host us (CPU ops)"
-    lines = [f"| case | dtype | mode | kernel | kind | calls | {unit} | share |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- |"]  # fmt: skip
-    for row in rows:
-        what = f"| {row['case']} | {row['dtype']} | {row['mode']} |"
-        if "error" in row:
-            lines.append(f"{what} {row['error']} | | | | |")
-            continue
+
+    def lines_of(row: dict) -> list[list[str]]:
         span = row["span_us"] or 1.0
-        for k in row["kernels"][:6]:
-            lines.append(f"{what} {k['name'][:70]} | {k['kind']} | {k['calls']:.0f} | "
-                         f"{k['us']:.1f} | {100 * k['us'] / span:.0f}% |")  # fmt: skip
+        lines = [[k["name"][:70], k["kind"], f"{k['calls']:.0f}", f"{k['us']:.1f}",
+                  f"{100 * k['us'] / span:.0f}%"] for k in row["kernels"][:6]]  # fmt: skip
         if device_type == "cuda":
             idle = idle_us(row)
-            lines.append(f"{what} (device idle between kernels) | gap | | {idle:.1f} | "
-                         f"{100 * idle / span:.0f}% |")  # fmt: skip
-        lines.append(f"{what} (host, per call, profiled) | host | | {row['wall_us']:.1f} | |")
-    return lines
+            lines.append(["(device idle between kernels)", "gap", "", f"{idle:.1f}",
+                          f"{100 * idle / span:.0f}%"])  # fmt: skip
+        return lines + [["(host, per call, profiled)", "host", "", f"{row['wall_us']:.1f}", ""]]
+
+    unit = "device us" if device_type == "cuda" else "host us (CPU ops)"
+    return _markdown(rows, ["kernel", "kind", "calls", unit, "share"], lines_of)
 
 
 def render_kernel_summary(rows: list[dict], device_type: str) -> list[str]:
     """One line per case, dtype and mode: ours, the finish, the rest, idle and host, in us per call."""
-    unit = "device" if device_type == "cuda" else "CPU ops'"
-    lines = [f"| case | dtype | mode | ours | finish | other | idle | host | ({unit} us per call) |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]  # fmt: skip
-    for row in rows:
-        what = f"| {row['case']} | {row['dtype']} | {row['mode']} |"
-        if "error" in row:
-            lines.append(f"{what} {row['error'][:80]} | | | | | |")
-            continue
-        by_kind = {kind: sum(k["us"] for k in row["kernels"] if k["kind"] == kind)
-                   for kind in ("ours", "finish", "other")}  # fmt: skip
+
+    def lines_of(row: dict) -> list[list[str]]:
+        by_kind = [sum(k["us"] for k in row["kernels"] if k["kind"] == kind)
+                   for kind in ("ours", "finish", "other")]  # fmt: skip
         idle = f"{idle_us(row):.1f}" if device_type == "cuda" else "-"
-        lines.append(f"{what} {by_kind['ours']:.1f} | {by_kind['finish']:.1f} | "
-                     f"{by_kind['other']:.1f} | {idle} | {row['wall_us']:.1f} | |")  # fmt: skip
-    return lines
+        return [[*(f"{us:.1f}" for us in by_kind), idle, f"{row['wall_us']:.1f}"]]
+
+    unit = "device us" if device_type == "cuda" else "CPU ops' us"
+    columns = [f"ours ({unit})", "finish", "other", "idle", "host us"]
+    return _markdown(rows, columns, lines_of)
 
 
 def main(argv=None) -> int:

@@ -25,4 +25,4 @@ def test_breakdown_splits_our_kernel_the_finish_and_idle_time():
     assert profile_step.idle_us(row) == 450.0  # 10 us between the two, and the host's wait
     line = profile_step.render_kernel_summary([{"case": "large_cl", "dtype": "bf16",
                                                 "mode": "bwd", **row}], "cuda")[-1]  # fmt: skip
-    assert line == "| large_cl | bf16 | bwd | 100.0 | 10.0 | 0.0 | 450.0 | 700.0 | |"
+    assert line == "| large_cl | bf16 | bwd | 100.0 | 10.0 | 0.0 | 450.0 | 700.0 |"

@@ -127,29 +127,6 @@ def test_whole_rows_for_small_maps(tuned, cols, element_size, default_block_k, w
     assert _config(big, element_size) == triton_config.launch_config_for(big, element_size, GPU)
 
 
-@pytest.fixture
-def launched(monkeypatch):
-    """The constexpr keywords of every activation kernel launch, in order."""
-    seen = []
-
-    class Recording:
-        def __init__(self, kernel):
-            self.kernel = kernel
-
-        def __getitem__(self, grid):
-            launch = self.kernel[grid]
-
-            def record_and_launch(*args, **kwargs):
-                seen.append({k: v for k, v in kwargs.items() if k.isupper() or k == "num_warps"})
-                return launch(*args, **kwargs)
-
-            return record_and_launch
-
-    for name in ("learnable_elu_forward_kernel", "learnable_elu_backward_kernel"):
-        monkeypatch.setattr(triton_kernels, name, Recording(getattr(triton_kernels, name)))
-    return seen
-
-
 # Small enough for several tiles on the interpreter's small inputs; each with
 # the inputs whose launch it changes.
 CANDIDATES = {
@@ -171,7 +148,7 @@ INPUTS = {
 @pytest.mark.parametrize("inputs", INPUTS)
 @pytest.mark.parametrize("candidate", CANDIDATES)
 def test_candidates_launch_as_configured_and_match_reference(
-    tuned, launched, check_against_reference, make_alpha, candidate, inputs, dtype
+    tuned, launched_kernel_kwargs, check_against_reference, make_alpha, candidate, inputs, dtype
 ):
     x = INPUTS[inputs]().to(dtype)
     default_launch = triton_config.kernel_args_for(x.shape, x.stride(), dtype, "cpu", x.shape[1])
@@ -179,8 +156,7 @@ def test_candidates_launch_as_configured_and_match_reference(
     tuned(setting)
     args = triton_config.kernel_args_for(x.shape, x.stride(), dtype, "cpu", x.shape[1])
     check_against_reference(x, make_alpha(x.shape[1]))
-    expected = {k: v for k, v in args.constants.items() if k.isupper() or k == "num_warps"}
-    assert launched == [expected, {**expected, "COMPUTE_DALPHA": True}]
+    assert launched_kernel_kwargs == [args.constants, {**args.constants, "COMPUTE_DALPHA": True}]
     assert args.config.grid[0] > 1  # several tiles: their seams are checked too
     if targets == "all" or inputs in targets:
         assert args.config != default_launch.config
