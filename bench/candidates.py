@@ -19,9 +19,9 @@ Settings run in order of priority until ``--budget-s`` is spent; the rest
 are marked skipped. The table (markdown, on stdout; ``--json`` also keeps
 the records) has one row per case, dtype and mode and one column per
 setting: ms, percent of the copy bandwidth and the time over the
-default's. ``--smoke`` runs every setting on tiny inputs under
+default's. ``--smoke`` runs every setting on tiny inputs, fp32 only, under
 TRITON_INTERPRET=1, so that the switches reach the kernels; its times are
-the interpreter's and mean nothing.
+the interpreter's and mean nothing (no percentage of the copy bandwidth).
 """
 
 import argparse
@@ -77,6 +77,7 @@ MEASURED = (
 )  # fmt: skip
 COMPILED_MEASURED = (("large_cl", "fwd+bwd"),)
 DTYPES = ("fp32", "bf16")
+SMOKE_DTYPES = ("fp32",)  # (bf16 under a switch: tests/test_switches.py)
 # --smoke: the same kinds of view, small enough for the interpreter.
 SMOKE_SHAPES = {
     "large_cl": ((2, 32, 6, 6), True),
@@ -113,20 +114,21 @@ def _launch(x, num_alpha: int) -> tuple[str, bool]:
     return words, cfg == default
 
 
-def _time(fn, device) -> float:
-    """ms of one call of fn: do_bench's median on a GPU; one call in the interpreter (smoke)."""
-    if device.type == "cuda":
-        return timing.time_ms(fn, device)["ms"]
+def _measure(record: dict, provider, inputs, mode: str, device, copy_gbps: float | None) -> None:
+    """The provider's ms, checked against float64 first: do_bench's median on a GPU.
+
+    In the interpreter (smoke) the checked call itself is timed: a second
+    call would only double the interpreter's time, for a figure that means nothing.
+    """
+    fn = providers.build(provider, inputs, mode)
     start = time.perf_counter()
-    fn()
-    return (time.perf_counter() - start) * 1e3
-
-
-def _measure(record: dict, provider, inputs, mode: str, device, copy_gbps: float) -> None:
-    fn = providers.build_checked(provider, inputs, mode)  # checked against float64 first
-    record["ms"] = _time(fn, device)
+    outputs = fn()  # (on a GPU: compiles; never timed there)
+    record["ms"] = (time.perf_counter() - start) * 1e3
+    providers.check(provider, outputs, inputs, mode)
+    if device.type == "cuda":
+        record["ms"] = timing.time_ms(fn, device)["ms"]
     gbps = cases.effective_gbps(inputs.case, inputs.x.dtype, mode, record["ms"])
-    record["pct_copy"] = 100 * gbps / copy_gbps
+    record["pct_copy"] = 100 * gbps / copy_gbps if copy_gbps else None
 
 
 def _providers(setting: Setting) -> list:
@@ -144,11 +146,12 @@ def run_child(args) -> list[dict]:
     setting = BY_NAME[args.child]
     device = matrix.resolve_device(args.device)
     by_name = _cases(device, args.smoke)
-    copy_gbps = timing.copy_bandwidth_gbps(device)["GBps"]
+    # (None in the interpreter, whose times mean nothing: no percentage.)
+    copy_gbps = None if args.smoke else timing.copy_bandwidth_gbps(device)["GBps"]
     records = []
     for case_name, mode in COMPILED_MEASURED if setting.compiled else MEASURED:
         case = by_name[case_name]
-        for dtype_name in DTYPES:
+        for dtype_name in SMOKE_DTYPES if args.smoke else DTYPES:
             try:
                 inputs = cases.make_inputs(case, matrix.DTYPES[dtype_name], device)
             except Exception as e:  # out of memory, say: the other cases still run
@@ -240,7 +243,9 @@ def _cell(record: dict | None, baseline: dict | None) -> str:
         return f"error: {record['error'][:60]}"
     if record["ms"] is None:
         return "= default" if record["same_as_default"] else "not measured"
-    text = f"{record['ms']:.4g} ms, {record['pct_copy']:.0f}%"
+    text = f"{record['ms']:.4g} ms"
+    if record.get("pct_copy") is not None:
+        text += f", {record['pct_copy']:.0f}%"
     if baseline and baseline is not record and baseline.get("ms"):
         text += f" ({record['ms'] / baseline['ms']:.2f}x)"
     return text

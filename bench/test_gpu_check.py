@@ -64,9 +64,12 @@ def test_summary_holds_the_per_kernel_table_and_the_candidates_side_by_side(smok
     header = next(
         line for line in text.splitlines() if line.startswith("| case | dtype | mode | provider |")
     )
-    for setting in candidates.SETTINGS:
-        if not setting.compiled:  # measured under the interpreter: every setting ran
-            assert f"| {setting.name} |" in header + " |", header
+    for index, setting in enumerate(candidates.SETTINGS):
+        if setting.compiled:
+            continue
+        ran = f"| {setting.name} |" in header
+        # The first three at least; on a loaded machine the budget may leave later ones out.
+        assert ran or (index > 2 and f"{setting.name}: not run, time budget spent" in text), header
     assert "compiled, triton_op backward: not run, needs a GPU" in text
     assert "error" not in text.split("### Tuning candidates")[1]
 
