@@ -12,6 +12,15 @@ compiled backward ran at 0.5-0.8x the fused kernel's speed (bench/RESULTS.md);
 whether the kernel inside a compiled graph keeps its speed is what the GPU
 run measures (``bench.candidates``).
 
+Inductor compiles a user-defined kernel from its source: the kernel's and
+that of every ``@triton.jit`` function it calls, with their constexpr
+globals, but no other global. Our tile helpers build a ``Tile`` (a
+NamedTuple, ``kernels/tiles.py``), so ``_with_tile_import`` appends its
+import to the source inductor emits for our kernels (last: inductor puts
+its decorators right above the source's first line). Without it the
+compiled graph fails on the GPU ("Tile" is not defined); the test compiles
+the emitted source for sm_90 on the CPU.
+
 torch 2.11 and 2.13 both have ``torch.library.triton_op`` and
 ``wrap_triton``. Under TRITON_INTERPRET=1 the kernel is Triton's interpreted
 function, which ``wrap_triton`` cannot trace (2.11 refuses it, 2.13 hands it
@@ -20,7 +29,10 @@ run and a compiled graph cannot. Shapes are specialized (each distinct
 layout compiles anew): the launch's tiles are constants of the kernel.
 """
 
+import functools
+
 import torch
+from torch._inductor.codegen import wrapper as inductor_wrapper
 from torch.library import triton_op, wrap_triton
 
 from . import reference
@@ -35,6 +47,29 @@ from .routes import dual, transformed
 # compiled by inductor with its own (a launch keyword it does not know would
 # reach the kernel as an argument).
 _OPTIONS = frozenset(COMPILE_OPTIONS)
+
+
+_TILE_IMPORT = "\nfrom elu_triton.kernels.tiles import Tile\n"
+
+
+def _with_tile_import(emit):
+    """inductor's source of a user-defined kernel, with tiles.Tile imported for ours."""
+
+    @functools.wraps(emit)
+    def emitted(kernel, *args, **kwargs):  # (kernel) on torch 2.11, (kernel, epilogue) on 2.13
+        source = emit(kernel, *args, **kwargs)
+        fn = getattr(kernel, "fn", kernel)
+        if getattr(fn, "__module__", "").startswith("elu_triton.kernels") and "Tile(" in source:
+            source += _TILE_IMPORT
+        return source
+
+    emitted.imports_tile = True
+    return emitted
+
+
+_EMIT = "user_defined_triton_kernel_transitive_closure_source_code"
+if not getattr(getattr(inductor_wrapper, _EMIT), "imports_tile", False):  # once per process
+    setattr(inductor_wrapper, _EMIT, _with_tile_import(getattr(inductor_wrapper, _EMIT)))
 
 
 def _launchable(kernel):
