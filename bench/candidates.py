@@ -219,7 +219,17 @@ def run_settings(args, scratch: Path) -> list[dict]:
             records += json.loads(out.read_text())
         except (subprocess.SubprocessError, OSError, ValueError) as e:
             records.append(_not_run(setting, f"{type(e).__name__}: {str(e)[:160]}"))
+        _save(args, records)  # after each setting: a run cut short keeps what it measured
     return records
+
+
+def _save(args, records: list[dict]) -> None:
+    """--json: the records, and the table for bench.gpu_summary (which imports no torch)."""
+    if args.json:
+        table = render(records)
+        args.json.write_text(
+            json.dumps({"smoke": args.smoke, "records": records, "table": table}, indent=1)
+        )
 
 
 def _chosen(only: str) -> list[Setting]:
@@ -321,11 +331,7 @@ def main(argv=None) -> int:
     if args.smoke:
         lines += ["", "Smoke run: the interpreter on tiny inputs; the times mean nothing."]
     print("\n".join(lines))
-    if args.json:  # the table too, for bench.gpu_summary (which imports no torch)
-        table = render(records)
-        args.json.write_text(
-            json.dumps({"smoke": args.smoke, "records": records, "table": table}, indent=1)
-        )
+    _save(args, records)
     return 0
 
 

@@ -25,6 +25,7 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
@@ -186,25 +187,24 @@ def kernel_breakdown(fn, device: torch.device, calls: int = KERNEL_CALLS) -> dic
     return breakdown(prof.events(), device.type, calls, wall_us)
 
 
-def kernel_table(device: torch.device, wanted: str, dtypes: str) -> list[dict]:
-    """The per-kernel rows of each case:mode in wanted, in each dtype: checked, then profiled."""
+def kernel_rows(device: torch.device, wanted: str, dtypes: str) -> Iterator[dict]:
+    """The per-kernel row of each case:mode in wanted, in each dtype: checked, then profiled."""
     by_name = {c.name: c for c in cases.cases_for(device)}
-    rows = []
     for item in wanted.split(","):
         name, mode = item.split(":")
         for dtype_name in matrix.dtype_names(device, dtypes):
             case, dtype = by_name[name], matrix.DTYPES[dtype_name]
             row = {"case": name, "shape": list(case.shape), "layout": case.layout,
                    "dtype": dtype_name, "mode": mode}  # fmt: skip
+            inputs = None
             try:
                 inputs = cases.make_inputs(case, dtype, device)
                 fn = providers.build_checked(providers.OURS, inputs, mode)
                 row.update(kernel_breakdown(fn, device))
             except Exception as e:  # an OOM or a failed check: the other rows still run
-                row["error"] = f"{type(e).__name__}: {str(e).splitlines()[0][:200]}"
-            rows.append(row)
+                row["error"] = f"{type(e).__name__}: {(str(e).splitlines() or [''])[0][:200]}"
             del inputs
-    return rows
+            yield row
 
 
 def idle_us(row: dict) -> float:
@@ -284,29 +284,41 @@ def main(argv=None) -> int:
     by_name = {c.name: c for c in cases.cases_for(device)}
     for name in filter(None, args.cases.split(",")):
         lines += profile_case(by_name[name], device)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
     wanted = KERNEL_CASES[device.type] if args.kernel_cases is None else args.kernel_cases
-    table = kernel_table(device, wanted, args.kernel_dtypes) if wanted else []
+    # Written again after each row: a step cut short by its time limit keeps what it measured.
+    table = []
+    text = _write(out, lines, table, device.type, env, args.json)
+    for row in kernel_rows(device, wanted, args.kernel_dtypes) if wanted else ():
+        table.append(row)
+        text = _write(out, lines, table, device.type, env, args.json)
+    print(text)
+    return 0
+
+
+def _write(out: Path, lines: list[str], table: list[dict], device_type: str, env: dict,
+           json_path: Path | None) -> str:  # fmt: skip
+    """profile.txt (the profiled cases, then the per-kernel table so far), and the JSON if asked."""
     if table:
-        lines += [
+        lines = lines + [
             "## Per kernel: our kernel, the dalpha finish, other launches, idle time",
             "",
             f"Per call of the report's elu_triton callable, {KERNEL_CALLS} calls profiled "
             "after warm-up; share: of the device's span from the first kernel's start to "
             "the last one's end (on the CPU, of the host's time per call).",
             "",
-            *render_kernel_table(table, device.type),
+            *render_kernel_table(table, device_type),
             "",
         ]
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "profile.txt").write_text("\n".join(lines) + "\n")
-    if args.json:
-        summary = render_kernel_summary(table, device.type) if table else []
-        args.json.write_text(
+    text = "\n".join(lines)
+    (out / "profile.txt").write_text(text + "\n")
+    if json_path:
+        summary = render_kernel_summary(table, device_type) if table else []
+        json_path.write_text(
             json.dumps({"environment": env, "kernels": table, "table": summary}, indent=1)
         )
-    print("\n".join(lines))
-    return 0
+    return text
 
 
 if __name__ == "__main__":
