@@ -1,7 +1,9 @@
 """The summary of a GPU check (``bench.gpu_check``): one screen, written as summary.md.
 
-Each step's outcome, the tests' last line, the demo's accuracy and time, and
-every target of ``targets.py``, judged from the files the steps left in DIR.
+Each step's outcome, the tests' last line, the demo's accuracy and time,
+every target of ``targets.py``, judged from the files the steps left in DIR,
+and the tables some steps hand over (the per-kernel times, the tuning
+candidates side by side).
 """
 
 import json
@@ -71,6 +73,9 @@ def summary(args, outcomes: list[dict], total_s: float) -> str:
         "| --- | --- | --- |",
         *(f"| {t.name} | {t.status} | {t.detail} |" for t in found),
     ]
+    for outcome in outcomes:  # the steps' own tables (gpu_check.TABLES_IN_SCRATCH)
+        if outcome.get("table"):
+            lines += ["", *outcome["table"]]
     if args.smoke:
         lines += [
             "",

@@ -53,6 +53,27 @@ def test_summary_lists_every_step_ok_and_every_target(smoke_dir):
     assert "passed" in (smoke_dir / "tests.txt").read_text()
 
 
+def test_summary_holds_the_per_kernel_table_and_the_candidates_side_by_side(smoke_dir):
+    from . import candidates
+
+    text = (smoke_dir / "summary.md").read_text()
+    assert "### Per kernel, the model's gaps" in text
+    assert "| conv_cl | fp32 | bwd |" in text and "| mlp | bf16 | bwd |" in text
+    assert "## Per kernel: our kernel, the dalpha finish" in (smoke_dir / "profile.txt").read_text()
+    assert "### Tuning candidates against the defaults" in text
+    header = next(
+        line for line in text.splitlines() if line.startswith("| case | dtype | mode | provider |")
+    )
+    for index, setting in enumerate(candidates.SETTINGS):
+        if setting.compiled:
+            continue
+        ran = f"| {setting.name} |" in header
+        # The first three at least; on a loaded machine the budget may leave later ones out.
+        assert ran or (index > 2 and f"{setting.name}: not run, time budget spent" in text), header
+    assert "compiled, triton_op backward: not run, needs a GPU" in text
+    assert "error" not in text.split("### Tuning candidates")[1]
+
+
 def test_training_rows_trained_and_graphs_are_marked_skipped(smoke_dir):
     result = json.loads((smoke_dir / "training-cpu.json").read_text())
     assert {"date", "device", "torch", "triton"} <= result["environment"].keys()

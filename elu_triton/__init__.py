@@ -29,6 +29,7 @@ Shared core (the activation and the batch norm both use it)
     backends/triton_config.py     the Triton launch constants: tiles, warps, grid
     backends/triton_kernels.py    the Triton backend: allocation and launches
     backends/torch_ops.py         the PyTorch backend: the same math in eager ops
+    switches.py                   tuning candidates' environment switches, read once at import
     kernels/                      device code only (installed as ``elu_triton.kernels``)
     _version.py                   the version, written once
 
@@ -38,6 +39,7 @@ The activation
     function.py                   ``learnable_elu``, the autograd Function, the route table
     eager.py                      the bodies plain tensors run without the dispatcher
     ops.py                        the custom ops, their fakes and autograd formulas
+    compiled_backward.py          a candidate: under torch.compile, the Triton backward as a triton_op
     second_order.py               the backward's own gradient (create_graph=True)
     reference.py                  the pure-PyTorch reference (tests, benchmarks, the demo)
     convert.py                    ``replace_activations``: LearnableELU into a built model

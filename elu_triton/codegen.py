@@ -36,7 +36,7 @@ from triton.backends.compiler import GPUTarget
 from triton.compiler import ASTSource
 
 from .assembly import amdgcn_resources, cubin_resources, sass_of
-from .backends.triton_config import COMPILE_OPTIONS, TUNING, LaunchConfig, launch_config_for
+from .backends.triton_config import COMPILE_OPTIONS, LaunchConfig, launch_config_for, tuning_for
 from .codegen_cases import (
     ACTIVATION_KERNELS,
     DTYPES,
@@ -172,8 +172,8 @@ def compile_case(
         raise RuntimeError("kernels imported under TRITON_INTERPRET=1; use compile_cases()")
     backend, arch, warp_size = TARGETS[case.target]
     view = example_view(case.layout, case.shape)
-    tuning = TUNING[_TUNING_KIND[backend]]
-    cfg = launch_config_for(view, getattr(torch, case.dtype).itemsize, tuning)
+    element_size = getattr(torch, case.dtype).itemsize
+    cfg = launch_config_for(view, element_size, tuning_for(_TUNING_KIND[backend], element_size))
     signature, constexprs, attrs = _specialize(fn, _kernel_arguments(case, view, cfg))
     source = ASTSource(fn=fn, signature=signature, constexprs=constexprs, attrs=attrs)
     options = dict(COMPILE_OPTIONS if options is None else options, num_warps=cfg.num_warps)

@@ -6,7 +6,7 @@ tensors (another thread compiling must not change an eager call's arithmetic):
 | the call is | route |
 | --- | --- |
 | on another channel dim | moved to dim 1 as a view (no copy), routed as below, moved back |
-| traced (torch.compile) | the reference composite: the compiler fuses it with its neighbours |
+| traced (torch.compile) | the reference composite: the compiler fuses it with its neighbours (``ELU_TRITON_COMPILED_BACKWARD=triton_op``: its forward, with the fused Triton backward as a triton_op, ``compiled_backward.py``) |
 | transformed (torch.func) or dual (forward AD) | the reference composite: plain ops compose |
 | traced by torch.jit.trace | the reference composite: a trace records aten ops, never a launch |
 | on subclass tensors, or under a dispatch mode | the Function over the custom ops (``ops.py``); the composite when non-strict export traces it |
@@ -17,7 +17,7 @@ tensors (another thread compiling must not change an eager call's arithmetic):
 import torch
 from torch.autograd import forward_ad
 
-from . import backends, eager, reference
+from . import backends, eager, reference, switches
 from .channels import on_channel_dim
 from .checks import check_inputs
 from .routes import (
@@ -72,6 +72,18 @@ class LearnableELUFunction(torch.autograd.Function):
         return dx, dalpha, None  # (autograd accepts the extra None when _plain was not passed)
 
 
+def _traced_route():
+    """What a traced call runs: the composite, or the ELU_TRITON_COMPILED_BACKWARD candidate."""
+    if switches.COMPILED_BACKWARD == "composite":
+        return reference.learnable_elu
+    from . import compiled_backward  # imports triton: only where the candidate is asked for
+
+    return compiled_backward.learnable_elu
+
+
+_traced = _traced_route()
+
+
 # Function.apply without its Python wrapper, which on every call unwraps
 # functorch tensors and checks for transforms: only the plain route
 # takes it, where there is nothing to unwrap. tests/test_function.py pins it.
@@ -115,7 +127,9 @@ def learnable_elu(x: torch.Tensor, alpha: torch.Tensor, *, channel_dim: int = 1)
 
 def _route_elsewhere(x: torch.Tensor, alpha: torch.Tensor, plain: bool) -> torch.Tensor | None:
     """y for a call off the plain route (the table above); None if it is plain after all."""
-    if traced() or transformed() or dual(x, alpha):
+    if traced():
+        return _traced(x, alpha)
+    if transformed() or dual(x, alpha):
         return reference.learnable_elu(x, alpha)
     if jit_tracing():  # (asked after dynamo, which cannot trace this question)
         with jit_warnings_off():

@@ -74,6 +74,31 @@ def fresh_caches():
     backends.clear_caches()
 
 
+@pytest.fixture
+def launched_kernel_kwargs(monkeypatch):
+    """The keyword arguments of every activation kernel launch of the Triton backend, in order."""
+    from elu_triton.backends import triton_kernels
+
+    seen = []
+
+    class Recording:
+        def __init__(self, kernel):
+            self.kernel = kernel
+
+        def __getitem__(self, grid):
+            launch = self.kernel[grid]
+
+            def record_and_launch(*args, **kwargs):
+                seen.append(kwargs)
+                return launch(*args, **kwargs)
+
+            return record_and_launch
+
+    for name in ("learnable_elu_forward_kernel", "learnable_elu_backward_kernel"):
+        monkeypatch.setattr(triton_kernels, name, Recording(getattr(triton_kernels, name)))
+    return seen
+
+
 @pytest.fixture(params=DEVICES)
 def device(request):
     if request.param == "cpu-torch":

@@ -56,33 +56,10 @@ def test_rocm_tiles_give_each_thread_what_a_cuda_thread_gets():
         assert per_thread["cuda"] == per_thread["rocm"]
 
 
-@pytest.fixture
-def launched_index_64(monkeypatch):
-    """The INDEX_64 argument of every kernel launch, in order."""
-    seen = []
-
-    class Recording:
-        def __init__(self, kernel):
-            self.kernel = kernel
-
-        def __getitem__(self, grid):
-            launch = self.kernel[grid]
-
-            def record_and_launch(*args, **kwargs):
-                seen.append(kwargs["INDEX_64"])
-                return launch(*args, **kwargs)
-
-            return record_and_launch
-
-    for name in ("learnable_elu_forward_kernel", "learnable_elu_backward_kernel"):
-        monkeypatch.setattr(triton_kernels, name, Recording(getattr(triton_kernels, name)))
-    return seen
-
-
 @pytest.mark.kernels
 @pytest.mark.parametrize("layout", ["contiguous", "channels_last", "shared"])
 def test_int64_offsets_path(
-    monkeypatch, fresh_caches, layout, launched_index_64, check_against_reference, make_alpha
+    monkeypatch, fresh_caches, layout, launched_kernel_kwargs, check_against_reference, make_alpha
 ):
     # 2^31 elements do not fit the CI machine's time budget in the interpreter:
     # lower the threshold so that small tensors take the 64-bit path. Launches
@@ -94,7 +71,8 @@ def test_int64_offsets_path(
     if layout == "channels_last":
         x = x.to(memory_format=torch.channels_last)
     check_against_reference(x, make_alpha(1 if layout == "shared" else 20))
-    assert launched_index_64 == [True, True]  # the forward and the backward
+    # the forward and the backward
+    assert [kwargs["INDEX_64"] for kwargs in launched_kernel_kwargs] == [True, True]
 
 
 @pytest.mark.kernels

@@ -2,10 +2,14 @@
 
 Tuning is kept per device kind (``TUNING``): NVIDIA and ROCm GPUs, and the
 CPU, where Triton's interpreter runs the kernels. A new kind (XPU, say) is one row.
-``launch_config_for`` is pure host arithmetic, so ``codegen.py`` can compile
-exactly what a launch on a GPU tensor would run, on a machine without one.
+``tuning_for`` is the row a launch takes: ``TUNING``'s, with the fields that
+the ``ELU_TRITON_TUNING`` switch (``switches.py``) sets for the input's
+element size; unset, the row itself. ``launch_config_for`` is pure host
+arithmetic, so ``codegen.py`` can compile exactly what a launch on a GPU
+tensor would run, on a machine without one.
 """
 
+import dataclasses
 import functools
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -13,6 +17,7 @@ from typing import NamedTuple
 import torch
 import triton
 
+from .. import switches
 from ..layout import MemoryView, is_dense, memory_view
 from ..precision import compute_dtype
 from .base import device_kind
@@ -25,6 +30,14 @@ class Tuning:
     tile_elements: int  # elements per program
     tile_max_bytes: int  # ... and at most this many bytes of each tensor
     num_warps: int
+    # With the channel per column, each tile writes one dalpha partial per
+    # column: at least this many rows per tile keep the partials at 1/32 of x
+    # (one row per tile would make them as large as x, for C = 4096).
+    column_min_rows: int = 32
+    # Rows of at most this many elements are never split across column blocks,
+    # however much the block pads (0: never): a candidate for 14x14 and 7x7
+    # maps, whose rows the padding rule splits into 16- and 4-element pieces.
+    whole_row_max: int = 0
 
 
 TUNING = {
@@ -48,6 +61,17 @@ def tuning_kind(device_type: str) -> str:
     return _CUDA_KIND if device_type == "cuda" else device_type
 
 
+def tuning_for(kind: str, element_size: int) -> Tuning:
+    """The tuning of a launch on kind's devices for inputs of element_size-byte elements.
+
+    ``TUNING[kind]``, with the fields ELU_TRITON_TUNING sets for that size
+    (``switches.py``): a candidate for a GPU run to measure, the row itself
+    when the switch is unset.
+    """
+    fields = switches.tuning_overrides(switches.TUNING, element_size)
+    return dataclasses.replace(TUNING[kind], **fields) if fields else TUNING[kind]
+
+
 # Every multiply-add whose rounding matters is an explicit tl.fma in the
 # kernels; fusion off (Triton 3.10's default) keeps any other product and sum
 # rounded as written, whatever the installed Triton's default.
@@ -59,10 +83,6 @@ _INT32_LIMIT = 2**31
 # at most an eighth (masked lanes still cost issue slots, which bound the
 # 16-bit kernels).
 _MAX_PADDING = 1 / 8
-# With the channel per column, each tile writes one dalpha partial per
-# column: at least this many rows per tile keep the partials at 1/32 of x
-# (one row per tile would make them as large as x, for C = 4096).
-_MIN_ROWS_CHANNEL_PER_COLUMN = 32
 # Largest alignment hint: 16 elements is 128 bits even for 8-bit types.
 _MAX_K_MULTIPLE = 16
 
@@ -97,13 +117,20 @@ def kernel_args(x: torch.Tensor, num_alpha: int) -> KernelArgs | None:
     return _kernel_args(x.shape, x.stride(), x.dtype, tuning_kind(device_kind(x)), num_alpha)
 
 
+def kernel_args_for(
+    shape: tuple, strides: tuple, dtype: torch.dtype, device_type: str, num_alpha: int
+) -> KernelArgs | None:
+    """``kernel_args`` of a layout given as plain ints (a traced tensor's, specialized)."""
+    return _kernel_args(shape, strides, dtype, tuning_kind(device_type), num_alpha)
+
+
 @functools.lru_cache(maxsize=4096)
 def _kernel_args(shape, strides, dtype, kind, num_alpha) -> KernelArgs | None:
     layout = torch.empty_strided(shape, strides, device="meta")
     if not is_dense(layout):
         return None
     view = memory_view(layout, num_alpha)
-    cfg = launch_config_for(view, dtype.itemsize, TUNING[kind])
+    cfg = launch_config_for(view, dtype.itemsize, tuning_for(kind, dtype.itemsize))
     constants = dict(
         CHANNEL_IS_COLUMN=view.channel_is_column, BLOCK_R=cfg.block_r, BLOCK_K=cfg.block_k,
         K_MULTIPLE=cfg.k_multiple, INDEX_64=cfg.index_64, num_warps=cfg.num_warps,
@@ -126,12 +153,15 @@ def launch_config_for(view: MemoryView, element_size: int, tuning: Tuning) -> La
     Args:
         view: the (R, K) memory view; R*K is the tensor's element count.
         element_size: bytes per element of the tensor.
-        tuning: the device kind's constants (``TUNING``).
+        tuning: the device kind's constants (``tuning_for``).
     """
-    tile = min(tuning.tile_elements, tuning.tile_max_bytes // element_size)
+    tile = max(min(tuning.tile_elements, tuning.tile_max_bytes // element_size), 1)
     vector = max(16 // element_size, 1)  # elements in one 128-bit access
-    widest = tile // _MIN_ROWS_CHANNEL_PER_COLUMN if view.channel_is_column else tile
-    block_k = _column_block(view.cols, widest, vector)
+    widest = max(tile // tuning.column_min_rows, 1) if view.channel_is_column else tile
+    if view.cols <= tuning.whole_row_max:
+        block_k = min(triton.next_power_of_2(view.cols), widest)
+    else:
+        block_k = _column_block(view.cols, widest, vector)
     block_r = min(tile // block_k, triton.next_power_of_2(view.rows))
     row_blocks, col_blocks = triton.cdiv(view.rows, block_r), triton.cdiv(view.cols, block_k)
     if view.channel_is_column:

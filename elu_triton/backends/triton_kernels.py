@@ -11,11 +11,13 @@ type in ``SERVED_DEVICE_TYPES``, its row in ``triton_config.TUNING``, and a
 torch device module as ``device_guard`` describes.
 """
 
+import functools
 import os
 from typing import NamedTuple
 
 import torch
 
+from .. import switches
 from ..checks import check_inputs
 from ..kernels import learnable_elu_backward_kernel, learnable_elu_forward_kernel
 from ..layout import dense, with_layout_of
@@ -25,6 +27,8 @@ from .triton_config import KernelArgs, clear_kernel_args, kernel_args
 
 INTERPRETED = os.environ.get("TRITON_INTERPRET") == "1"
 SERVED_DEVICE_TYPES = frozenset({"cuda", "cpu"} if INTERPRETED else {"cuda"})
+# ELU_TRITON_DALPHA_FINISH (switches.py), read once: the default sum, or a candidate.
+_FINISH_BY_SUM = switches.DALPHA_FINISH == "sum"
 
 
 class Launch(NamedTuple):
@@ -117,9 +121,32 @@ def backward(
         return dx, None
     # Fixed-order sum along contiguous rows of (C, sums per channel): no atomics.
     # (A positional dim: parsing the keyword of sum(dim=1) costs more than this small sum.)
-    dalpha = dalpha_partials.sum(1)
+    dalpha = dalpha_partials.sum(1) if _FINISH_BY_SUM else finish_by_mv(dalpha_partials)
     # .to() parses its arguments even when it has nothing to do: skipped then.
     return dx, dalpha if dalpha.dtype == alpha.dtype else dalpha.to(alpha.dtype)
+
+
+def finish_by_mv(dalpha_partials: torch.Tensor) -> torch.Tensor:
+    """dalpha as (C, P) partials times a vector of P ones: ELU_TRITON_DALPHA_FINISH=mv.
+
+    A GEMV instead of a reduction kernel, a candidate for the partials'
+    finish; as deterministic (BLAS sums in a fixed order, no atomics).
+    """
+    return torch.mv(
+        dalpha_partials,
+        _ones(dalpha_partials.shape[1], dalpha_partials.dtype, dalpha_partials.device),
+    )
+
+
+@functools.lru_cache(maxsize=64)
+def _ones(count: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """A vector of count ones, made once per (count, dtype, device)."""
+    return torch.ones(count, dtype=dtype, device=device)
+
+
+def _clear_caches() -> None:
+    clear_kernel_args()
+    _ones.cache_clear()
 
 
 BACKEND = Backend(
@@ -129,6 +156,6 @@ BACKEND = Backend(
     forward=forward,
     backward=backward,
     launch_for=launch_for,
-    clear_cache=clear_kernel_args,
+    clear_cache=_clear_caches,
     batch_norm="elu_triton.batch_norm.triton_kernels",
 )
