@@ -19,7 +19,8 @@ and compares, case by case and for every target:
 (BASE_CHECKOUT may instead be a FILE.json that ``--save`` wrote from a
 checkout.) Cases are matched by (target, kernel, dtype, layout, dalpha); a case of
 this checkout whose activation is not the learnable ELU has no twin in a
-checkout before the activation was a parameter and is reported as new.
+checkout before the activation was a parameter and is reported as new (the
+key holds the activation: two activations' cases are never each other's twin).
 Prints one line per target and every difference; exits 1 on a difference.
 """
 
@@ -118,7 +119,10 @@ def _renamed(value):
 
 
 def _key(item: dict) -> tuple:
-    return tuple(item["case"][f] for f in _KEY_FIELDS)
+    """A case's identity; a checkout from before the activation was a parameter
+    compiled the learnable ELU's only."""
+    activation = item["case"].get("activation", _BASE_ACTIVATION)
+    return (*(item["case"][f] for f in _KEY_FIELDS), activation)
 
 
 def compare(base: list[dict], head: list[dict]) -> tuple[dict, list[str]]:
@@ -128,8 +132,7 @@ def compare(base: list[dict], head: list[dict]) -> tuple[dict, list[str]]:
     for item in head:
         target = item["case"]["target"]
         tally = counts.setdefault(target, [0, 0, 0, 0])
-        activation = item["case"].get("activation", _BASE_ACTIVATION)
-        twin = base_by_key.get(_key(item)) if activation == _BASE_ACTIVATION else None
+        twin = base_by_key.get(_key(item))
         if twin is None:
             tally[2] += 1
             continue
