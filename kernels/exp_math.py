@@ -17,7 +17,7 @@ For k = 0 the result is p itself, so tiny |x| keeps full relative accuracy.
 Rounding without conversions. k = rint(x*log2e) comes from one fma with the
 magic number M = 1.5*2^23 (1.5*2^52 in fp64): j = fma(x, log2e, M) lies in
 [2^23, 2^24), where the spacing is 1, so the fma rounds x*log2e to an
-integer k and j = M + k exactly (|k| < 2^22); k = j - M is exact, and j's
+integer k and j = M + k exactly (|k| < 2^22); -k = M - j is exact, and j's
 bits are M's plus k, so (bits(j) << 23) + ((127 + b) << 23) are the bits
 of 2^(k + b) (M's own bits all shift out: its low 22 bits are 0). No
 floor, no float-to-int conversion (those ran at a sixteenth of the fma
@@ -131,13 +131,14 @@ def _reduce(x):
     # x - k*LN2_HI is exact; the fma then rounds r once.
     if x.dtype == tl.float64:
         j = tl.fma(x, _f64(LOG2E), _f64(MAGIC_F64))
-        k = j - _f64(MAGIC_F64)
-        r = tl.fma(-k, _f64(LN2_LO_F64), tl.fma(-k, _f64(LN2_HI_F64), x))
+        # -k as MAGIC - j, not -(j - MAGIC): 0 - k is an instruction of its own.
+        minus_k = _f64(MAGIC_F64) - j
+        r = tl.fma(minus_k, _f64(LN2_LO_F64), tl.fma(minus_k, _f64(LN2_HI_F64), x))
         p = _expm1_poly_f64(r)
     else:
         j = tl.fma(x, LOG2E, MAGIC_F32)
-        k = j - MAGIC_F32
-        r = tl.fma(-k, LN2_LO_F32, tl.fma(-k, LN2_HI_F32, x))
+        minus_k = MAGIC_F32 - j
+        r = tl.fma(minus_k, LN2_LO_F32, tl.fma(minus_k, LN2_HI_F32, x))
         p = _expm1_poly_f32(r)
     return j, p
 
