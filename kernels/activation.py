@@ -33,20 +33,27 @@ from .exp_math import negative_branch, negative_expm1
 
 
 @triton.jit
-def learnable_elu(x, alpha):
-    """y of the activation, in x's dtype; alpha broadcasts against x."""
+def learnable_elu(x, alpha, Y_BITS: tl.constexpr = 53):
+    """y of the activation, in x's dtype; alpha broadcasts against x.
+
+    Y_BITS: significand bits of the dtype y is stored in (fp16 11, bf16 8;
+    the default, full precision): 16-bit results take a shorter polynomial.
+    """
     # The negative branch clamps +inf and positive x to 0, so it never makes
     # an inf of its own, and passes NaN through: `x > 0` is False for NaN,
     # whose alpha * NaN is NaN.
-    return tl.where(x > 0, x, alpha * negative_expm1(x))
+    return tl.where(x > 0, x, alpha * negative_expm1(x, Y_BITS))
 
 
 @triton.jit
-def learnable_elu_grads(x, dy, alpha):
-    """(dx, dalpha term) of the activation at x for the upstream gradient dy."""
+def learnable_elu_grads(x, dy, alpha, DX_BITS: tl.constexpr = 53):
+    """(dx, dalpha term) of the activation at x for the upstream gradient dy.
+
+    DX_BITS: significand bits of the dtype dx is stored in (as Y_BITS).
+    """
     # NaN x gives NaN in both factors (negative_branch passes it through),
     # which poisons dx and the dalpha term.
-    expm1_x, exp_x = negative_branch(x)
+    expm1_x, exp_x = negative_branch(x, DX_BITS)
     # d/dx alpha*expm1(x) = alpha*exp(x); for x > 0 the slope is exactly 1.
     dx = tl.where(x > 0, dy, dy * (alpha * exp_x))
     # d/dalpha y = expm1(min(x, 0)); selecting after the product keeps an

@@ -7,7 +7,7 @@ Kahan's ``(u - 1) * x / log(u)`` trick: on the GPU ``tl.log`` is
 ``lg2.approx``, whose absolute error near 1 ruins it.
 
 So we do what libm does, in plain arithmetic that runs on both:
-Cody-Waite range reduction x = k*ln2 + r with |r| <= ln2/2, a Taylor polynomial
+Cody-Waite range reduction x = k*ln2 + r with |r| <= ln2/2, a polynomial
 p = expm1(r), and an exact power of two s = 2^k built from bits:
 
     expm1(x) = s*p + (s - 1)     exp(x) = s*p + s
@@ -22,14 +22,47 @@ bits are M's plus k, so (bits(j) << 23) + ((127 + b) << 23) are the bits
 of 2^(k + b) (M's own bits all shift out: its low 22 bits are 0). No
 floor, no float-to-int conversion (those ran at a sixteenth of the fma
 rate). |x*log2e - k| <= 1/2 with log2e rounded to the working precision;
-the rounded constant moves r by under |x| * 3e-8 * ln2 <= 2e-6 (7e-15 in
-fp64), and an unfused fma (Triton 3.6's interpreter) by 9e-6 more: |r|
-stays within 0.3466, where the Taylor bounds below hold.
+the rounded constant (1.9e-8 off in fp32) moves r by under
+|x| * 1.9e-8 * ln2 <= 1.4e-6 for |x| <= 104 (6e-14 in fp64), and an unfused
+fma (Triton 3.6's interpreter) rounds x*log2e first, which moves it by under
+150 * 2^-24 * ln2 < 7e-6 more: |r| <= 0.3466 holds, the interval the
+polynomials are fitted on.
 
-The reduction r = x - k*ln2: ln2 split in a head with trailing zero bits,
-k*head exact, and a tail, so r is x - k*ln2 to one rounding.
-Truncation error of the polynomial, relative: |r|^7/8! < 2e-8 (fp32, degree 7),
-|r|^13/14! < 2e-17 (fp64, degree 13); both under half an ulp.
+The reduction r = x - k*ln2. Where exp(x) matters (the backward's dx in
+fp32, and fp64) ln2 is split in a head with trailing zero bits, k*head
+exact, and a tail: r is then x - k*ln2 to one rounding. Where only
+expm1(x) matters, or a 16-bit result, one fma with ln2 rounded to fp32
+does: its error of 1.9e-9 per unit of k moves expm1(x) by
+exp(x) * |k| * 1.9e-9, under 5e-9 relative to expm1(x) for every k (the
+largest at k = -1, x = -0.35, where exp(x)/|expm1(x)| = 2.4), and exp(x)
+by |k| * 1.9e-9 <= 3e-7 relative (|k| <= 150). Unfused (Triton 3.6's
+interpreter), k*ln2 is rounded first: under 8e-8 relative to expm1(x), and
+4e-6 to exp(x), which then only reaches 16-bit results.
+
+The polynomials, p = r + r^2*q(r), relative error of p on |r| <= 0.3466
+(``_expm1_poly_f32``): each q minimizes the largest relative error of p
+(Remez exchange in mpmath at 40 digits, on p's relative error, with each
+coefficient rounded to fp32 in turn from q's lowest and the rest refitted;
+the errors below are those of the rounded coefficients, checked on 4000
+points):
+
+- degree 6 (q of degree 4), for fp32 results and for the backward, whose
+  dalpha terms are summed to a bound of 1e-5 * sum |terms|: 1.41e-8, a
+  quarter of fp32's half ulp, one fma fewer than the degree-7 Taylor
+  polynomial it replaces (1.70e-8);
+- degree 4 (q of degree 2), for the forward's bf16 and fp16 results:
+  2.06e-5 (2^-15.6). The fp32 arithmetic around it adds a few 2^-24, and
+  for k < 0 the error of p reaches expm1(x) scaled by s*|p|/|expm1(x)| < 1.
+  A result within eta of the truth (relative) rounds to the nearest 16-bit
+  value within eta + half an ulp: within 2^-8 + eta (bf16) and 2^-11 + eta
+  (fp16), inside the 2^-7 and 2^-10 the tests allow. Triton's interpreter
+  truncates fp32 to bf16 instead: a full ulp, up to 2^-7 of a value just
+  above a power of two. The truncated result still passes when the fp32
+  value is within 2^-14 below the truth (relative): with y in [2^e, 2^(e+1)),
+  truncation to m/128 * 2^e fails 2^-7 * |y| only if y > m/127 * 2^e while
+  the computed value is below (m + 1)/128 * 2^e, which needs a relative
+  error over (m - 127)/(128*m) >= 2^-14 (m = 128). 2.06e-5 is 2^-15.6.
+- fp64: the Taylor polynomial of degree 13: 1.4e-17.
 
 Underflow. exp(x) is subnormal below ln(2^-126) = -87.34 (fp32; -708.40 in
 fp64) and rounds to 0 below ln(2^-150) = -103.97 (-745.13). The GPU (no .ftz
@@ -63,6 +96,8 @@ LOG2E = tl.constexpr(1.4426950408889634)
 # 1.5*2^23 (1.5*2^52): j = fma(x, log2e, MAGIC) rounds x*log2e to an integer.
 MAGIC_F32 = tl.constexpr(12582912.0)
 MAGIC_F64 = tl.constexpr(6755399441055744.0)
+# ln2 rounded to fp32, for the one-fma reduction (error 1.9e-9).
+LN2_F32 = tl.constexpr(0.6931471824645996)
 # ln2 split in a head with trailing zero bits (k*head is exact for |k| < 2^8
 # in fp32, 2^11 in fp64: the clamps keep |k| <= 150, 1076) and a tail; the
 # fp32 pair is fdlibm's expf split.
@@ -79,16 +114,19 @@ EXP_UNBIAS = tl.constexpr(2.0**-64)
 # expm1 alone: -1 to the last bit in fp32 and fp64 below -64 (exp(-64) <
 # 2^-92), and 2^k stays normal without a bias down to it (k >= -92).
 CLAMP_EXPM1 = tl.constexpr(-64.0)
+# Significand bits of a result (with the implicit one) up to which the
+# shorter reduction and polynomial are accurate enough: fp16's 11, bf16's 8.
+SHORT_BITS = tl.constexpr(11)
 
 
 # Every multiply-add whose rounding the accuracy bounds assume is an explicit
 # tl.fma: Triton's FP-fusion default (on in 3.9, off from 3.10) then cannot
 # change a result, and the kernels launch with fusion off.
 #
-# The polynomials: Horner's rule on the Taylor coefficients 1/i!, one fma per
-# degree, then r + r^2*p, which keeps tiny r exact. (The nested form
-# 1 + r/2*(1 + r/3*(...)) needs a multiply and an fma per degree: 7 more
-# instructions per fp32 element, which made 16-bit inputs issue-bound.)
+# The polynomials: Horner's rule on q, one fma per degree, then r + r^2*q,
+# which keeps tiny r exact. (The nested form 1 + r/2*(1 + r/3*(...)) needs a
+# multiply and an fma per degree.) Coefficients: the fp32 minimax values of
+# the module docstring, written as the exact decimals of those fp32 numbers.
 
 
 @triton.jit
@@ -98,14 +136,17 @@ def _f64(value: tl.constexpr):
 
 
 @triton.jit
-def _expm1_poly_f32(r):
-    """expm1(r) for |r| <= ln2/2: Taylor polynomial of degree 7."""
-    p = tl.fma(r, 1.0 / 5040, 1.0 / 720)
-    p = tl.fma(p, r, 1.0 / 120)
-    p = tl.fma(p, r, 1.0 / 24)
-    p = tl.fma(p, r, 1.0 / 6)
-    p = tl.fma(p, r, 0.5)
-    return tl.fma(r * r, p, r)
+def _expm1_poly_f32(r, SHORT: tl.constexpr):
+    """expm1(r) for |r| <= 0.3466: minimax, degree 4 if SHORT (2.1e-5 relative) else 6 (1.4e-8)."""
+    if SHORT:
+        q = tl.fma(r, 0.041612621396780014, 0.16749610006809235)
+        q = tl.fma(q, r, 0.5000163912773132)
+    else:
+        q = tl.fma(r, 0.0013835610589012504, 0.008367122150957584)
+        q = tl.fma(q, r, 0.04166775569319725)
+        q = tl.fma(q, r, 0.16666539013385773)
+        q = tl.fma(q, r, 0.4999999701976776)
+    return tl.fma(r * r, q, r)
 
 
 @triton.jit
@@ -126,20 +167,26 @@ def _expm1_poly_f64(r):
 
 
 @triton.jit
-def _reduce(x):
-    """(j, p): x = k*ln2 + r with |r| <= 0.3466, k = j - MAGIC (j a float), p = expm1(r)."""
-    # x - k*LN2_HI is exact; the fma then rounds r once.
+def _reduce(x, SHORT: tl.constexpr, SPLIT_LN2: tl.constexpr):
+    """(j, p): x = k*ln2 + r with |r| <= 0.3466, k = j - MAGIC (j a float), p = expm1(r).
+
+    SHORT: the short polynomial (fp32 only); SPLIT_LN2: ln2 in two parts (always in fp64).
+    """
     if x.dtype == tl.float64:
         j = tl.fma(x, _f64(LOG2E), _f64(MAGIC_F64))
         # -k as MAGIC - j, not -(j - MAGIC): 0 - k is an instruction of its own.
         minus_k = _f64(MAGIC_F64) - j
+        # x - k*LN2_HI is exact; the fma then rounds r once.
         r = tl.fma(minus_k, _f64(LN2_LO_F64), tl.fma(minus_k, _f64(LN2_HI_F64), x))
         p = _expm1_poly_f64(r)
     else:
         j = tl.fma(x, LOG2E, MAGIC_F32)
         minus_k = MAGIC_F32 - j
-        r = tl.fma(minus_k, LN2_LO_F32, tl.fma(minus_k, LN2_HI_F32, x))
-        p = _expm1_poly_f32(r)
+        if SPLIT_LN2:
+            r = tl.fma(minus_k, LN2_LO_F32, tl.fma(minus_k, LN2_HI_F32, x))
+        else:
+            r = tl.fma(minus_k, LN2_F32, x)
+        p = _expm1_poly_f32(r, SHORT)
     return j, p
 
 
@@ -164,26 +211,34 @@ def _clamp(x, lower):
 
 
 @triton.jit
-def negative_expm1(x):
-    """expm1(min(x, 0)), NaN for NaN: the same bits as ``negative_branch``'s, without exp."""
-    k_and_magic, p = _reduce(_clamp(x, CLAMP_EXPM1))
+def negative_expm1(x, RESULT_BITS: tl.constexpr = 53):
+    """expm1(min(x, 0)), NaN for NaN; +inf gives 0, -inf gives -1.
+
+    RESULT_BITS: significand bits of the dtype the caller rounds the result
+    to (fp16 11, bf16 8): up to SHORT_BITS a shorter polynomial suffices.
+    Computed in x's dtype: call with fp32 or fp64.
+    """
+    k_and_magic, p = _reduce(_clamp(x, CLAMP_EXPM1), RESULT_BITS <= SHORT_BITS, False)
     scale = _pow2(k_and_magic, 0)
     return tl.fma(scale, p, scale - 1.0)
 
 
 @triton.jit
-def negative_branch(x):
+def negative_branch(x, RESULT_BITS: tl.constexpr = 53):
     """Return (expm1(x), exp(x)) of min(x, 0), each with relative error < 1 ulp-ish.
 
     exp keeps subnormal results (absolute error under one subnormal spacing
     there, see the module docstring). NaN gives (NaN, NaN); +inf and
     positive x give (0, 1); -inf gives (-1, 0).
+    RESULT_BITS: significand bits of the dtype the caller rounds exp's
+    products to: up to SHORT_BITS, the one-fma reduction. expm1 keeps the
+    long polynomial, for sums of its products (dalpha).
     Computed in x's dtype: call with fp32 or fp64.
     """
     if x.dtype == tl.float64:
         x = _clamp(x, CLAMP_F64)
     else:
         x = _clamp(x, CLAMP_F32)
-    k_and_magic, p = _reduce(x)
+    k_and_magic, p = _reduce(x, False, RESULT_BITS > SHORT_BITS)
     scale = _pow2(k_and_magic, EXP_BIAS) * EXP_UNBIAS
     return tl.fma(scale, p, scale - 1.0), tl.fma(scale, p, scale)

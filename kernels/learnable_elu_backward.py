@@ -46,7 +46,9 @@ def learnable_elu_backward_kernel(
     tile = with_channels(tile, CHANNEL_IS_COLUMN)
     alpha = load_per_channel(alpha_ptr, tile, x.dtype, CHANNEL_IS_COLUMN)
 
-    dx, dalpha_terms = learnable_elu_grads(x, dy, alpha)
+    dx, dalpha_terms = learnable_elu_grads(
+        x, dy, alpha, dx_ptr.dtype.element_ty.fp_mantissa_width + 1
+    )
     tl.store(dx_ptr + tile.offsets, dx.to(dx_ptr.dtype.element_ty), mask=tile.mask)
     if COMPUTE_DALPHA:
         # Masked lanes loaded x = dy = 0: their terms are 0.

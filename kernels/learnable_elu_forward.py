@@ -35,5 +35,5 @@ def learnable_elu_forward_kernel(
     x = load_for_compute(x_ptr + tile.offsets, tile.mask)
     tile = with_channels(tile, CHANNEL_IS_COLUMN)
     alpha = load_per_channel(alpha_ptr, tile, x.dtype, CHANNEL_IS_COLUMN)
-    y = learnable_elu(x, alpha)
+    y = learnable_elu(x, alpha, y_ptr.dtype.element_ty.fp_mantissa_width + 1)
     tl.store(y_ptr + tile.offsets, y.to(y_ptr.dtype.element_ty), mask=tile.mask)
