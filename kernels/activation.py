@@ -54,8 +54,11 @@ def learnable_elu_grads(x, dy, alpha, DX_BITS: tl.constexpr = 53):
     # NaN x gives NaN in both factors (negative_branch passes it through),
     # which poisons dx and the dalpha term.
     expm1_x, exp_x = negative_branch(x, DX_BITS)
-    # d/dx alpha*expm1(x) = alpha*exp(x); for x > 0 the slope is exactly 1.
-    dx = tl.where(x > 0, dy, dy * (alpha * exp_x))
+    # d/dx alpha*expm1(x) = alpha*exp(x); for x > 0 the slope is exactly 1
+    # (dy * 1 is dy, inf and NaN included). Selecting the slope, not dy, keeps
+    # dx an fp32 product: a 16-bit dx then converts in pairs, where selecting
+    # dy let the compiler select between 16-bit values, one conversion each.
+    dx = dy * tl.where(x > 0, 1.0, alpha * exp_x)
     # d/dalpha y = expm1(min(x, 0)); selecting after the product keeps an
     # infinite dy at x > 0 from making inf * 0 = NaN.
     dalpha_term = tl.where(x > 0, 0.0, dy * expm1_x)
