@@ -33,26 +33,32 @@ from .exp_math import negative_branch, negative_expm1
 
 
 @triton.jit
-def learnable_elu(x, alpha):
-    """y of the activation, in x's dtype; alpha broadcasts against x."""
-    # The negative branch sees 0 for x > 0, +inf and NaN, so it never makes
-    # an inf or NaN of its own; `x <= 0` is False for NaN, which takes the
-    # identity branch and survives.
-    expm1_x = negative_expm1(tl.where(x < 0, x, 0.0))
-    return tl.where(x <= 0, alpha * expm1_x, x)
+def learnable_elu(x, alpha, Y_BITS: tl.constexpr = 53):
+    """y of the activation, in x's dtype; alpha broadcasts against x.
+
+    Y_BITS: significand bits of the dtype y is stored in (fp16 11, bf16 8;
+    the default, full precision): 16-bit results take a shorter polynomial.
+    """
+    # The negative branch clamps +inf and positive x to 0, so it never makes
+    # an inf of its own, and passes NaN through: `x > 0` is False for NaN,
+    # whose alpha * NaN is NaN.
+    return tl.where(x > 0, x, alpha * negative_expm1(x, Y_BITS))
 
 
 @triton.jit
-def learnable_elu_grads(x, dy, alpha):
-    """(dx, dalpha term) of the activation at x for the upstream gradient dy."""
-    expm1_x, exp_x = negative_branch(tl.where(x < 0, x, 0.0))
-    # NaN x must poison dx and dalpha, but the negative branch saw 0 for it:
-    # put the NaN back into the negative-branch factors.
-    is_nan = x != x
-    exp_x = tl.where(is_nan, x, exp_x)
-    expm1_x = tl.where(is_nan, x, expm1_x)
-    # d/dx alpha*expm1(x) = alpha*exp(x); for x > 0 the slope is exactly 1.
-    dx = tl.where(x > 0, dy, dy * (alpha * exp_x))
+def learnable_elu_grads(x, dy, alpha, DX_BITS: tl.constexpr = 53):
+    """(dx, dalpha term) of the activation at x for the upstream gradient dy.
+
+    DX_BITS: significand bits of the dtype dx is stored in (as Y_BITS).
+    """
+    # NaN x gives NaN in both factors (negative_branch passes it through),
+    # which poisons dx and the dalpha term.
+    expm1_x, exp_x = negative_branch(x, DX_BITS)
+    # d/dx alpha*expm1(x) = alpha*exp(x); for x > 0 the slope is exactly 1
+    # (dy * 1 is dy, inf and NaN included). Selecting the slope, not dy, keeps
+    # dx an fp32 product: a 16-bit dx then converts in pairs, where selecting
+    # dy let the compiler select between 16-bit values, one conversion each.
+    dx = dy * tl.where(x > 0, 1.0, alpha * exp_x)
     # d/dalpha y = expm1(min(x, 0)); selecting after the product keeps an
     # infinite dy at x > 0 from making inf * 0 = NaN.
     dalpha_term = tl.where(x > 0, 0.0, dy * expm1_x)

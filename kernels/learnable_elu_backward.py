@@ -20,7 +20,14 @@ import triton
 import triton.language as tl
 
 from .activation import learnable_elu_grads
-from .tiles import load_for_compute, load_per_channel, store_channel_sums, tile_of, with_channels
+from .tiles import (
+    after_loads,
+    load_for_compute,
+    load_per_channel,
+    store_channel_sums,
+    tile_of,
+    with_channels,
+)
 
 
 @triton.jit
@@ -46,7 +53,12 @@ def learnable_elu_backward_kernel(
     tile = with_channels(tile, CHANNEL_IS_COLUMN)
     alpha = load_per_channel(alpha_ptr, tile, x.dtype, CHANNEL_IS_COLUMN)
 
-    dx, dalpha_terms = learnable_elu_grads(x, dy, alpha)
+    if after_loads():
+        dx, dalpha_terms = learnable_elu_grads(
+            x, dy, alpha, dx_ptr.dtype.element_ty.fp_mantissa_width + 1
+        )
+    else:  # never runs (see after_loads)
+        dx, dalpha_terms = dy, x
     tl.store(dx_ptr + tile.offsets, dx.to(dx_ptr.dtype.element_ty), mask=tile.mask)
     if COMPUTE_DALPHA:
         # Masked lanes loaded x = dy = 0: their terms are 0.

@@ -109,6 +109,23 @@ def tile_offsets(
 
 
 @triton.jit
+def after_loads():
+    """True: a kernel computes its tile under ``if after_loads():``, after all of the tile's loads.
+
+    Left alone, ptxas schedules the math of a thread's first 128-bit vector
+    ahead of the loads of its other vectors and tensors, so the thread waits
+    for memory once per vector: 2 to 4 round trips of about 1.3 us per tile
+    where one would do (``bench/sass.py`` counts them). A branch that ptxas
+    cannot resolve splits the code in two blocks, every load in the first and
+    the math in the second: one round trip. No compiler can prove this
+    condition (a program's index below the grid's size), and it holds in every
+    launch. The other branch never runs, but must use the loaded values too:
+    without it, the branch became an early exit and a load sank past it.
+    """
+    return tl.program_id(0) < tl.num_programs(0)
+
+
+@triton.jit
 def load_for_compute(pointers, mask):
     """A tile of a 16-, 32- or 64-bit float tensor in the compute dtype (fp32; fp64 for fp64)."""
     values = tl.load(pointers, mask=mask, other=0.0)
