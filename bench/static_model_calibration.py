@@ -155,10 +155,17 @@ def rms_log_error(table: list[dict], in_fit: bool = True) -> float:
 
 
 def fit(rows: list[dict], codes: dict, gpu: Gpu) -> Constants:
-    """LATENCY and p minimizing the RMS log error over the FIT cases (a grid search)."""
-    grid = itertools.product(range(300, 2001, 20), [x / 4 for x in range(6, 49)])
-    candidates = (Constants(float(latency), p) for latency, p in grid)
-    return min(candidates, key=lambda c: rms_log_error(predictions(rows, codes, gpu, c)))
+    """LATENCY and p minimizing the RMS log error over the FIT cases: a coarse grid
+    (300-2000 ns by 100, p 1.5-12 by 1.5), then a fine one around its best (20 ns, 0.25)."""
+
+    def best(latencies, ps) -> Constants:
+        candidates = (Constants(float(lat), p) for lat, p in itertools.product(latencies, ps))
+        return min(candidates, key=lambda c: rms_log_error(predictions(rows, codes, gpu, c)))
+
+    coarse = best(range(300, 2001, 100), [1.5 * i for i in range(1, 9)])
+    lat, p = int(coarse.latency_ns), coarse.smoothing
+    fine_ps = [x / 4 for x in range(max(int(4 * p) - 6, 6), int(4 * p) + 7)]
+    return best(range(max(lat - 100, 300), min(lat + 100, 2000) + 1, 20), fine_ps)
 
 
 def markdown(table: list[dict], constants: Constants, kernels: str) -> str:
@@ -209,24 +216,25 @@ def calibrate_on_history() -> int:
     return 0
 
 
-def judge_run(path: Path, gpu_name: str | None = None) -> int:
+def judge_run(path: Path, gpu_name: str | None = None, summary: Path | None = None) -> int:
     """Today's kernels against a new run's report: predicted (landed constants) beside
     measured, then refitted; the result is added to the report as "static_model".
 
     gpu_name: a GPUS key to predict for instead of the report's GPU (the CPU smoke run).
+    summary: write {"table": markdown lines} there (the GPU check's summary).
     """
+    if not path.exists():
+        return _not_judged(f"no {path.name} (did the report step run?)", summary)
     report = json.loads(path.read_text())
-    rows = [
-        r for r in measured_rows(report) if r["case"] in {c.name for c in static_model.GPU_CASES}
-    ]
-    if not any(r["case"] != HOST_FLOOR_CASE for r in rows):
-        print(f"static model: {path.name} has no case of bench/cases.py's GPU cases to judge")
-        return 0
+    known = {c.name for c in static_model.GPU_CASES}
+    rows = [r for r in measured_rows(report) if r["case"] in known]
     try:
         gpu = GPUS[gpu_name] if gpu_name else gpu_of(report)
     except ValueError as error:
-        print(f"static model: not judged: {error}")
-        return 0
+        return _not_judged(f"not judged: {error}", summary)
+    if not any(r["case"] != HOST_FLOOR_CASE for r in rows):
+        reason = f"{path.name} measured none of the GPU cases but the host floor's"
+        return _not_judged(reason, summary)
     cases = sorted({model_case(r, k) for r in rows for k in KERNELS[r["mode"]]}, key=str)
     codes = static_model.compile_codes(cases, jobs=max(os.cpu_count() or 1, 1))
     landed = static_model.calibrated()
@@ -238,8 +246,23 @@ def judge_run(path: Path, gpu_name: str | None = None) -> int:
         "cases": table, "refit": {"constants": refit.__dict__, "cases": refit_table},
     }  # fmt: skip
     path.write_text(json.dumps(report, indent=1) + "\n")
-    print(markdown(table, landed, f"today's kernels on {gpu.name}, the landed constants"))
+    landed_md = markdown(table, landed, f"today's kernels on {gpu.name}, the landed constants")
+    print(landed_md)
     print(markdown(refit_table, refit, f"today's kernels on {gpu.name}, refitted on this run"))
+    if summary:
+        lines = landed_md.splitlines()[2:] + [
+            f"Refitted on this run: LATENCY = {refit.latency_ns:.0f} ns, p = {refit.smoothing}, "
+            f"fitted cases' RMS log error {rms_log_error(refit_table):.3f} "
+            f"(landed constants: {rms_log_error(table):.3f})"
+        ]  # fmt: skip
+        summary.write_text(json.dumps({"table": lines}))
+    return 0
+
+
+def _not_judged(reason: str, summary: Path | None) -> int:
+    print(f"static model: {reason}")
+    if summary:
+        summary.write_text(json.dumps({"table": [f"(the static model: {reason})"]}))
     return 0
 
 
@@ -252,8 +275,12 @@ def main(argv=None) -> int:
                              "(bench.gpu_check does), and add the result to it")  # fmt: skip
     parser.add_argument("--gpu", choices=sorted(GPUS),
                         help="with --report: predict for this GPU, not the report's (a CPU smoke run)")  # fmt: skip
+    parser.add_argument("--summary-json", type=Path,
+                        help="with --report: the comparison's markdown lines, as JSON")  # fmt: skip
     args = parser.parse_args(argv)
-    return judge_run(args.report, args.gpu) if args.report else calibrate_on_history()
+    if args.report:
+        return judge_run(args.report, args.gpu, args.summary_json)
+    return calibrate_on_history()
 
 
 if __name__ == "__main__":
