@@ -1,44 +1,54 @@
 """Batch norm's per-element math on one tile, shared by its forward and backward kernels.
 
-    xhat = (x - mean[c]) * invstd[c]
-    z    = xhat * weight[c] + bias[c]        (weight 1, bias 0 without affine)
+    d = x - mean[c]
+    z = d * scale[c] + bias[c]       one fma; scale = weight * invstd, from the host
 
 x - mean comes first, so that a mean large against the spread cancels
 exactly (Sterbenz) instead of leaving the rounding error of a folded
-x * scale + shift. Both kernels compute z the same way, so the backward's
-recomputed z is bitwise the forward's.
+x * scale + shift. The host multiplies weight by invstd once per channel
+(``elu_triton/batch_norm/statistics.py``), which saves the tile a product
+and two of its per-channel loads. Every kernel computes z the same way, so
+the backward's recomputed z is bitwise the forward's.
 """
 
 import triton
 import triton.language as tl
 
-from .tiles import load_per_channel
+
+@triton.jit
+def load_tile(pointer, tile):
+    """A big tensor's tile in its own dtype (0 in masked lanes): ``in_compute_dtype`` after."""
+    return tl.load(pointer + tile.offsets, mask=tile.mask, other=0.0)
 
 
 @triton.jit
-def normalize(x, mean, invstd, weight, bias):
-    """(xhat, z) for x and per-channel vectors that broadcast against it."""
-    xhat = (x - mean) * invstd
-    return xhat, tl.fma(xhat, weight, bias)
-
-
-@triton.jit
-def normalize_tile(
-    x,  # a tile in the compute dtype
-    mean_ptr,  # (C,) per-channel vectors in the compute dtype
-    invstd_ptr,
-    weight_ptr,
-    bias_ptr,
-    param_ptr,  # (C,) the activation's parameter
-    tile,  # the tiles.Tile of x
+def load_channel_vector(
+    pointer,  # a (C,) per-channel vector in the compute dtype
+    tile,  # a Tile, with its channels
     CHANNEL_IS_COLUMN: tl.constexpr,
 ):
-    """(xhat, z, param) of the tile: its channels' vectors gathered, then ``normalize``."""
-    dt = x.dtype
-    mean = load_per_channel(mean_ptr, tile, dt, CHANNEL_IS_COLUMN)
-    invstd = load_per_channel(invstd_ptr, tile, dt, CHANNEL_IS_COLUMN)
-    weight = load_per_channel(weight_ptr, tile, dt, CHANNEL_IS_COLUMN)
-    bias = load_per_channel(bias_ptr, tile, dt, CHANNEL_IS_COLUMN)
-    param = load_per_channel(param_ptr, tile, dt, CHANNEL_IS_COLUMN)
-    xhat, z = normalize(x, mean, invstd, weight, bias)
-    return xhat, z, param
+    """The vector's value for each element of the tile, broadcastable to (BLOCK_R, BLOCK_K).
+
+    A row's channel, row % C, is a channel even past R: its load needs no
+    mask (nor the zeroing a masked load's other value costs).
+    """
+    if CHANNEL_IS_COLUMN:
+        values = tl.load(pointer + tile.channels, mask=tile.cols < tile.K, other=0.0)[None, :]
+    else:
+        values = tl.load(pointer + tile.channels)[:, None]
+    return values
+
+
+@triton.jit
+def in_compute_dtype(values):
+    """values in the compute dtype: fp32, or fp64 for fp64."""
+    if values.dtype != tl.float64:
+        values = values.to(tl.float32)
+    return values
+
+
+@triton.jit
+def normalize(x, mean, scale, bias):
+    """(d, z) for x in the compute dtype and per-channel vectors that broadcast against it."""
+    d = x - mean
+    return d, tl.fma(d, scale, bias)

@@ -27,7 +27,14 @@ from ..kernels.batch_norm_backward import (
 from ..kernels.batch_norm_forward import batch_norm_activation_forward_kernel
 from ..kernels.batch_norm_statistics import batch_norm_statistics_kernel
 from ..layout import dense, with_layout_of
-from .statistics import PerChannel, combine_segments, dx_coefficients, elements_per_channel
+from .statistics import (
+    PerChannel,
+    combine_segments,
+    dx_coefficients,
+    dz_xhat_sum,
+    elements_per_channel,
+    normalize_scale,
+)
 
 
 def kernel_helpers(activation) -> tuple:
@@ -111,9 +118,10 @@ def normalize_activate(
     x, args = _dense_with_kernel_args(x)
     y = torch.empty_like(x)
     value, _ = kernel_helpers(per_channel.activation)
+    scale = normalize_scale(per_channel, invstd)
     batch_norm_activation_forward_kernel[args.config.grid](
-        x, mean, invstd, per_channel.weight, per_channel.bias, per_channel.param, y,
-        *args.sizes, ACTIVATION=value, **args.constants,
+        x, mean, scale, per_channel.bias, per_channel.param, y, *args.sizes,
+        ACTIVATION=value, **args.constants,
     )  # fmt: skip
     return y
 
@@ -123,43 +131,49 @@ def _reduce(
     x: torch.Tensor,
     mean: torch.Tensor,
     invstd: torch.Tensor,
+    scale: torch.Tensor,
     per_channel: PerChannel,
     compute_dparam: bool,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-    """(sum dz, sum dz*xhat, sum dparam terms or None) per channel, fp64 (C,)."""
+    """(sum dz, sum dz*xhat, sum dparam terms or None) per channel, fp64 (C,).
+
+    scale: ``statistics.normalize_scale(per_channel, invstd)``.
+    """
     x, args = _dense_with_kernel_args(x)
     dy = with_layout_of(dy, x)  # read at x's offsets
-    dz_partials, dz_xhat_partials = _partials(x, args), _partials(x, args)
-    dparam_partials = _partials(x, args) if compute_dparam else dz_partials  # never written
+    partials = _partials(x, args, 3 if compute_dparam else 2)  # dz, dz*(x - mean), dparam
+    dparam_partials = partials[2] if compute_dparam else partials[0]  # (never written then)
     _, grads = kernel_helpers(per_channel.activation)
     batch_norm_activation_reduce_kernel[args.config.grid](
-        x, dy, mean, invstd, per_channel.weight, per_channel.bias, per_channel.param,
-        dz_partials, dz_xhat_partials, dparam_partials, *args.sizes,
-        ACTIVATION_GRADS=grads, COMPUTE_DPARAM=compute_dparam, **args.constants,
+        x, dy, mean, scale, per_channel.bias, per_channel.param,
+        partials[0], partials[1], dparam_partials, *args.sizes, ACTIVATION_GRADS=grads,
+        COMPUTE_DPARAM=compute_dparam, **args.constants,
     )  # fmt: skip
-    sums = [p.sum(1, dtype=torch.float64) for p in (dz_partials, dz_xhat_partials)]
-    return sums[0], sums[1], dparam_partials.sum(1, dtype=torch.float64) if compute_dparam else None
+    # (A sum each: the gradients they become must not share a storage.)
+    sums = [p.sum(1, dtype=torch.float64) for p in partials]
+    return sums[0], dz_xhat_sum(sums[1], invstd), sums[2] if compute_dparam else None
 
 
 def _dx(
     dy: torch.Tensor,
     x: torch.Tensor,
     mean: torch.Tensor,
-    invstd: torch.Tensor,
     per_channel: PerChannel,
-    coefficients: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+    coefficients: tuple,
     training: bool,
 ) -> torch.Tensor:
     """dx in x's dtype and memory format (coefficients: ``statistics.dx_coefficients``)."""
     x, args = _dense_with_kernel_args(x)
     dy = with_layout_of(dy, x)
     dx = torch.empty_like(x)
-    scale, mean_dz, mean_dz_xhat = coefficients
+    scale, offset, slope = coefficients
     _, grads = kernel_helpers(per_channel.activation)
+    # (In eval the kernel reads no offset or slope: any vector stands in.)
     batch_norm_activation_dx_kernel[args.config.grid](
-        x, dy, mean, invstd, per_channel.weight, per_channel.bias, per_channel.param,
-        scale, mean_dz, mean_dz_xhat, dx, *args.sizes, ACTIVATION_GRADS=grads,
-        TRAINING=training, **args.constants,
+        x, dy, mean, scale, per_channel.bias, per_channel.param,
+        scale if offset is None else offset, scale if slope is None else slope, dx,
+        *args.sizes, ACTIVATION_GRADS=grads, TRAINING=training,
+        **args.constants,
     )  # fmt: skip
     return dx
 
@@ -182,9 +196,11 @@ def backward(
     if guard_needed(dy, x, mean):  # (invstd is made fresh from var for each backward)
         args = (invstd, per_channel, training, compute_sums, compute_dparam, compute_dx)
         return run_guarded(backward, 3, dy, x, mean, *args)
-    sums = _reduce(dy, x, mean, invstd, per_channel, compute_dparam) if compute_sums else None
+    scale = normalize_scale(per_channel, invstd)
+    sums = None
+    if compute_sums:
+        sums = _reduce(dy, x, mean, invstd, scale, per_channel, compute_dparam)
     if not compute_dx:
         return sums, None
-    count = elements_per_channel(x)
-    coefficients = dx_coefficients(per_channel, invstd, sums, count, training)
-    return sums, _dx(dy, x, mean, invstd, per_channel, coefficients, training)
+    coefficients = dx_coefficients(scale, invstd, sums, elements_per_channel(x), training)
+    return sums, _dx(dy, x, mean, per_channel, coefficients, training)
