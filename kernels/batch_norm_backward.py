@@ -36,12 +36,13 @@ import triton
 import triton.language as tl
 
 from .batch_norm_math import (
+    batch_norm_tile,
     in_compute_dtype,
     load_channel_vector,
     load_tile,
     normalize,
 )
-from .tiles import store_channel_sums, tile_of, with_channels
+from .tiles import store_channel_sums, with_channels
 
 
 @triton.jit
@@ -69,7 +70,7 @@ def batch_norm_activation_reduce_kernel(
     dparam_partials_ptr,  # (C, sums per channel) partial sums of the dparam terms
     R,  # rows of the memory view
     K,  # columns of the memory view (row stride)
-    C,  # channels
+    C: tl.constexpr,  # channels (a constant: batch_norm_math.batch_norm_tile)
     ACTIVATION_GRADS: tl.constexpr,  # @triton.jit (z, dy, param) -> (dz, dparam term)
     CHANNEL_IS_COLUMN: tl.constexpr,  # channel = column (else row % C)
     COMPUTE_DPARAM: tl.constexpr,  # False when the parameter needs no gradient
@@ -78,7 +79,7 @@ def batch_norm_activation_reduce_kernel(
     K_MULTIPLE: tl.constexpr,  # a power of two dividing K, for aligned vector access
     INDEX_64: tl.constexpr,
 ):
-    tile = tile_of(R, K, C, CHANNEL_IS_COLUMN, BLOCK_R, BLOCK_K, K_MULTIPLE, INDEX_64)
+    tile = batch_norm_tile(R, K, C, CHANNEL_IS_COLUMN, BLOCK_R, BLOCK_K, K_MULTIPLE, INDEX_64)
     x, dy = load_tile(x_ptr, tile), load_tile(dy_ptr, tile)
     tile = with_channels(tile, CHANNEL_IS_COLUMN)
     mean = load_channel_vector(mean_ptr, tile, CHANNEL_IS_COLUMN)
@@ -105,7 +106,7 @@ def batch_norm_activation_dx_kernel(
     dx_ptr,  # output gradient, same layout and dtype as x
     R,  # rows of the memory view
     K,  # columns of the memory view (row stride)
-    C,  # channels
+    C: tl.constexpr,  # channels (a constant: batch_norm_math.batch_norm_tile)
     ACTIVATION_GRADS: tl.constexpr,  # @triton.jit (z, dy, param) -> (dz, dparam term)
     CHANNEL_IS_COLUMN: tl.constexpr,  # channel = column (else row % C)
     TRAINING: tl.constexpr,  # batch statistics: their gradients flow into dx
@@ -114,7 +115,7 @@ def batch_norm_activation_dx_kernel(
     K_MULTIPLE: tl.constexpr,  # a power of two dividing K, for aligned vector access
     INDEX_64: tl.constexpr,
 ):
-    tile = tile_of(R, K, C, CHANNEL_IS_COLUMN, BLOCK_R, BLOCK_K, K_MULTIPLE, INDEX_64)
+    tile = batch_norm_tile(R, K, C, CHANNEL_IS_COLUMN, BLOCK_R, BLOCK_K, K_MULTIPLE, INDEX_64)
     x, dy = load_tile(x_ptr, tile), load_tile(dy_ptr, tile)
     tile = with_channels(tile, CHANNEL_IS_COLUMN)
     mean = load_channel_vector(mean_ptr, tile, CHANNEL_IS_COLUMN)

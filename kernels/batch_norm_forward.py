@@ -18,12 +18,13 @@ import triton
 import triton.language as tl
 
 from .batch_norm_math import (
+    batch_norm_tile,
     in_compute_dtype,
     load_channel_vector,
     load_tile,
     normalize,
 )
-from .tiles import tile_of, with_channels
+from .tiles import with_channels
 
 
 @triton.jit
@@ -36,7 +37,7 @@ def batch_norm_activation_forward_kernel(
     y_ptr,  # output, same layout and dtype as x
     R,  # rows of the memory view
     K,  # columns of the memory view (row stride)
-    C,  # channels
+    C: tl.constexpr,  # channels (a constant: batch_norm_math.batch_norm_tile)
     ACTIVATION: tl.constexpr,  # @triton.jit (z, param) -> y, from kernels/activation.py
     CHANNEL_IS_COLUMN: tl.constexpr,  # channel = column (else row % C)
     BLOCK_R: tl.constexpr,
@@ -44,7 +45,7 @@ def batch_norm_activation_forward_kernel(
     K_MULTIPLE: tl.constexpr,  # a power of two dividing K, for aligned vector access
     INDEX_64: tl.constexpr,
 ):
-    tile = tile_of(R, K, C, CHANNEL_IS_COLUMN, BLOCK_R, BLOCK_K, K_MULTIPLE, INDEX_64)
+    tile = batch_norm_tile(R, K, C, CHANNEL_IS_COLUMN, BLOCK_R, BLOCK_K, K_MULTIPLE, INDEX_64)
     x = load_tile(x_ptr, tile)
     tile = with_channels(tile, CHANNEL_IS_COLUMN)
     mean = load_channel_vector(mean_ptr, tile, CHANNEL_IS_COLUMN)

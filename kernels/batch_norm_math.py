@@ -14,6 +14,33 @@ the backward's recomputed z is bitwise the forward's.
 import triton
 import triton.language as tl
 
+from .tiles import tile_of
+
+
+@triton.jit
+def batch_norm_tile(
+    R,  # rows of the (R, K) memory view
+    K,  # columns of the view, the row stride (C with the channel per column)
+    C: tl.constexpr,  # channels
+    CHANNEL_IS_COLUMN: tl.constexpr,
+    BLOCK_R: tl.constexpr,
+    BLOCK_K: tl.constexpr,
+    K_MULTIPLE: tl.constexpr,
+    INDEX_64: tl.constexpr,
+):
+    """``tiles.tile_of`` for a constant channel count (and K = C with the channel per column).
+
+    Constant, C turns the divisions by C (a row's channel, R // C for the
+    partials) into multiplications, and with the channel per column the
+    division of the program id by the column blocks too: 3 to 6
+    instructions per element in all.
+    """
+    if CHANNEL_IS_COLUMN:
+        tile = tile_of(R, C, C, CHANNEL_IS_COLUMN, BLOCK_R, BLOCK_K, K_MULTIPLE, INDEX_64)
+    else:
+        tile = tile_of(R, K, C, CHANNEL_IS_COLUMN, BLOCK_R, BLOCK_K, K_MULTIPLE, INDEX_64)
+    return tile
+
 
 @triton.jit
 def load_tile(pointer, tile):
