@@ -117,7 +117,8 @@ def _kernel_arguments(case: CodegenCase, view: MemoryView, cfg: LaunchConfig) ->
     x, y, dy and dx are in the case's dtype, alpha (and the batch norm's
     param) in its parameter dtype, and every other vector (partial sums,
     per-channel statistics) in the compute dtype, as the host allocates them.
-    The batch norm's activation helpers are the case's activation's.
+    The batch norm's activation helpers are the case's activation's, and
+    its LOADS_FIRST is on for NVIDIA targets, as the host launches them.
     """
     data = _TRITON_POINTER_TYPES[case.dtype]
     compute = "*fp64" if case.dtype == "float64" else "*fp32"
@@ -125,7 +126,8 @@ def _kernel_arguments(case: CodegenCase, view: MemoryView, cfg: LaunchConfig) ->
               "CHANNEL_IS_COLUMN": view.channel_is_column, "BLOCK_R": cfg.block_r,
               "BLOCK_K": cfg.block_k, "K_MULTIPLE": cfg.k_multiple, "INDEX_64": cfg.index_64,
               "COMPUTE_DALPHA": case.compute_dalpha, "COMPUTE_DPARAM": case.compute_dalpha,
-              "TRAINING": True, **activation_helpers(case.activation)}  # fmt: skip
+              "TRAINING": True, "LOADS_FIRST": TARGETS[case.target][0] == "cuda",
+              **activation_helpers(case.activation)}  # fmt: skip
     arguments = {}
     for name in kernel_function(case.kernel).arg_names:
         if name in _BIG_TENSORS:

@@ -37,21 +37,26 @@ import triton.language as tl
 
 from .batch_norm_math import (
     batch_norm_tile,
+    gated,
     in_compute_dtype,
     load_channel_vector,
     load_tile,
+    loads_issued,
     normalize,
 )
 from .tiles import store_channel_sums, with_channels
 
 
 @triton.jit
-def _gradients(x, dy, mean, scale, bias, param, ACTIVATION_GRADS: tl.constexpr):
+def _gradients(x, dy, mean, scale, bias, param, ACTIVATION_GRADS, LOADS_FIRST: tl.constexpr):
     """(d, dz, dparam terms) of a tile from its loads (x and dy in their own dtype).
 
     Masked lanes loaded x = dy = 0: there dz and the dparam terms are 0, and
     so is dz * d (d = -mean is finite wherever the channel's sums are).
     """
+    if LOADS_FIRST:
+        token = loads_issued()
+        x, dy = gated(x, token), gated(dy, token)
     d, z = normalize(in_compute_dtype(x), mean, scale, bias)
     dz, dparam_terms = ACTIVATION_GRADS(z, in_compute_dtype(dy), param)
     return d, dz, dparam_terms
@@ -74,6 +79,7 @@ def batch_norm_activation_reduce_kernel(
     ACTIVATION_GRADS: tl.constexpr,  # @triton.jit (z, dy, param) -> (dz, dparam term)
     CHANNEL_IS_COLUMN: tl.constexpr,  # channel = column (else row % C)
     COMPUTE_DPARAM: tl.constexpr,  # False when the parameter needs no gradient
+    LOADS_FIRST: tl.constexpr,  # NVIDIA: no math before every load is issued (batch_norm_math)
     BLOCK_R: tl.constexpr,
     BLOCK_K: tl.constexpr,
     K_MULTIPLE: tl.constexpr,  # a power of two dividing K, for aligned vector access
@@ -86,7 +92,7 @@ def batch_norm_activation_reduce_kernel(
     scale = load_channel_vector(scale_ptr, tile, CHANNEL_IS_COLUMN)
     bias = load_channel_vector(bias_ptr, tile, CHANNEL_IS_COLUMN)
     param = load_channel_vector(param_ptr, tile, CHANNEL_IS_COLUMN)
-    d, dz, dparam_terms = _gradients(x, dy, mean, scale, bias, param, ACTIVATION_GRADS)
+    d, dz, dparam_terms = _gradients(x, dy, mean, scale, bias, param, ACTIVATION_GRADS, LOADS_FIRST)
     store_channel_sums(dz_partials_ptr, dz, tile, CHANNEL_IS_COLUMN)
     store_channel_sums(dz_d_partials_ptr, dz * d, tile, CHANNEL_IS_COLUMN)
     if COMPUTE_DPARAM:
@@ -110,6 +116,7 @@ def batch_norm_activation_dx_kernel(
     ACTIVATION_GRADS: tl.constexpr,  # @triton.jit (z, dy, param) -> (dz, dparam term)
     CHANNEL_IS_COLUMN: tl.constexpr,  # channel = column (else row % C)
     TRAINING: tl.constexpr,  # batch statistics: their gradients flow into dx
+    LOADS_FIRST: tl.constexpr,  # NVIDIA: no math before every load is issued (batch_norm_math)
     BLOCK_R: tl.constexpr,
     BLOCK_K: tl.constexpr,
     K_MULTIPLE: tl.constexpr,  # a power of two dividing K, for aligned vector access
@@ -125,7 +132,7 @@ def batch_norm_activation_dx_kernel(
     if TRAINING:
         offset = load_channel_vector(offset_ptr, tile, CHANNEL_IS_COLUMN)
         slope = load_channel_vector(slope_ptr, tile, CHANNEL_IS_COLUMN)
-    d, dz, _ = _gradients(x, dy, mean, scale, bias, param, ACTIVATION_GRADS)
+    d, dz, _ = _gradients(x, dy, mean, scale, bias, param, ACTIVATION_GRADS, LOADS_FIRST)
     if TRAINING:
         dx = tl.fma(scale, dz, -tl.fma(d, slope, offset))
     else:

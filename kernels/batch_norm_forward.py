@@ -19,9 +19,11 @@ import triton.language as tl
 
 from .batch_norm_math import (
     batch_norm_tile,
+    gated,
     in_compute_dtype,
     load_channel_vector,
     load_tile,
+    loads_issued,
     normalize,
 )
 from .tiles import with_channels
@@ -40,6 +42,7 @@ def batch_norm_activation_forward_kernel(
     C: tl.constexpr,  # channels (a constant: batch_norm_math.batch_norm_tile)
     ACTIVATION: tl.constexpr,  # @triton.jit (z, param) -> y, from kernels/activation.py
     CHANNEL_IS_COLUMN: tl.constexpr,  # channel = column (else row % C)
+    LOADS_FIRST: tl.constexpr,  # NVIDIA: no math before every load is issued (batch_norm_math)
     BLOCK_R: tl.constexpr,
     BLOCK_K: tl.constexpr,
     K_MULTIPLE: tl.constexpr,  # a power of two dividing K, for aligned vector access
@@ -52,6 +55,8 @@ def batch_norm_activation_forward_kernel(
     scale = load_channel_vector(scale_ptr, tile, CHANNEL_IS_COLUMN)
     bias = load_channel_vector(bias_ptr, tile, CHANNEL_IS_COLUMN)
     param = load_channel_vector(param_ptr, tile, CHANNEL_IS_COLUMN)
+    if LOADS_FIRST:
+        x = gated(x, loads_issued())
     _, z = normalize(in_compute_dtype(x), mean, scale, bias)
     y = ACTIVATION(z, param)
     tl.store(y_ptr + tile.offsets, y.to(y_ptr.dtype.element_ty), mask=tile.mask)

@@ -9,6 +9,20 @@ x * scale + shift. The host multiplies weight by invstd once per channel
 (``elu_triton/batch_norm/statistics.py``), which saves the tile a product
 and two of its per-channel loads. Every kernel computes z the same way, so
 the backward's recomputed z is bitwise the forward's.
+
+Every load first. A load issued after the math has started on an earlier
+one's data costs the program a second memory round trip (about a
+microsecond under load). The kernels issue the big tiles' loads and then
+the per-channel vectors', but ptxas schedules by its own latency model:
+it starts converting and computing on the first tile while later loads
+wait, the more so the more registers the math needs (2 to 8 round trips
+per tile, ``bench/static_model``). A ``tl.debug_barrier`` after the loads
+does not stop it: ptxas keeps loads above a bar.sync but hoists
+arithmetic over it. What does: the math reads x and dy through ``gated``,
+which ties them to the count a CTA-wide barrier returns (``bar.red.popc``,
+whose value ptxas cannot know): no instruction may read them before the
+barrier, and every load was issued before it. NVIDIA only (inline PTX);
+the kernels take LOADS_FIRST=False elsewhere (AMD GPUs, the interpreter).
 """
 
 import triton
@@ -63,6 +77,41 @@ def load_channel_vector(
         values = tl.load(pointer + tile.channels, mask=tile.cols < tile.K, other=0.0)[None, :]
     else:
         values = tl.load(pointer + tile.channels)[:, None]
+    return values
+
+
+@triton.jit
+def loads_issued():
+    """0, once every thread of the CTA has issued its loads: a barrier's count, shifted out."""
+    # (The count, 32 * num_warps, is below 2^31; the predicate is always true.)
+    return tl.inline_asm_elementwise(
+        "{ .reg .pred p; setp.eq.u32 p, $1, $1; bar.red.popc.u32 $0, 0, p; shr.u32 $0, $0, 31; }",
+        "=r,r",
+        [tl.program_id(0)],
+        dtype=tl.int32,
+        is_pure=False,
+        pack=1,
+    )
+
+
+@triton.jit
+def gated(values, token):
+    """values, unchanged, as results of an OR with token (0, from ``loads_issued``)."""
+    if values.dtype == tl.float64:
+        values = (values.to(tl.int64, bitcast=True) | token.to(tl.int64)).to(
+            tl.float64, bitcast=True
+        )
+    elif values.dtype == tl.float32:
+        values = (values.to(tl.int32, bitcast=True) | token).to(tl.float32, bitcast=True)
+    else:
+        # One OR per register, a pair of 16-bit values (an OR per element
+        # would cost a conversion each).
+        pair = (tl.full(values.shape, 0, tl.int16) | token.to(tl.int16)).to(
+            values.dtype, bitcast=True
+        )
+        values = tl.inline_asm_elementwise(
+            "or.b32 $0, $1, $2;", "=r,r,r", [values, pair], dtype=values.dtype, is_pure=True, pack=2
+        )
     return values
 
 

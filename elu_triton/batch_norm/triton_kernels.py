@@ -58,6 +58,14 @@ def _dense_with_kernel_args(x: torch.Tensor):
     return x, kernel_args(x, channel_count(x))
 
 
+# The passes' LOADS_FIRST (kernels/batch_norm_math.py): inline PTX, NVIDIA GPUs only.
+_PTX = torch.version.hip is None
+
+
+def _loads_first(x: torch.Tensor) -> bool:
+    return _PTX and x.is_cuda
+
+
 def _partials(x: torch.Tensor, args, count: int | None = None) -> torch.Tensor:
     """A (C, partials per channel) matrix, or count of them stacked (one allocation)."""
     shape = args.config.dalpha_partials_shape
@@ -121,7 +129,7 @@ def normalize_activate(
     scale = normalize_scale(per_channel, invstd)
     batch_norm_activation_forward_kernel[args.config.grid](
         x, mean, scale, per_channel.bias, per_channel.param, y, *args.sizes,
-        ACTIVATION=value, **args.constants,
+        ACTIVATION=value, LOADS_FIRST=_loads_first(x), **args.constants,
     )  # fmt: skip
     return y
 
@@ -147,7 +155,7 @@ def _reduce(
     batch_norm_activation_reduce_kernel[args.config.grid](
         x, dy, mean, scale, per_channel.bias, per_channel.param,
         partials[0], partials[1], dparam_partials, *args.sizes, ACTIVATION_GRADS=grads,
-        COMPUTE_DPARAM=compute_dparam, **args.constants,
+        COMPUTE_DPARAM=compute_dparam, LOADS_FIRST=_loads_first(x), **args.constants,
     )  # fmt: skip
     # (A sum each: the gradients they become must not share a storage.)
     sums = [p.sum(1, dtype=torch.float64) for p in partials]
@@ -173,7 +181,7 @@ def _dx(
         x, dy, mean, scale, per_channel.bias, per_channel.param,
         scale if offset is None else offset, scale if slope is None else slope, dx,
         *args.sizes, ACTIVATION_GRADS=grads, TRAINING=training,
-        **args.constants,
+        LOADS_FIRST=_loads_first(x), **args.constants,
     )  # fmt: skip
     return dx
 
