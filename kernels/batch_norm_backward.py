@@ -37,7 +37,6 @@ import triton.language as tl
 
 from .batch_norm_math import (
     batch_norm_tile,
-    gated,
     in_compute_dtype,
     load_channel_vector,
     load_tile,
@@ -54,11 +53,10 @@ def _gradients(x, dy, mean, scale, bias, param, ACTIVATION_GRADS, LOADS_FIRST: t
     Masked lanes loaded x = dy = 0: there dz and the dparam terms are 0, and
     so is dz * d (d = -mean is finite wherever the channel's sums are).
     """
-    if LOADS_FIRST:
-        token = loads_issued()
-        x, dy = gated(x, token), gated(dy, token)
-    d, z = normalize(in_compute_dtype(x), mean, scale, bias)
-    dz, dparam_terms = ACTIVATION_GRADS(z, in_compute_dtype(dy), param)
+    token = loads_issued(LOADS_FIRST)
+    x, dy = in_compute_dtype(x, token, LOADS_FIRST), in_compute_dtype(dy, token, LOADS_FIRST)
+    d, z = normalize(x, mean, scale, bias)
+    dz, dparam_terms = ACTIVATION_GRADS(z, dy, param)
     return d, dz, dparam_terms
 
 

@@ -19,7 +19,6 @@ import triton.language as tl
 
 from .batch_norm_math import (
     batch_norm_tile,
-    gated,
     in_compute_dtype,
     load_channel_vector,
     load_tile,
@@ -55,8 +54,7 @@ def batch_norm_activation_forward_kernel(
     scale = load_channel_vector(scale_ptr, tile, CHANNEL_IS_COLUMN)
     bias = load_channel_vector(bias_ptr, tile, CHANNEL_IS_COLUMN)
     param = load_channel_vector(param_ptr, tile, CHANNEL_IS_COLUMN)
-    if LOADS_FIRST:
-        x = gated(x, loads_issued())
-    _, z = normalize(in_compute_dtype(x), mean, scale, bias)
+    x = in_compute_dtype(x, loads_issued(LOADS_FIRST), LOADS_FIRST)
+    _, z = normalize(x, mean, scale, bias)
     y = ACTIVATION(z, param)
     tl.store(y_ptr + tile.offsets, y.to(y_ptr.dtype.element_ty), mask=tile.mask)

@@ -81,45 +81,60 @@ def load_channel_vector(
 
 
 @triton.jit
-def loads_issued():
-    """0, once every thread of the CTA has issued its loads: a barrier's count, shifted out."""
-    # (The count, 32 * num_warps, is below 2^31; the predicate is always true.)
-    return tl.inline_asm_elementwise(
-        "{ .reg .pred p; setp.eq.u32 p, $1, $1; bar.red.popc.u32 $0, 0, p; shr.u32 $0, $0, 31; }",
-        "=r,r",
-        [tl.program_id(0)],
-        dtype=tl.int32,
-        is_pure=False,
-        pack=1,
-    )
+def loads_issued(LOADS_FIRST: tl.constexpr):
+    """0; with LOADS_FIRST, once every thread of the CTA has issued its loads (a barrier's count)."""
+    if LOADS_FIRST:
+        # The count, 32 * num_warps, is below 2^31; the predicate is always true.
+        token = tl.inline_asm_elementwise(
+            "{ .reg .pred p; setp.eq.u32 p, $1, $1; bar.red.popc.u32 $0, 0, p; "
+            "shr.u32 $0, $0, 31; }",
+            "=r,r",
+            [tl.program_id(0)],
+            dtype=tl.int32,
+            is_pure=False,
+            pack=1,
+        )
+    else:
+        token = 0
+    return token
 
 
 @triton.jit
-def gated(values, token):
-    """values, unchanged, as results of an OR with token (0, from ``loads_issued``)."""
-    if values.dtype == tl.float64:
-        values = (values.to(tl.int64, bitcast=True) | token.to(tl.int64)).to(
-            tl.float64, bitcast=True
+def in_compute_dtype(values, token, LOADS_FIRST: tl.constexpr):
+    """values in the compute dtype (fp32; fp64 for fp64); with LOADS_FIRST, read after token.
+
+    token is ``loads_issued``'s 0, which the compiler cannot know: every
+    result is computed from it, so that no instruction reads values before
+    the barrier. For bf16 the conversion itself takes it (a byte permute
+    per element, as the plain conversion), for the other dtypes an OR per
+    32 bits.
+    """
+    if not LOADS_FIRST:
+        if values.dtype != tl.float64:
+            values = values.to(tl.float32)
+    elif values.dtype == tl.bfloat16:
+        # A pair of bf16 in one register: each fp32 is its 16 bits over 16
+        # zero bits, taken from token.
+        values = tl.inline_asm_elementwise(
+            "prmt.b32 $0, $2, $3, 0x1044; prmt.b32 $1, $2, $4, 0x3244;",
+            "=r,=r,r,r,r",
+            [values, tl.full(values.shape, 0, tl.int32) | token],
+            dtype=tl.float32,
+            is_pure=True,
+            pack=2,
         )
-    elif values.dtype == tl.float32:
-        values = (values.to(tl.int32, bitcast=True) | token).to(tl.float32, bitcast=True)
-    else:
-        # One OR per register, a pair of 16-bit values (an OR per element
-        # would cost a conversion each).
+    elif values.dtype == tl.float16:
         pair = (tl.full(values.shape, 0, tl.int16) | token.to(tl.int16)).to(
-            values.dtype, bitcast=True
+            tl.float16, bitcast=True
         )
         values = tl.inline_asm_elementwise(
-            "or.b32 $0, $1, $2;", "=r,r,r", [values, pair], dtype=values.dtype, is_pure=True, pack=2
-        )
-    return values
-
-
-@triton.jit
-def in_compute_dtype(values):
-    """values in the compute dtype: fp32, or fp64 for fp64."""
-    if values.dtype != tl.float64:
-        values = values.to(tl.float32)
+            "or.b32 $0, $1, $2;", "=r,r,r", [values, pair], dtype=tl.float16, is_pure=True, pack=2
+        ).to(tl.float32)
+    elif values.dtype == tl.float64:
+        bits = values.to(tl.int64, bitcast=True) | token.to(tl.int64)
+        values = bits.to(tl.float64, bitcast=True)
+    else:
+        values = (values.to(tl.int32, bitcast=True) | token).to(tl.float32, bitcast=True)
     return values
 
 
