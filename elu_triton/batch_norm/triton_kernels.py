@@ -79,7 +79,7 @@ def statistics(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     x, args = _dense_with_kernel_args(x)
     partials = _partials(x, args, 3)  # c_t, s1_t, s2_t
     batch_norm_statistics_kernel[args.config.grid](
-        x, *partials.unbind(0), *args.sizes, **args.constants
+        x, *partials.unbind(0), *args.sizes, LOADS_FIRST=_loads_first(x), **args.constants
     )
     lengths = _segment_lengths(args, x.device)
     return combine_segments(partials, lengths, elements_per_channel(x))
