@@ -14,7 +14,8 @@ backward has no atomics, every fma is explicit. ``python -m
 elu_triton.codegen [TARGET]`` prints the register counts.
 
 Each case is specialized the way a launch on a contiguous GPU tensor of
-``EXAMPLE_SHAPE`` would be: tile and warps from ``launch_config_for``;
+``EXAMPLE_SHAPE`` would be: tile and warps from ``launch_config_for`` (the
+batch norm's passes on NVIDIA targets: ``batch_norm/launch.py``);
 pointers and integer arguments divisible by 16 carry that divisibility;
 integer arguments equal to 1 become constants (Triton's specialization).
 
@@ -37,6 +38,7 @@ from triton.compiler import ASTSource
 
 from .assembly import amdgcn_resources, cubin_resources, sass_of
 from .backends.triton_config import COMPILE_OPTIONS, TUNING, LaunchConfig, launch_config_for
+from .batch_norm.launch import pass_launch_config
 from .codegen_cases import (
     ACTIVATION_KERNELS,
     DTYPES,
@@ -174,8 +176,11 @@ def compile_case(
         raise RuntimeError("kernels imported under TRITON_INTERPRET=1; use compile_cases()")
     backend, arch, warp_size = TARGETS[case.target]
     view = example_view(case.layout, case.shape)
-    tuning = TUNING[_TUNING_KIND[backend]]
-    cfg = launch_config_for(view, getattr(torch, case.dtype).itemsize, tuning)
+    element_size = getattr(torch, case.dtype).itemsize
+    if backend == "cuda" and case.kernel.startswith("bn_"):  # (batch_norm/launch.py)
+        cfg = pass_launch_config(view, element_size, case.kernel.removeprefix("bn_"))
+    else:
+        cfg = launch_config_for(view, element_size, TUNING[_TUNING_KIND[backend]])
     signature, constexprs, attrs = _specialize(fn, _kernel_arguments(case, view, cfg))
     source = ASTSource(fn=fn, signature=signature, constexprs=constexprs, attrs=attrs)
     options = dict(COMPILE_OPTIONS if options is None else options, num_warps=cfg.num_warps)

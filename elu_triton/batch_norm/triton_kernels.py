@@ -1,7 +1,8 @@
 """The Triton backend of the fused layer: allocation and launches of its kernels.
 
-Launch constants come from ``backends/triton_config.kernel_args`` (the activation's
-(R, K) view, tiles, grid and partials' shape, per channel); per-
+Launch constants come from ``launch.pass_args``: the activation's
+(``backends/triton_config.kernel_args``: the (R, K) view, tiles, grid and
+partials' shape, per channel), with each pass's own tile on NVIDIA GPUs; per-
 channel partial sums are summed, and the statistics' per-segment partials
 combined, on the host in a fixed order (fp64), so the statistics and
 dweight, dbias and dparam are reproducible run to run. Each
@@ -17,8 +18,6 @@ import functools
 import torch
 
 from ..backends.device_guard import guard_needed, run_guarded
-from ..backends.triton_config import kernel_args
-from ..checks import channel_count
 from ..kernels import activation as activation_kernels
 from ..kernels.batch_norm_backward import (
     batch_norm_activation_dx_kernel,
@@ -27,6 +26,7 @@ from ..kernels.batch_norm_backward import (
 from ..kernels.batch_norm_forward import batch_norm_activation_forward_kernel
 from ..kernels.batch_norm_statistics import batch_norm_statistics_kernel
 from ..layout import dense, with_layout_of
+from .launch import pass_args
 from .statistics import (
     PerChannel,
     combine_segments,
@@ -52,10 +52,10 @@ def kernel_helpers(activation) -> tuple:
 _HELPERS: dict[str, tuple] = {}
 
 
-def _dense_with_kernel_args(x: torch.Tensor):
-    """(dense x, its kernel arguments): x's channels are the view's, whatever the parameter's size."""
+def _dense_with_pass_args(x: torch.Tensor, pass_name: str):
+    """(dense x, a pass's kernel arguments for it: ``launch.pass_args``)."""
     x = dense(x)
-    return x, kernel_args(x, channel_count(x))
+    return x, pass_args(x, pass_name)
 
 
 # The passes' LOADS_FIRST (kernels/batch_norm_math.py): inline PTX, NVIDIA GPUs only.
@@ -76,7 +76,7 @@ def statistics(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(mean, biased var) of each channel of x, in the compute dtype."""
     if guard_needed(x):
         return run_guarded(statistics, 1, x)
-    x, args = _dense_with_kernel_args(x)
+    x, args = _dense_with_pass_args(x, "statistics")
     partials = _partials(x, args, 3)  # c_t, s1_t, s2_t
     batch_norm_statistics_kernel[args.config.grid](
         x, *partials.unbind(0), *args.sizes, LOADS_FIRST=_loads_first(x), **args.constants
@@ -123,7 +123,7 @@ def normalize_activate(
     """y = the activation of batch norm of x, in x's dtype and memory format."""
     if guard_needed(x, mean, invstd):
         return run_guarded(normalize_activate, 3, x, mean, invstd, per_channel)
-    x, args = _dense_with_kernel_args(x)
+    x, args = _dense_with_pass_args(x, "forward")
     y = torch.empty_like(x)
     value, _ = kernel_helpers(per_channel.activation)
     scale = normalize_scale(per_channel, invstd)
@@ -147,7 +147,7 @@ def _reduce(
 
     scale: ``statistics.normalize_scale(per_channel, invstd)``.
     """
-    x, args = _dense_with_kernel_args(x)
+    x, args = _dense_with_pass_args(x, "reduce")
     dy = with_layout_of(dy, x)  # read at x's offsets
     partials = _partials(x, args, 3 if compute_dparam else 2)  # dz, dz*(x - mean), dparam
     dparam_partials = partials[2] if compute_dparam else partials[0]  # (never written then)
@@ -171,7 +171,7 @@ def _dx(
     training: bool,
 ) -> torch.Tensor:
     """dx in x's dtype and memory format (coefficients: ``statistics.dx_coefficients``)."""
-    x, args = _dense_with_kernel_args(x)
+    x, args = _dense_with_pass_args(x, "dx")
     dy = with_layout_of(dy, x)
     dx = torch.empty_like(x)
     scale, offset, slope = coefficients
