@@ -149,7 +149,8 @@ def _reduce(
     """
     x, args = _dense_with_pass_args(x, "reduce")
     dy = with_layout_of(dy, x)  # read at x's offsets
-    partials = _partials(x, args, 3 if compute_dparam else 2)  # dz, dz*(x - mean), dparam
+    # dz, dz*(x - mean) and dparam partials: one allocation
+    partials = _partials(x, args, 3 if compute_dparam else 2).unbind(0)
     dparam_partials = partials[2] if compute_dparam else partials[0]  # (never written then)
     _, grads = kernel_helpers(per_channel.activation)
     batch_norm_activation_reduce_kernel[args.config.grid](
