@@ -39,6 +39,7 @@ from .batch_norm_math import (
     batch_norm_tile,
     in_compute_dtype,
     load_channel_vector,
+    load_normalization,
     load_tile,
     loads_issued,
     normalize,
@@ -47,16 +48,30 @@ from .tiles import store_channel_sums, with_channels
 
 
 @triton.jit
-def _gradients(x, dy, mean, scale, bias, param, ACTIVATION_GRADS, LOADS_FIRST: tl.constexpr):
-    """(d, dz, dparam terms) of a tile from its loads (x and dy in their own dtype).
+def _loads(
+    x_ptr, dy_ptr, mean_ptr, scale_ptr, bias_ptr, param_ptr, R, K, C: tl.constexpr,
+    CHANNEL_IS_COLUMN: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_K: tl.constexpr,
+    K_MULTIPLE: tl.constexpr, INDEX_64: tl.constexpr,
+):  # fmt: skip
+    """(tile, x, dy, its ``Normalization``): both passes' loads, x and dy in their own dtype."""
+    tile = batch_norm_tile(R, K, C, CHANNEL_IS_COLUMN, BLOCK_R, BLOCK_K, K_MULTIPLE, INDEX_64)
+    x, dy = load_tile(x_ptr, tile), load_tile(dy_ptr, tile)
+    tile = with_channels(tile, CHANNEL_IS_COLUMN)
+    vectors = load_normalization(mean_ptr, scale_ptr, bias_ptr, param_ptr, tile, CHANNEL_IS_COLUMN)
+    return tile, x, dy, vectors
+
+
+@triton.jit
+def _gradients(x, dy, vectors, ACTIVATION_GRADS: tl.constexpr, LOADS_FIRST: tl.constexpr):
+    """(d, dz, dparam terms) of a tile from its loads, once every load is issued.
 
     Masked lanes loaded x = dy = 0: there dz and the dparam terms are 0, and
     so is dz * d (d = -mean is finite wherever the channel's sums are).
     """
     token = loads_issued(LOADS_FIRST)
     x, dy = in_compute_dtype(x, token, LOADS_FIRST), in_compute_dtype(dy, token, LOADS_FIRST)
-    d, z = normalize(x, mean, scale, bias)
-    dz, dparam_terms = ACTIVATION_GRADS(z, dy, param)
+    d, z = normalize(x, vectors)
+    dz, dparam_terms = ACTIVATION_GRADS(z, dy, vectors.param)
     return d, dz, dparam_terms
 
 
@@ -83,14 +98,11 @@ def batch_norm_activation_reduce_kernel(
     K_MULTIPLE: tl.constexpr,  # a power of two dividing K, for aligned vector access
     INDEX_64: tl.constexpr,
 ):
-    tile = batch_norm_tile(R, K, C, CHANNEL_IS_COLUMN, BLOCK_R, BLOCK_K, K_MULTIPLE, INDEX_64)
-    x, dy = load_tile(x_ptr, tile), load_tile(dy_ptr, tile)
-    tile = with_channels(tile, CHANNEL_IS_COLUMN)
-    mean = load_channel_vector(mean_ptr, tile, CHANNEL_IS_COLUMN)
-    scale = load_channel_vector(scale_ptr, tile, CHANNEL_IS_COLUMN)
-    bias = load_channel_vector(bias_ptr, tile, CHANNEL_IS_COLUMN)
-    param = load_channel_vector(param_ptr, tile, CHANNEL_IS_COLUMN)
-    d, dz, dparam_terms = _gradients(x, dy, mean, scale, bias, param, ACTIVATION_GRADS, LOADS_FIRST)
+    tile, x, dy, vectors = _loads(
+        x_ptr, dy_ptr, mean_ptr, scale_ptr, bias_ptr, param_ptr, R, K, C,
+        CHANNEL_IS_COLUMN, BLOCK_R, BLOCK_K, K_MULTIPLE, INDEX_64,
+    )  # fmt: skip
+    d, dz, dparam_terms = _gradients(x, dy, vectors, ACTIVATION_GRADS, LOADS_FIRST)
     store_channel_sums(dz_partials_ptr, dz, tile, CHANNEL_IS_COLUMN)
     store_channel_sums(dz_d_partials_ptr, dz * d, tile, CHANNEL_IS_COLUMN)
     if COMPUTE_DPARAM:
@@ -120,19 +132,16 @@ def batch_norm_activation_dx_kernel(
     K_MULTIPLE: tl.constexpr,  # a power of two dividing K, for aligned vector access
     INDEX_64: tl.constexpr,
 ):
-    tile = batch_norm_tile(R, K, C, CHANNEL_IS_COLUMN, BLOCK_R, BLOCK_K, K_MULTIPLE, INDEX_64)
-    x, dy = load_tile(x_ptr, tile), load_tile(dy_ptr, tile)
-    tile = with_channels(tile, CHANNEL_IS_COLUMN)
-    mean = load_channel_vector(mean_ptr, tile, CHANNEL_IS_COLUMN)
-    scale = load_channel_vector(scale_ptr, tile, CHANNEL_IS_COLUMN)
-    bias = load_channel_vector(bias_ptr, tile, CHANNEL_IS_COLUMN)
-    param = load_channel_vector(param_ptr, tile, CHANNEL_IS_COLUMN)
+    tile, x, dy, vectors = _loads(
+        x_ptr, dy_ptr, mean_ptr, scale_ptr, bias_ptr, param_ptr, R, K, C,
+        CHANNEL_IS_COLUMN, BLOCK_R, BLOCK_K, K_MULTIPLE, INDEX_64,
+    )  # fmt: skip
     if TRAINING:
         offset = load_channel_vector(offset_ptr, tile, CHANNEL_IS_COLUMN)
         slope = load_channel_vector(slope_ptr, tile, CHANNEL_IS_COLUMN)
-    d, dz, _ = _gradients(x, dy, mean, scale, bias, param, ACTIVATION_GRADS, LOADS_FIRST)
+    d, dz, _ = _gradients(x, dy, vectors, ACTIVATION_GRADS, LOADS_FIRST)
     if TRAINING:
-        dx = tl.fma(scale, dz, -tl.fma(d, slope, offset))
+        dx = tl.fma(vectors.scale, dz, -tl.fma(d, slope, offset))
     else:
-        dx = scale * dz
+        dx = vectors.scale * dz
     tl.store(dx_ptr + tile.offsets, dx.to(dx_ptr.dtype.element_ty), mask=tile.mask)

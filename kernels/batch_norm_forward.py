@@ -20,7 +20,7 @@ import triton.language as tl
 from .batch_norm_math import (
     batch_norm_tile,
     in_compute_dtype,
-    load_channel_vector,
+    load_normalization,
     load_tile,
     loads_issued,
     normalize,
@@ -50,11 +50,8 @@ def batch_norm_activation_forward_kernel(
     tile = batch_norm_tile(R, K, C, CHANNEL_IS_COLUMN, BLOCK_R, BLOCK_K, K_MULTIPLE, INDEX_64)
     x = load_tile(x_ptr, tile)
     tile = with_channels(tile, CHANNEL_IS_COLUMN)
-    mean = load_channel_vector(mean_ptr, tile, CHANNEL_IS_COLUMN)
-    scale = load_channel_vector(scale_ptr, tile, CHANNEL_IS_COLUMN)
-    bias = load_channel_vector(bias_ptr, tile, CHANNEL_IS_COLUMN)
-    param = load_channel_vector(param_ptr, tile, CHANNEL_IS_COLUMN)
+    vectors = load_normalization(mean_ptr, scale_ptr, bias_ptr, param_ptr, tile, CHANNEL_IS_COLUMN)
     x = in_compute_dtype(x, loads_issued(LOADS_FIRST), LOADS_FIRST)
-    _, z = normalize(x, mean, scale, bias)
-    y = ACTIVATION(z, param)
+    _, z = normalize(x, vectors)
+    y = ACTIVATION(z, vectors.param)
     tl.store(y_ptr + tile.offsets, y.to(y_ptr.dtype.element_ty), mask=tile.mask)

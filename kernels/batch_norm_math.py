@@ -25,10 +25,21 @@ barrier, and every load was issued before it. NVIDIA only (inline PTX);
 the kernels take LOADS_FIRST=False elsewhere (AMD GPUs, the interpreter).
 """
 
+from typing import NamedTuple
+
 import triton
 import triton.language as tl
 
 from .tiles import tile_of
+
+
+class Normalization(NamedTuple):
+    """A tile's per-channel vectors (``load_normalization``), each broadcastable against it."""
+
+    mean: tl.tensor
+    scale: tl.tensor  # weight * invstd
+    bias: tl.tensor
+    param: tl.tensor  # the activation's parameter
 
 
 @triton.jit
@@ -78,6 +89,24 @@ def load_channel_vector(
     else:
         values = tl.load(pointer + tile.channels)[:, None]
     return values
+
+
+@triton.jit
+def load_normalization(
+    mean_ptr,  # (C,) per-channel vectors in the compute dtype
+    scale_ptr,
+    bias_ptr,
+    param_ptr,
+    tile,  # a Tile, with its channels
+    CHANNEL_IS_COLUMN: tl.constexpr,
+):
+    """The tile's channels' ``Normalization``."""
+    return Normalization(
+        load_channel_vector(mean_ptr, tile, CHANNEL_IS_COLUMN),
+        load_channel_vector(scale_ptr, tile, CHANNEL_IS_COLUMN),
+        load_channel_vector(bias_ptr, tile, CHANNEL_IS_COLUMN),
+        load_channel_vector(param_ptr, tile, CHANNEL_IS_COLUMN),
+    )
 
 
 @triton.jit
@@ -139,7 +168,7 @@ def in_compute_dtype(values, token, LOADS_FIRST: tl.constexpr):
 
 
 @triton.jit
-def normalize(x, mean, scale, bias):
-    """(d, z) for x in the compute dtype and per-channel vectors that broadcast against it."""
-    d = x - mean
-    return d, tl.fma(d, scale, bias)
+def normalize(x, vectors):
+    """(d, z) for x in the compute dtype and its tile's ``Normalization``."""
+    d = x - vectors.mean
+    return d, tl.fma(d, vectors.scale, vectors.bias)
