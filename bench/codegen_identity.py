@@ -17,9 +17,9 @@ and compares, case by case and for every target:
   count of each load and store opcode).
 
 (BASE_CHECKOUT may instead be a FILE.json that ``--save`` wrote from a
-checkout.) Cases are matched by (target, kernel, dtype, layout, dalpha); a case of
-this checkout whose activation is not the learnable ELU has no twin in a
-checkout before the activation was a parameter and is reported as new.
+checkout.) Cases are matched by (target, kernel, dtype, layout, dalpha, activation); a
+case of this checkout whose activation is not the learnable ELU has no twin
+in a checkout before the activation was a parameter and is reported as new.
 Prints one line per target and every difference; exits 1 on a difference.
 """
 
@@ -118,7 +118,9 @@ def _renamed(value):
 
 
 def _key(item: dict) -> tuple:
-    return tuple(item["case"][f] for f in _KEY_FIELDS)
+    """The case's fields, and its activation (the learnable ELU where a checkout had none)."""
+    activation = item["case"].get("activation", _BASE_ACTIVATION)
+    return (*(item["case"][f] for f in _KEY_FIELDS), activation)
 
 
 def compare(base: list[dict], head: list[dict]) -> tuple[dict, list[str]]:
@@ -128,8 +130,8 @@ def compare(base: list[dict], head: list[dict]) -> tuple[dict, list[str]]:
     for item in head:
         target = item["case"]["target"]
         tally = counts.setdefault(target, [0, 0, 0, 0])
-        activation = item["case"].get("activation", _BASE_ACTIVATION)
-        twin = base_by_key.get(_key(item)) if activation == _BASE_ACTIVATION else None
+        # (Keyed by activation too: a base's PReLU case is no twin of an ELU one.)
+        twin = base_by_key.get(_key(item))
         if twin is None:
             tally[2] += 1
             continue
