@@ -1,4 +1,4 @@
-"""The tiles of the fused batch norm's passes on NVIDIA GPUs: larger than the activation's.
+"""The launch of the fused batch norm's passes on NVIDIA GPUs: LOADS_FIRST, larger tiles.
 
 Each pass starts from the activation's launch for x's layout
 (``backends/triton_config.kernel_args``: on GPUs 4096-element tiles, 16
@@ -25,7 +25,7 @@ the tile's layout through shared memory, whose barriers come before the
 math and cost a round trip each.
 
 AMD GPUs and the CPU interpreter keep the activation's tiles (no model or
-measurement says otherwise there).
+measurement says otherwise there) and LOADS_FIRST off (``on_nvidia``).
 """
 
 import dataclasses
@@ -51,6 +51,12 @@ MAX_BLOCK_K = 128  # columns per tile with the channel per column (see above)
 
 # torch calls ROCm GPUs "cuda" devices too; only a CUDA build has NVIDIA's.
 _NVIDIA = torch.version.hip is None
+_CACHE_SIZE = 4096  # layouts and passes remembered (as kernel_args' cache)
+
+
+def on_nvidia(x: torch.Tensor) -> bool:
+    """Whether x is on an NVIDIA GPU: the passes' LOADS_FIRST (inline PTX), their own tiles."""
+    return _NVIDIA and x.is_cuda
 
 
 def pass_tuning(pass_name: str) -> Tuning:
@@ -89,11 +95,13 @@ def pass_args(x: torch.Tensor, pass_name: str) -> KernelArgs:
     Worked out once per (layout, pass), as ``kernel_args`` is per layout.
     """
     args = kernel_args(x, channel_count(x))
-    if not (_NVIDIA and x.is_cuda):
+    if not on_nvidia(x):
         return args
     key = (x.shape, x.stride(), x.dtype, pass_name)
     found = _PASS_ARGS.get(key)
     if found is None:
+        if len(_PASS_ARGS) >= _CACHE_SIZE:
+            _PASS_ARGS.clear()
         found = _PASS_ARGS[key] = _with_pass_tile(args, x.element_size(), pass_name)
     return found
 

@@ -26,7 +26,7 @@ from ..kernels.batch_norm_backward import (
 from ..kernels.batch_norm_forward import batch_norm_activation_forward_kernel
 from ..kernels.batch_norm_statistics import batch_norm_statistics_kernel
 from ..layout import dense, with_layout_of
-from .launch import pass_args
+from .launch import on_nvidia, pass_args
 from .statistics import (
     PerChannel,
     combine_segments,
@@ -58,14 +58,6 @@ def _dense_with_pass_args(x: torch.Tensor, pass_name: str):
     return x, pass_args(x, pass_name)
 
 
-# The passes' LOADS_FIRST (kernels/batch_norm_math.py): inline PTX, NVIDIA GPUs only.
-_PTX = torch.version.hip is None
-
-
-def _loads_first(x: torch.Tensor) -> bool:
-    return _PTX and x.is_cuda
-
-
 def _partials(x: torch.Tensor, args, count: int | None = None) -> torch.Tensor:
     """A (C, partials per channel) matrix, or count of them stacked (one allocation)."""
     shape = args.config.dalpha_partials_shape
@@ -79,7 +71,7 @@ def statistics(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     x, args = _dense_with_pass_args(x, "statistics")
     partials = _partials(x, args, 3)  # c_t, s1_t, s2_t
     batch_norm_statistics_kernel[args.config.grid](
-        x, *partials.unbind(0), *args.sizes, LOADS_FIRST=_loads_first(x), **args.constants
+        x, *partials.unbind(0), *args.sizes, LOADS_FIRST=on_nvidia(x), **args.constants
     )
     lengths = _segment_lengths(args, x.device)
     return combine_segments(partials, lengths, elements_per_channel(x))
@@ -129,7 +121,7 @@ def normalize_activate(
     scale = normalize_scale(per_channel, invstd)
     batch_norm_activation_forward_kernel[args.config.grid](
         x, mean, scale, per_channel.bias, per_channel.param, y, *args.sizes,
-        ACTIVATION=value, LOADS_FIRST=_loads_first(x), **args.constants,
+        ACTIVATION=value, LOADS_FIRST=on_nvidia(x), **args.constants,
     )  # fmt: skip
     return y
 
@@ -156,7 +148,7 @@ def _reduce(
     batch_norm_activation_reduce_kernel[args.config.grid](
         x, dy, mean, scale, per_channel.bias, per_channel.param,
         partials[0], partials[1], dparam_partials, *args.sizes, ACTIVATION_GRADS=grads,
-        COMPUTE_DPARAM=compute_dparam, LOADS_FIRST=_loads_first(x), **args.constants,
+        COMPUTE_DPARAM=compute_dparam, LOADS_FIRST=on_nvidia(x), **args.constants,
     )  # fmt: skip
     # (A sum each: the gradients they become must not share a storage.)
     sums = [p.sum(1, dtype=torch.float64) for p in partials]
@@ -182,7 +174,7 @@ def _dx(
         x, dy, mean, scale, per_channel.bias, per_channel.param,
         scale if offset is None else offset, scale if slope is None else slope, dx,
         *args.sizes, ACTIVATION_GRADS=grads, TRAINING=training,
-        LOADS_FIRST=_loads_first(x), **args.constants,
+        LOADS_FIRST=on_nvidia(x), **args.constants,
     )  # fmt: skip
     return dx
 
