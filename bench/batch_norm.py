@@ -107,7 +107,7 @@ def pass_bandwidth(shape, dtype, memory_format, device, copy_gbps: float) -> dic
     """
     from elu_triton.batch_norm import triton_kernels as passes
     from elu_triton.batch_norm.activations import LEARNABLE_ELU
-    from elu_triton.batch_norm.statistics import PerChannel, dx_coefficients
+    from elu_triton.batch_norm.statistics import PerChannel, dx_coefficients, normalize_scale
 
     x = torch.randn(shape, device=device, dtype=dtype).contiguous(memory_format=memory_format)
     dy = torch.randn_like(x)
@@ -115,8 +115,9 @@ def pass_bandwidth(shape, dtype, memory_format, device, copy_gbps: float) -> dic
     per_channel = PerChannel(x, weight, bias, alpha, LEARNABLE_ELU)
     mean, var = passes.statistics(x)
     invstd = torch.rsqrt(var + 1e-5)
-    sums = passes._reduce(dy, x, mean, invstd, per_channel, True)
-    coefficients = dx_coefficients(per_channel, invstd, sums, x.numel() // shape[1], True)
+    scale = normalize_scale(per_channel, invstd)
+    sums = passes._reduce(dy, x, mean, invstd, scale, per_channel, True)
+    coefficients = dx_coefficients(scale, invstd, sums, x.numel() // shape[1], True)
     size = x.numel() * x.element_size()
     runs = {
         "statistics": (lambda: passes.statistics(x), size),
@@ -124,8 +125,11 @@ def pass_bandwidth(shape, dtype, memory_format, device, copy_gbps: float) -> dic
             lambda: passes.normalize_activate(x, mean, invstd, per_channel),
             2 * size,
         ),
-        "reduction": (lambda: passes._reduce(dy, x, mean, invstd, per_channel, True), 2 * size),
-        "dx": (lambda: passes._dx(dy, x, mean, invstd, per_channel, coefficients, True), 3 * size),
+        "reduction": (
+            lambda: passes._reduce(dy, x, mean, invstd, scale, per_channel, True),
+            2 * size,
+        ),
+        "dx": (lambda: passes._dx(dy, x, mean, per_channel, coefficients, True), 3 * size),
     }
     result = {}
     for name, (fn, nbytes) in runs.items():

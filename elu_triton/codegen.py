@@ -14,7 +14,8 @@ backward has no atomics, every fma is explicit. ``python -m
 elu_triton.codegen [TARGET]`` prints the register counts.
 
 Each case is specialized the way a launch on a contiguous GPU tensor of
-``EXAMPLE_SHAPE`` would be: tile and warps from ``launch_config_for``;
+``EXAMPLE_SHAPE`` would be: tile and warps from ``launch_config_for`` (the
+batch norm's passes on NVIDIA targets: ``batch_norm/launch.py``);
 pointers and integer arguments divisible by 16 carry that divisibility;
 integer arguments equal to 1 become constants (Triton's specialization).
 
@@ -37,6 +38,7 @@ from triton.compiler import ASTSource
 
 from .assembly import amdgcn_resources, cubin_resources, sass_of
 from .backends.triton_config import COMPILE_OPTIONS, LaunchConfig, launch_config_for, tuning_for
+from .batch_norm.launch import pass_launch_config
 from .codegen_cases import (
     ACTIVATION_KERNELS,
     DTYPES,
@@ -117,7 +119,8 @@ def _kernel_arguments(case: CodegenCase, view: MemoryView, cfg: LaunchConfig) ->
     x, y, dy and dx are in the case's dtype, alpha (and the batch norm's
     param) in its parameter dtype, and every other vector (partial sums,
     per-channel statistics) in the compute dtype, as the host allocates them.
-    The batch norm's activation helpers are the case's activation's.
+    The batch norm's activation helpers are the case's activation's, and
+    its LOADS_FIRST is on for NVIDIA targets, as the host launches them.
     """
     data = _TRITON_POINTER_TYPES[case.dtype]
     compute = "*fp64" if case.dtype == "float64" else "*fp32"
@@ -125,7 +128,8 @@ def _kernel_arguments(case: CodegenCase, view: MemoryView, cfg: LaunchConfig) ->
               "CHANNEL_IS_COLUMN": view.channel_is_column, "BLOCK_R": cfg.block_r,
               "BLOCK_K": cfg.block_k, "K_MULTIPLE": cfg.k_multiple, "INDEX_64": cfg.index_64,
               "COMPUTE_DALPHA": case.compute_dalpha, "COMPUTE_DPARAM": case.compute_dalpha,
-              "TRAINING": True, **activation_helpers(case.activation)}  # fmt: skip
+              "TRAINING": True, "LOADS_FIRST": TARGETS[case.target][0] == "cuda",
+              **activation_helpers(case.activation)}  # fmt: skip
     arguments = {}
     for name in kernel_function(case.kernel).arg_names:
         if name in _BIG_TENSORS:
@@ -173,7 +177,10 @@ def compile_case(
     backend, arch, warp_size = TARGETS[case.target]
     view = example_view(case.layout, case.shape)
     element_size = getattr(torch, case.dtype).itemsize
-    cfg = launch_config_for(view, element_size, tuning_for(_TUNING_KIND[backend], element_size))
+    if backend == "cuda" and case.kernel.startswith("bn_"):  # (batch_norm/launch.py)
+        cfg = pass_launch_config(view, element_size, case.kernel.removeprefix("bn_"))
+    else:
+        cfg = launch_config_for(view, element_size, tuning_for(_TUNING_KIND[backend], element_size))
     signature, constexprs, attrs = _specialize(fn, _kernel_arguments(case, view, cfg))
     source = ASTSource(fn=fn, signature=signature, constexprs=constexprs, attrs=attrs)
     options = dict(COMPILE_OPTIONS if options is None else options, num_warps=cfg.num_warps)

@@ -30,13 +30,12 @@ partials are in the compute dtype (fp32; fp64 for fp64 x).
 import triton
 import triton.language as tl
 
+from .batch_norm_math import batch_norm_tile, in_compute_dtype, load_tile, loads_issued
 from .tiles import (
     channel_sums,
-    load_for_compute,
     per_element,
     store_channel_partials,
     store_channel_sums,
-    tile_of,
     with_channels,
 )
 
@@ -61,16 +60,18 @@ def batch_norm_statistics_kernel(
     square_partials_ptr,  # (C, segments per channel) s2_t: sums of (x - c_t)^2
     R,  # rows of the memory view
     K,  # columns of the memory view (row stride)
-    C,  # channels
+    C: tl.constexpr,  # channels (a constant: batch_norm_math.batch_norm_tile)
     CHANNEL_IS_COLUMN: tl.constexpr,  # channel = column (else row % C)
+    LOADS_FIRST: tl.constexpr,  # NVIDIA: no math before every load is issued (batch_norm_math)
     BLOCK_R: tl.constexpr,
     BLOCK_K: tl.constexpr,
     K_MULTIPLE: tl.constexpr,  # a power of two dividing K, for aligned vector access
     INDEX_64: tl.constexpr,
 ):
-    tile = tile_of(R, K, C, CHANNEL_IS_COLUMN, BLOCK_R, BLOCK_K, K_MULTIPLE, INDEX_64)
-    x = load_for_compute(x_ptr + tile.offsets, tile.mask)
+    tile = batch_norm_tile(R, K, C, CHANNEL_IS_COLUMN, BLOCK_R, BLOCK_K, K_MULTIPLE, INDEX_64)
+    x = load_tile(x_ptr, tile)
     tile = with_channels(tile, CHANNEL_IS_COLUMN)
+    x = in_compute_dtype(x, loads_issued(LOADS_FIRST), LOADS_FIRST)
     # Masked lanes loaded 0, so the sum is that of the segment's n elements.
     # The center need only be near the mean (s1 holds the rest): 1/n as
     # rsqrt(n)^2, a few ulps, once per program, where a division would

@@ -102,21 +102,41 @@ def combine_segments(
     return mean.to(partials.dtype), var.to(partials.dtype)
 
 
+def normalize_scale(per_channel: PerChannel, invstd: torch.Tensor) -> torch.Tensor:
+    """scale = weight * invstd (C,): every backend's passes compute z = (x - mean) * scale + bias.
+
+    One product per channel instead of one per element. It is the exact
+    product rounded once (two fp32 factors multiply exactly in fp64), and the
+    forward and the backward compute it from the same weight and invstd, so
+    the backward's recomputed z is bitwise the forward's.
+    """
+    return per_channel.weight * invstd
+
+
+def dz_xhat_sum(dz_d_sum: torch.Tensor, invstd: torch.Tensor) -> torch.Tensor:
+    """sum dz * xhat (fp64 (C,)) from the passes' sum dz * (x - mean): xhat = (x - mean) * invstd."""
+    return dz_d_sum.mul_(invstd)  # (in fp64: dz_d_sum's dtype)
+
+
 def dx_coefficients(
-    per_channel: PerChannel,
+    scale: torch.Tensor,
     invstd: torch.Tensor,
     sums: tuple | None,
     count: int,
     training: bool,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(weight * invstd, sum dz / M, sum dz*xhat / M), in the compute dtype.
+) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+    """(scale, offset, slope) of dx = scale * dz - (offset + (x - mean) * slope), compute dtype.
 
-    dx = weight*invstd * (dz - mean(dz) - xhat * mean(dz * xhat)) in training;
-    in eval the statistics are constants, dx = weight*invstd * dz, and the
-    last two are zeros (sums may then be None).
+    In training, dx = scale * (dz - mean(dz) - xhat * mean(dz * xhat)), so
+    offset = scale * mean(dz) and slope = scale * invstd * mean(dz * xhat),
+    each computed in fp64 from the fp64 sums and rounded once. In eval the
+    statistics are constants, dx = scale * dz: offset and slope are None
+    (sums may then be None).
     """
-    scale = per_channel.weight * invstd
     if not training:
-        return scale, torch.zeros_like(scale), torch.zeros_like(scale)
+        return scale, None, None
     sum_dz, sum_dz_xhat, _ = sums
-    return scale, (sum_dz / count).to(scale.dtype), (sum_dz_xhat / count).to(scale.dtype)
+    # Both rows at once (fewer small ops): [sum dz, sum dz*xhat * invstd] * scale / M.
+    terms = torch.stack((sum_dz, sum_dz_xhat * invstd))
+    offset, slope = terms.mul_(scale).div_(count).to(scale.dtype)
+    return scale, offset, slope

@@ -15,7 +15,13 @@ from ..backends.torch_ops import sum_per_channel
 from ..checks import channel_count
 from ..layout import dense, with_layout_of
 from ..precision import compute_dtype
-from .statistics import PerChannel, dx_coefficients, elements_per_channel
+from .statistics import (
+    PerChannel,
+    dx_coefficients,
+    dz_xhat_sum,
+    elements_per_channel,
+    normalize_scale,
+)
 
 
 def _per_channel_view(v: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -39,22 +45,21 @@ def statistics(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.batch_norm_update_stats(x, None, None, 0.0)
 
 
-def _recompute(x, mean, invstd, per_channel: PerChannel, keep_xhat: bool = True):
-    """(xhat or None, z) in the compute dtype, in x's layout.
+def _recompute(x, mean, scale, bias, keep_d: bool = True):
+    """(d = x - mean or None, z = d * scale + bias) in the compute dtype, in x's layout.
 
     In place where it can be: on the CPU a fresh activation-sized buffer
     costs about as much as a pass over it (page faults), so every step that
-    can reuse one does. (z = xhat * weight + bias rounds twice where the
-    kernels' fma rounds once: at most an ulp apart.) Without keep_xhat, xhat's
-    buffer becomes z.
+    can reuse one does. (d * scale + bias rounds twice where the kernels'
+    fma rounds once: at most an ulp apart.) Without keep_d, d's buffer
+    becomes z. The same two roundings in the forward and the backward, so
+    that both see the same z (and the same branch of the activation).
     """
     xc = x.to(compute_dtype(x.dtype))
-    xhat = torch.sub(xc, _per_channel_view(mean, x)).mul_(_per_channel_view(invstd, x))
-    weight, bias = _per_channel_view(per_channel.weight, x), _per_channel_view(per_channel.bias, x)
-    # The same two roundings in the forward and the backward, so that both
-    # see the same z (and the same branch of the activation).
-    z = xhat.mul_(weight) if not keep_xhat else torch.mul(xhat, weight)
-    return (xhat if keep_xhat else None), z.add_(bias)
+    d = torch.sub(xc, _per_channel_view(mean, x))
+    scale = _per_channel_view(scale, x)
+    z = d.mul_(scale) if not keep_d else torch.mul(d, scale)
+    return (d if keep_d else None), z.add_(_per_channel_view(bias, x))
 
 
 def normalize_activate(
@@ -62,7 +67,8 @@ def normalize_activate(
 ) -> torch.Tensor:
     """y = the activation of batch norm of x, in x's dtype and memory format."""
     x = dense(x)
-    _, z = _recompute(x, mean, invstd, per_channel, keep_xhat=False)
+    scale = normalize_scale(per_channel, invstd)
+    _, z = _recompute(x, mean, scale, per_channel.bias, keep_d=False)
     y = per_channel.activation.torch_value(z, per_channel.param)  # (z's buffer is its own)
     return with_layout_of(y.to(x.dtype), x)
 
@@ -86,7 +92,8 @@ def backward(
     """
     x = dense(x)
     dyc = with_layout_of(dy, x).to(compute_dtype(x.dtype))
-    xhat, z = _recompute(x, mean, invstd, per_channel)
+    scale = normalize_scale(per_channel, invstd)
+    d, z = _recompute(x, mean, scale, per_channel.bias)
     channels = channel_count(x)
     # The activation's backward at z (dparam per channel: a single parameter
     # is expanded to C in per_channel); z's buffer is free after it.
@@ -95,13 +102,12 @@ def backward(
     )
     sums = None
     if compute_sums:
-        dz_xhat = torch.mul(dz, xhat, out=z)
-        sums = (sum_per_channel(dz, channels), sum_per_channel(dz_xhat, channels), sum_dparam)
+        sum_dz_d = sum_per_channel(torch.mul(dz, d, out=z), channels)
+        sums = (sum_per_channel(dz, channels), dz_xhat_sum(sum_dz_d, invstd), sum_dparam)
     if not compute_dx:
         return sums, None
-    scale, mean_dz, mean_dz_xhat = dx_coefficients(
-        per_channel, invstd, sums, elements_per_channel(x), training
-    )
-    if training:  # dz - mean(dz) - xhat * mean(dz * xhat), in place
-        dz.sub_(_per_channel_view(mean_dz, x)).sub_(xhat.mul_(_per_channel_view(mean_dz_xhat, x)))
-    return sums, with_layout_of(dz.mul_(_per_channel_view(scale, x)).to(x.dtype), x)
+    scale, offset, slope = dx_coefficients(scale, invstd, sums, elements_per_channel(x), training)
+    dx = dz.mul_(_per_channel_view(scale, x))
+    if training:  # scale * dz - (offset + d * slope), in place
+        dx.sub_(d.mul_(_per_channel_view(slope, x)).add_(_per_channel_view(offset, x)))
+    return sums, with_layout_of(dx.to(x.dtype), x)

@@ -1,7 +1,8 @@
 """The Triton backend of the fused layer: allocation and launches of its kernels.
 
-Launch constants come from ``backends/triton_config.kernel_args`` (the activation's
-(R, K) view, tiles, grid and partials' shape, per channel); per-
+Launch constants come from ``launch.pass_args``: the activation's
+(``backends/triton_config.kernel_args``: the (R, K) view, tiles, grid and
+partials' shape, per channel), with each pass's own tile on NVIDIA GPUs; per-
 channel partial sums are summed, and the statistics' per-segment partials
 combined, on the host in a fixed order (fp64), so the statistics and
 dweight, dbias and dparam are reproducible run to run. Each
@@ -17,8 +18,6 @@ import functools
 import torch
 
 from ..backends.device_guard import guard_needed, run_guarded
-from ..backends.triton_config import kernel_args
-from ..checks import channel_count
 from ..kernels import activation as activation_kernels
 from ..kernels.batch_norm_backward import (
     batch_norm_activation_dx_kernel,
@@ -27,7 +26,15 @@ from ..kernels.batch_norm_backward import (
 from ..kernels.batch_norm_forward import batch_norm_activation_forward_kernel
 from ..kernels.batch_norm_statistics import batch_norm_statistics_kernel
 from ..layout import dense, with_layout_of
-from .statistics import PerChannel, combine_segments, dx_coefficients, elements_per_channel
+from .launch import on_nvidia, pass_args
+from .statistics import (
+    PerChannel,
+    combine_segments,
+    dx_coefficients,
+    dz_xhat_sum,
+    elements_per_channel,
+    normalize_scale,
+)
 
 
 def kernel_helpers(activation) -> tuple:
@@ -45,10 +52,10 @@ def kernel_helpers(activation) -> tuple:
 _HELPERS: dict[str, tuple] = {}
 
 
-def _dense_with_kernel_args(x: torch.Tensor):
-    """(dense x, its kernel arguments): x's channels are the view's, whatever the parameter's size."""
+def _dense_with_pass_args(x: torch.Tensor, pass_name: str):
+    """(dense x, a pass's kernel arguments for it: ``launch.pass_args``)."""
     x = dense(x)
-    return x, kernel_args(x, channel_count(x))
+    return x, pass_args(x, pass_name)
 
 
 def _partials(x: torch.Tensor, args, count: int | None = None) -> torch.Tensor:
@@ -61,10 +68,10 @@ def statistics(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(mean, biased var) of each channel of x, in the compute dtype."""
     if guard_needed(x):
         return run_guarded(statistics, 1, x)
-    x, args = _dense_with_kernel_args(x)
+    x, args = _dense_with_pass_args(x, "statistics")
     partials = _partials(x, args, 3)  # c_t, s1_t, s2_t
     batch_norm_statistics_kernel[args.config.grid](
-        x, *partials.unbind(0), *args.sizes, **args.constants
+        x, *partials.unbind(0), *args.sizes, LOADS_FIRST=on_nvidia(x), **args.constants
     )
     lengths = _segment_lengths(args, x.device)
     return combine_segments(partials, lengths, elements_per_channel(x))
@@ -108,12 +115,13 @@ def normalize_activate(
     """y = the activation of batch norm of x, in x's dtype and memory format."""
     if guard_needed(x, mean, invstd):
         return run_guarded(normalize_activate, 3, x, mean, invstd, per_channel)
-    x, args = _dense_with_kernel_args(x)
+    x, args = _dense_with_pass_args(x, "forward")
     y = torch.empty_like(x)
     value, _ = kernel_helpers(per_channel.activation)
+    scale = normalize_scale(per_channel, invstd)
     batch_norm_activation_forward_kernel[args.config.grid](
-        x, mean, invstd, per_channel.weight, per_channel.bias, per_channel.param, y,
-        *args.sizes, ACTIVATION=value, **args.constants,
+        x, mean, scale, per_channel.bias, per_channel.param, y, *args.sizes,
+        ACTIVATION=value, LOADS_FIRST=on_nvidia(x), **args.constants,
     )  # fmt: skip
     return y
 
@@ -123,43 +131,50 @@ def _reduce(
     x: torch.Tensor,
     mean: torch.Tensor,
     invstd: torch.Tensor,
+    scale: torch.Tensor,
     per_channel: PerChannel,
     compute_dparam: bool,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-    """(sum dz, sum dz*xhat, sum dparam terms or None) per channel, fp64 (C,)."""
-    x, args = _dense_with_kernel_args(x)
+    """(sum dz, sum dz*xhat, sum dparam terms or None) per channel, fp64 (C,).
+
+    scale: ``statistics.normalize_scale(per_channel, invstd)``.
+    """
+    x, args = _dense_with_pass_args(x, "reduce")
     dy = with_layout_of(dy, x)  # read at x's offsets
-    dz_partials, dz_xhat_partials = _partials(x, args), _partials(x, args)
-    dparam_partials = _partials(x, args) if compute_dparam else dz_partials  # never written
+    # dz, dz*(x - mean) and dparam partials: one allocation
+    partials = _partials(x, args, 3 if compute_dparam else 2).unbind(0)
+    dparam_partials = partials[2] if compute_dparam else partials[0]  # (never written then)
     _, grads = kernel_helpers(per_channel.activation)
     batch_norm_activation_reduce_kernel[args.config.grid](
-        x, dy, mean, invstd, per_channel.weight, per_channel.bias, per_channel.param,
-        dz_partials, dz_xhat_partials, dparam_partials, *args.sizes,
-        ACTIVATION_GRADS=grads, COMPUTE_DPARAM=compute_dparam, **args.constants,
+        x, dy, mean, scale, per_channel.bias, per_channel.param,
+        partials[0], partials[1], dparam_partials, *args.sizes, ACTIVATION_GRADS=grads,
+        COMPUTE_DPARAM=compute_dparam, LOADS_FIRST=on_nvidia(x), **args.constants,
     )  # fmt: skip
-    sums = [p.sum(1, dtype=torch.float64) for p in (dz_partials, dz_xhat_partials)]
-    return sums[0], sums[1], dparam_partials.sum(1, dtype=torch.float64) if compute_dparam else None
+    # (A sum each: the gradients they become must not share a storage.)
+    sums = [p.sum(1, dtype=torch.float64) for p in partials]
+    return sums[0], dz_xhat_sum(sums[1], invstd), sums[2] if compute_dparam else None
 
 
 def _dx(
     dy: torch.Tensor,
     x: torch.Tensor,
     mean: torch.Tensor,
-    invstd: torch.Tensor,
     per_channel: PerChannel,
-    coefficients: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+    coefficients: tuple,
     training: bool,
 ) -> torch.Tensor:
     """dx in x's dtype and memory format (coefficients: ``statistics.dx_coefficients``)."""
-    x, args = _dense_with_kernel_args(x)
+    x, args = _dense_with_pass_args(x, "dx")
     dy = with_layout_of(dy, x)
     dx = torch.empty_like(x)
-    scale, mean_dz, mean_dz_xhat = coefficients
+    scale, offset, slope = coefficients
     _, grads = kernel_helpers(per_channel.activation)
+    # (In eval the kernel reads no offset or slope: any vector stands in.)
     batch_norm_activation_dx_kernel[args.config.grid](
-        x, dy, mean, invstd, per_channel.weight, per_channel.bias, per_channel.param,
-        scale, mean_dz, mean_dz_xhat, dx, *args.sizes, ACTIVATION_GRADS=grads,
-        TRAINING=training, **args.constants,
+        x, dy, mean, scale, per_channel.bias, per_channel.param,
+        scale if offset is None else offset, scale if slope is None else slope, dx,
+        *args.sizes, ACTIVATION_GRADS=grads, TRAINING=training,
+        LOADS_FIRST=on_nvidia(x), **args.constants,
     )  # fmt: skip
     return dx
 
@@ -182,9 +197,11 @@ def backward(
     if guard_needed(dy, x, mean):  # (invstd is made fresh from var for each backward)
         args = (invstd, per_channel, training, compute_sums, compute_dparam, compute_dx)
         return run_guarded(backward, 3, dy, x, mean, *args)
-    sums = _reduce(dy, x, mean, invstd, per_channel, compute_dparam) if compute_sums else None
+    scale = normalize_scale(per_channel, invstd)
+    sums = None
+    if compute_sums:
+        sums = _reduce(dy, x, mean, invstd, scale, per_channel, compute_dparam)
     if not compute_dx:
         return sums, None
-    count = elements_per_channel(x)
-    coefficients = dx_coefficients(per_channel, invstd, sums, count, training)
-    return sums, _dx(dy, x, mean, invstd, per_channel, coefficients, training)
+    coefficients = dx_coefficients(scale, invstd, sums, elements_per_channel(x), training)
+    return sums, _dx(dy, x, mean, per_channel, coefficients, training)
