@@ -30,44 +30,22 @@ _ACCESS_WIDTH = re.compile(r"\.(64|128)\b")
 # documented: the grouping below is a guess, from NVIDIA's Nsight Compute
 # pipe names (fma, alu, xu) and the opcodes' meaning.
 PIPES = {
-    "fma": {"FFMA", "FADD", "FMUL", "HFMA2", "HADD2", "HMUL2", "IMAD", "DFMA", "DADD", "DMUL"},
-    "alu": {
-        "FMNMX",
-        "FSETP",
-        "FSEL",
-        "ISETP",
-        "IADD3",
-        "LOP3",
-        "SHF",
-        "LEA",
-        "SEL",
-        "PRMT",
-        "IABS",
-        "SGXT",
-        "HSETP2",
-        "HMNMX2",
-        "MOV",
-        "CS2R",
-        "PLOP3",
-        "FCHK",
-        "P2R",
-        "R2P",
-        "VIADD",
-        "IMNMX",
-        "BMSK",
-        "POPC",
-        "FLO",
-        "BREV",
-    },  # fmt: skip
-    "xu": {"F2I", "I2F", "FRND", "F2F", "MUFU", "F2FP", "I2FP", "F2IP"},
-    "memory": {"LDG", "STG", "LDS", "STS", "LDC", "SHFL", "ATOMG", "RED", "LD", "ST"},
+    # F2FP packs two fp32 values into a 16-bit pair: on sm_90 at the fp32
+    # rate, not the conversion rate (a guess from its encoding family; the
+    # one H200 run cannot tell them apart).
+    "fma": set("FFMA FADD FMUL HFMA2 HADD2 HMUL2 IMAD DFMA DADD DMUL F2FP".split()),
+    "alu": set(
+        "FMNMX FSETP FSEL ISETP IADD3 LOP3 SHF LEA SEL PRMT IABS SGXT HSETP2 HMNMX2 MOV CS2R "
+        "PLOP3 FCHK P2R R2P VIADD IMNMX BMSK POPC FLO BREV".split()
+    ),
+    "xu": set("F2I I2F FRND F2F MUFU I2FP F2IP".split()),
+    "memory": set("LDG STG LDS STS LDC SHFL ATOMG RED LD ST".split()),
 }
 # Lanes per clock per SM of each pipe (see PIPES); issue: 4 schedulers x 32.
 PIPE_RATE = {"issue": 128, "fma": 128, "alu": 64, "xu": 16}
-# F2FP packs two fp32 values into a 16-bit pair: on sm_90 it runs at the
-# fp32 rate, not the conversion rate (a guess from its encoding family;
-# the one H200 run cannot tell them apart).
-_FMA_RATE_CONVERSIONS = {"F2FP"}
+# Conversions between fp32 and integers or 16-bit floats, and rounding, on
+# whichever pipe they run.
+CONVERSIONS = {"F2I", "I2F", "FRND", "F2F", "F2FP", "I2FP", "F2IP"}
 
 
 @dataclass(frozen=True)
@@ -145,13 +123,10 @@ def pipe_counts(code: list[Instruction]) -> Counter:
     """Instructions per thread by pipe ("issue" counts every one)."""
     counts = Counter(issue=len(code))
     for ins in code:
-        pipe = next((name for name, ops in PIPES.items() if ins.base in ops), "other")
-        if ins.base in _FMA_RATE_CONVERSIONS:
-            pipe = "fma"
-        counts[pipe] += 1
+        counts[next((name for name, ops in PIPES.items() if ins.base in ops), "other")] += 1
     return counts
 
 
 def conversions(code: list[Instruction]) -> int:
     """Conversion instructions (fp32 <-> int, rounding, 16-bit packing) per thread."""
-    return sum(ins.base in PIPES["xu"] and ins.base != "MUFU" for ins in code)
+    return sum(ins.base in CONVERSIONS for ins in code)

@@ -31,6 +31,7 @@ reduction (its bytes at copy bandwidth plus LAUNCH_GAP, a guess).
 """
 
 import argparse
+import functools
 import json
 import math
 import sys
@@ -40,9 +41,11 @@ from pathlib import Path
 import torch
 import triton
 
-from elu_triton.codegen import CodegenCase, CompiledCase, compile_cases
+from elu_triton.codegen import CodegenCase, CompiledCase, compile_cases, example_view
+from elu_triton.layout import MemoryView
 
 from . import sass, targets
+from .batch_norm import SHAPE as BATCH_NORM_SHAPE
 from .cases import GPU_CASES
 from .gpus import GPUS, Gpu
 
@@ -129,7 +132,8 @@ def predict_kernel(
     blocks = blocks_per_sm(code, gpu)
     waves = code.programs / (blocks * gpu.sms)
     # Clocks a scheduler spends per warp: each pipe's instructions at its rate.
-    per_pipe = {p: code.counts.get(p, 0) * 128 / rate for p, rate in sass.PIPE_RATE.items()}
+    issue_rate = sass.PIPE_RATE["issue"]
+    per_pipe = {p: code.counts.get(p, 0) * issue_rate / rate for p, rate in sass.PIPE_RATE.items()}
     busiest = max(per_pipe, key=per_pipe.get)
     warps = code.programs * code.num_warps
     limits = {
@@ -172,6 +176,11 @@ class ModelCase:
         return CodegenCase(self.kernel, self.dtype, self.layout, True, "sm_90", self.activation,
                            self.shape)  # fmt: skip
 
+    @functools.cached_property
+    def view(self) -> MemoryView:
+        """The kernels' (R, K) memory view of x (elu_triton/layout.py)."""
+        return example_view(self.layout, self.shape)
+
     @property
     def min_bytes(self) -> int:
         """The bytes the kernel must move: its big tensors, once each."""
@@ -190,20 +199,10 @@ class ModelCase:
 
     def partial_bytes(self, block_r: int, block_k: int) -> int:
         """Bytes of one fp32 partials matrix: a sum per tile column (channel per column) or row."""
-        rows, cols = _view_sizes(self)
-        if self.layout == "channel_per_column":
-            return 4 * triton.cdiv(rows, block_r) * cols
-        return 4 * rows * triton.cdiv(cols, block_k)
-
-
-def _view_sizes(case: ModelCase) -> tuple[int, int]:
-    """(R, K) of the kernels' memory view (elu_triton/layout.py)."""
-    numel = math.prod(case.shape)
-    if case.layout == "channel_per_column":
-        return numel // case.shape[1], case.shape[1]
-    if case.layout == "shared_alpha":
-        return 1, numel
-    return numel // math.prod(case.shape[2:] or (1,)), math.prod(case.shape[2:] or (1,))
+        view = self.view
+        if view.channel_is_column:
+            return 4 * triton.cdiv(view.rows, block_r) * view.cols
+        return 4 * view.rows * triton.cdiv(view.cols, block_k)
 
 
 @dataclass(frozen=True)
@@ -233,7 +232,11 @@ def layout_of(case) -> str:
 
 
 ACTIVATION_DTYPES = ("float32", "bfloat16", "float16")
-BATCH_NORM_SHAPES = {"bn": (32, 64, 56, 56), "bn_large": (32, 256, 128, 128)}
+# bench/batch_norm.py's shape, and the activation's large (537 MB fp32) one.
+BATCH_NORM_SHAPES = {
+    "bn": BATCH_NORM_SHAPE,
+    "bn_large": next(c.shape for c in GPU_CASES if c.name == "large"),
+}
 BATCH_NORM_KERNELS = ("bn_statistics", "bn_forward", "bn_reduce", "bn_dx")
 
 

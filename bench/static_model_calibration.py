@@ -109,6 +109,11 @@ def model_case(row: dict, kernel: str) -> ModelCase:
                      case.shape)  # fmt: skip
 
 
+def cases_of(rows: list[dict]) -> list[ModelCase]:
+    """The kernels the measured rows ran, each once."""
+    return sorted({model_case(r, k) for r in rows for k in KERNELS[r["mode"]]}, key=str)
+
+
 def gpu_of(report: dict) -> Gpu:
     """The run's GPU: its row of gpus.GPUS, with the SM count and copy bandwidth it measured."""
     device = report["environment"]["device"]
@@ -203,8 +208,7 @@ def calibrate_on_history() -> int:
         return 2
     report = json.loads(REPORT.read_text())
     rows = measured_rows(report)
-    cases = sorted({model_case(r, k) for r in rows for k in KERNELS[r["mode"]]}, key=str)
-    codes = compile_history(cases)
+    codes = compile_history(cases_of(rows))
     gpu = gpu_of(report)
     constants = fit(rows, codes, gpu)
     table = predictions(rows, codes, gpu, constants)
@@ -235,8 +239,7 @@ def judge_run(path: Path, gpu_name: str | None = None, summary: Path | None = No
     if not any(r["case"] != HOST_FLOOR_CASE for r in rows):
         reason = f"{path.name} measured none of the GPU cases but the host floor's"
         return _not_judged(reason, summary)
-    cases = sorted({model_case(r, k) for r in rows for k in KERNELS[r["mode"]]}, key=str)
-    codes = static_model.compile_codes(cases, jobs=max(os.cpu_count() or 1, 1))
+    codes = static_model.compile_codes(cases_of(rows), jobs=max(os.cpu_count() or 1, 1))
     landed = static_model.calibrated()
     table = predictions(rows, codes, gpu, landed)
     refit = fit(rows, codes, gpu)
